@@ -1,0 +1,1 @@
+"""napari-pyramids: image pyramids in napari."""
