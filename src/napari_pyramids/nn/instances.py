@@ -1,0 +1,127 @@
+"""From per-pixel class probabilities to instance labels, and instance F1.
+
+The model predicts background / interior / boundary. The boundary class
+separates touching nuclei, so the connected components of the interior are
+one seed per nucleus; each seed then grows back over its predicted boundary
+rim (a marker-based region growing: the seeded-watershed idea restricted to
+the thin foreground band, which costs a few dilations instead of a priority
+flood and scales to gigapixel images).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from scipy import ndimage as ndi
+
+__all__ = ["instances_from_probabilities", "match_instances", "smallest_uint"]
+
+_FLOAT_EXACT = 2**24  # float32 holds every integer label below this exactly
+
+
+def smallest_uint(labels: np.ndarray, count: int) -> np.ndarray:
+    """``labels`` cast to the smallest unsigned dtype that holds ``count``."""
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if count <= np.iinfo(dtype).max:
+            return labels.astype(dtype, copy=False)
+    return labels.astype(np.uint64, copy=False)
+
+
+def instances_from_probabilities(
+    interior: np.ndarray,
+    foreground: np.ndarray,
+    *,
+    threshold: float = 0.5,
+    grow: int = 2,
+    min_size: int = 6,
+) -> np.ndarray:
+    """Instance labels from interior and foreground probability maps.
+
+    Parameters
+    ----------
+    interior, foreground : ndarray (H, W)
+        Probability of the interior class and of not-background.
+    threshold : float
+        Probability above which a pixel is interior / foreground.
+    grow : int
+        How far (pixels, 8-connected) seeds grow into the foreground; the
+        predicted boundary rim is one or two pixels wide.
+    min_size : int
+        Instances with fewer pixels are dropped (noise, debris). Foreground
+        blobs that contain no seed but reach this size become instances of
+        their own (small nuclei whose interior was not predicted).
+
+    Returns
+    -------
+    ndarray
+        Labels 0..n in the smallest unsigned dtype that holds n.
+    """
+    seeds, count = ndi.label(interior > threshold)
+    if count >= _FLOAT_EXACT:
+        raise ValueError(f"{count} seeds: too many to grow exactly in float32")
+    fg = foreground > threshold
+    grown = seeds.astype(np.float32)
+    kernel = np.ones((3, 3), np.uint8)
+    for _ in range(grow):
+        dilated = cv2.dilate(grown, kernel)
+        fill = fg & (grown == 0)
+        grown[fill] = dilated[fill]
+    labels = grown.astype(np.int64 if count >= 2**31 else np.int32)
+    del grown, seeds
+    orphans, extra = ndi.label(fg & (labels == 0))
+    if extra:
+        labels[orphans > 0] = orphans[orphans > 0] + count
+        count += extra
+    del orphans
+    sizes = np.bincount(labels.ravel(), minlength=count + 1)
+    keep = sizes >= min_size
+    keep[0] = False
+    lookup = np.zeros(count + 1, labels.dtype)
+    lookup[keep] = np.arange(1, int(keep.sum()) + 1)
+    return smallest_uint(lookup[labels], int(keep.sum()))
+
+
+def match_instances(
+    true: np.ndarray, pred: np.ndarray, iou_threshold: float = 0.5
+) -> dict[str, float]:
+    """Match predicted to true instances at an IoU threshold; return counts and F1.
+
+    For ``iou_threshold >= 0.5`` each instance has at most one partner above
+    the threshold, so counting the pairs above it is an optimal matching.
+
+    Returns
+    -------
+    dict
+        ``tp``, ``fp``, ``fn``, ``precision``, ``recall``, ``f1``,
+        ``mean_matched_iou``.
+    """
+    if iou_threshold < 0.5:
+        raise ValueError("iou_threshold must be >= 0.5 for a unique matching")
+    if true.shape != pred.shape:
+        raise ValueError(f"shapes differ: true {true.shape}, pred {pred.shape}")
+    _, t = np.unique(true, return_inverse=True)
+    _, p = np.unique(pred, return_inverse=True)
+    t, p = t.ravel(), p.ravel()
+    t_has_bg, p_has_bg = bool((true == 0).any()), bool((pred == 0).any())
+    n_t, n_p = int(t.max()) + 1, int(p.max()) + 1
+    inter = np.bincount(t * n_p + p, minlength=n_t * n_p).reshape(n_t, n_p)
+    inter = inter[int(t_has_bg) :, int(p_has_bg) :]
+    area_t = np.bincount(t, minlength=n_t)[int(t_has_bg) :]
+    area_p = np.bincount(p, minlength=n_p)[int(p_has_bg) :]
+    iou = inter / (area_t[:, None] + area_p[None, :] - inter).clip(min=1)
+    matched = iou > iou_threshold
+    tp = int(matched.sum())
+    n_true, n_pred = len(area_t), len(area_p)
+    fp, fn = n_pred - tp, n_true - tp
+    precision = tp / n_pred if n_pred else 1.0
+    recall = tp / n_true if n_true else 1.0
+    f1 = 2 * tp / (n_true + n_pred) if n_true + n_pred else 1.0
+    return {
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "mean_matched_iou": float(iou[matched].mean()) if tp else 0.0,
+    }
