@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["instances_from_probabilities", "match_instances", "smallest_uint"]
+__all__ = ["instances_from_masks", "match_instances", "smallest_uint"]
 
 _FLOAT_EXACT = 2**24  # float32 holds every integer label below this exactly
 
@@ -27,22 +27,20 @@ def smallest_uint(labels: np.ndarray, count: int) -> np.ndarray:
     return labels.astype(np.uint64, copy=False)
 
 
-def instances_from_probabilities(
+def instances_from_masks(
     interior: np.ndarray,
     foreground: np.ndarray,
     *,
-    threshold: float = 0.5,
     grow: int = 2,
     min_size: int = 6,
 ) -> np.ndarray:
-    """Instance labels from interior and foreground probability maps.
+    """Instance labels from the interior and foreground masks.
 
     Parameters
     ----------
-    interior, foreground : ndarray (H, W)
-        Probability of the interior class and of not-background.
-    threshold : float
-        Probability above which a pixel is interior / foreground.
+    interior, foreground : ndarray of bool (H, W)
+        Pixels predicted as nucleus interior, and as not background
+        (interior or boundary).
     grow : int
         How far (pixels, 8-connected) seeds grow into the foreground; the
         predicted boundary rim is one or two pixels wide.
@@ -56,29 +54,33 @@ def instances_from_probabilities(
     ndarray
         Labels 0..n in the smallest unsigned dtype that holds n.
     """
-    seeds, count = ndi.label(interior > threshold)
+    seeds, count = ndi.label(interior)
     if count >= _FLOAT_EXACT:
         raise ValueError(f"{count} seeds: too many to grow exactly in float32")
-    fg = foreground > threshold
     grown = seeds.astype(np.float32)
+    del seeds
     kernel = np.ones((3, 3), np.uint8)
     for _ in range(grow):
         dilated = cv2.dilate(grown, kernel)
-        fill = fg & (grown == 0)
+        fill = foreground & (grown == 0)
         grown[fill] = dilated[fill]
-    labels = grown.astype(np.int64 if count >= 2**31 else np.int32)
-    del grown, seeds
-    orphans, extra = ndi.label(fg & (labels == 0))
+        del dilated, fill
+    labels = grown.astype(np.int32)
+    del grown
+    orphans, extra = ndi.label(foreground & (labels == 0))
     if extra:
-        labels[orphans > 0] = orphans[orphans > 0] + count
+        found = orphans > 0
+        labels[found] = orphans[found] + count
         count += extra
+        del found
     del orphans
     sizes = np.bincount(labels.ravel(), minlength=count + 1)
     keep = sizes >= min_size
     keep[0] = False
-    lookup = np.zeros(count + 1, labels.dtype)
+    lookup = np.zeros(count + 1, np.int64)
     lookup[keep] = np.arange(1, int(keep.sum()) + 1)
-    return smallest_uint(lookup[labels], int(keep.sum()))
+    kept = int(keep.sum())
+    return smallest_uint(lookup.astype(smallest_uint(lookup, kept).dtype)[labels], kept)
 
 
 def match_instances(

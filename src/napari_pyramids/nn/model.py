@@ -209,13 +209,18 @@ class CompactDeepLab(nn.Module):
         """The ASPP module (``classifier.0``)."""
         return self.classifier[0]
 
+    def pad_to_stride(self, x: torch.Tensor) -> torch.Tensor:
+        """Pad bottom and right (edge values) to a multiple of the output stride."""
+        stride = self.output_stride
+        pad_y, pad_x = -x.shape[-2] % stride, -x.shape[-1] % stride
+        if pad_y or pad_x:
+            x = F.pad(x, (0, pad_x, 0, pad_y), mode="replicate")
+        return x
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of shape (N, num_classes, H, W) for an input (N, C, H, W)."""
         height, width = x.shape[-2:]
-        stride = self.output_stride
-        pad_y, pad_x = -height % stride, -width % stride
-        if pad_y or pad_x:
-            x = F.pad(x, (0, pad_x, 0, pad_y), mode="replicate")
+        x = self.pad_to_stride(x)
         low, features = self.backbone(x)
         head = self.classifier(features)
         if self.decoder is None:

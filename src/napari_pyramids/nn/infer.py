@@ -1,0 +1,380 @@
+"""Tiled inference: image in, nuclei instance labels (or ASPP branch maps) out.
+
+The image is cut into overlapping tiles, each tile keeps only its centre (the
+overlap is split half and half between neighbours, so every kept pixel has at
+least ``overlap / 2`` pixels of real context), and the kept parts are written
+into the full-size result: bounded memory for any image size, no seams.
+
+ASPP's image-pooling branch summarises its whole input, so per tile it would
+differ and leave seams. It is computed once, before the tiles, from the whole
+image (block-averaged to at most ``context_size`` pixels on its long side,
+i.e. exactly the whole image up to that size) and pinned for every tile.
+
+Long runs report progress and can be cancelled between tiles, committing
+nothing: :func:`segment_steps` is a generator that yields ``(done, total)``
+per tile (for napari's generator thread workers), and :func:`segment` takes
+``progress`` and ``cancel`` callbacks.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from .aspp import ASPPPooling
+from .instances import instances_from_masks
+from .model import CompactDeepLab
+from .normalize import normalize, percentile_range
+from .synthetic import BACKGROUND, INTERIOR
+from .weights import load_model
+
+__all__ = [
+    "SegmentationCancelled",
+    "aspp_branch_responses",
+    "resolve_device",
+    "segment",
+    "segment_steps",
+]
+
+ModelLike = str | Path | CompactDeepLab
+Progress = Callable[[int, int], None]
+Steps = Generator[tuple[int, int], None, np.ndarray]
+
+
+class SegmentationCancelled(RuntimeError):
+    """Raised by :func:`segment` when ``cancel()`` returned True; nothing was returned."""
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` picks CUDA, then Apple MPS, then the CPU; anything else is passed to torch."""
+    if str(device) != "auto":
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _as_model(model: ModelLike) -> CompactDeepLab:
+    if isinstance(model, CompactDeepLab):
+        return model
+    if isinstance(model, nn.Module):
+        raise TypeError(f"expected a CompactDeepLab (see load_model), got {type(model).__name__}")
+    return load_model(model)
+
+
+def _inference_copy(model: CompactDeepLab, device: torch.device) -> CompactDeepLab:
+    """An eval-mode copy with every conv+BN pair folded into one conv.
+
+    Folding is exact in eval mode and saves a pass over every feature map;
+    module names (``classifier.0.convs.N``) are kept for hooks. The caller's
+    model is left untouched.
+    """
+    net = copy.deepcopy(model).eval()
+    for module in net.modules():
+        if isinstance(module, nn.Sequential):
+            for i in range(len(module) - 1):
+                conv, bn = module[i], module[i + 1]
+                if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                    module[i], module[i + 1] = fuse_conv_bn_eval(conv, bn), nn.Identity()
+    memory_format = torch.channels_last if device.type == "cpu" else torch.contiguous_format
+    return net.to(device=device, memory_format=memory_format)
+
+
+def _check_image(image: np.ndarray, channels: int, channel_axis: int | None) -> np.ndarray:
+    """Validate and return a (H, W) view (one-channel model) or (C, H, W) view."""
+    image = np.asarray(image)
+    if image.dtype == bool or image.dtype.kind not in "uif":
+        raise ValueError(f"image must be integer or float, got dtype {image.dtype}")
+    if channel_axis is not None:
+        if image.ndim != 3:
+            raise ValueError(f"channel_axis given but image has {image.ndim} dims, expected 3")
+        image = np.moveaxis(image, channel_axis, 0)
+        if image.shape[0] != channels:
+            raise ValueError(
+                f"the model takes {channels} channel(s), the image has {image.shape[0]} on "
+                f"channel_axis={channel_axis}; pick the nuclear stain channel, e.g. "
+                f"np.take(image, c, axis={channel_axis})"
+            )
+        if channels == 1:
+            image = image[0]
+    elif channels > 1:
+        raise ValueError(f"the model takes {channels} channels: pass channel_axis")
+    if image.ndim == 3 and image.shape[-1] in (3, 4):
+        raise ValueError(
+            f"image of shape {image.shape} looks like RGB(A) but the model takes one "
+            "channel: pass the nuclear stain channel, e.g. image[..., 2] for blue DAPI, "
+            "or give channel_axis=-1 with a one-channel image"
+        )
+    if image.ndim != (2 if channels == 1 else 3):
+        raise ValueError(
+            f"expected one 2-D image (H, W), got shape {image.shape}; loop over the "
+            "leading axes of a stack, or pass channel_axis for channels"
+        )
+    if image.size == 0:
+        raise ValueError(f"image is empty (shape {image.shape})")
+    if image.dtype.kind == "f" and not np.isfinite(image).all():
+        bad = int(np.count_nonzero(~np.isfinite(image)))
+        raise ValueError(f"image contains {bad} NaN or infinite values; replace them first")
+    return image
+
+
+def _tile_starts(length: int, tile: int, overlap: int) -> tuple[list[int], int]:
+    """Evenly spaced tile starts covering ``length``, and the tile length used."""
+    if length <= tile:
+        return [0], length
+    count = math.ceil((length - overlap) / (tile - overlap))
+    size = min(tile, math.ceil(math.ceil((length - overlap) / count + overlap) / 16) * 16)
+    starts = [round(i * (length - size) / (count - 1)) for i in range(count)]
+    return starts, size
+
+
+def _kept(starts: list[int], size: int, length: int) -> list[tuple[int, int]]:
+    """The part of each tile it writes: up to the middle of each overlap."""
+    cuts = [0] + [(s + prev + size) // 2 for prev, s in zip(starts, starts[1:])] + [length]
+    return list(zip(cuts, cuts[1:]))
+
+
+@contextmanager
+def _pinned_image_pooling(
+    net: CompactDeepLab, tensor: Callable[[np.ndarray], torch.Tensor], image: np.ndarray,
+    context_size: int,
+) -> Iterator[None]:
+    """Compute the image-pooling vectors once from the whole image and pin them."""
+    pools = [m for m in net.modules() if isinstance(m, ASPPPooling)]
+    height, width = image.shape[-2:]
+    factor = max(1, math.ceil(max(height, width) / context_size))
+    fy, fx = min(factor, height), min(factor, width)
+    hc, wc = height // fy, width // fx
+    blocks = image[..., : hc * fy, : wc * fx].reshape(*image.shape[:-2], hc, fy, wc, fx)
+    coarse = blocks.mean(axis=(-3, -1), dtype=np.float32)
+    with torch.inference_mode():
+        _, features = net.backbone(net.pad_to_stride(tensor(coarse)))
+        for pool in pools:
+            pool.fixed = pool.pool(features)
+    try:
+        yield
+    finally:
+        for pool in pools:
+            pool.fixed = None
+
+
+def _run_tiled(
+    image: np.ndarray,
+    net: CompactDeepLab,
+    device: torch.device,
+    tile_fn: Callable[[torch.Tensor], np.ndarray],
+    out: np.ndarray,
+    *,
+    tile_size: int,
+    overlap: int,
+    context_size: int,
+) -> Generator[tuple[int, int], None, np.ndarray]:
+    """Run ``tile_fn`` on normalised tiles, write the kept parts into ``out``."""
+    if tile_size < 32 or not 0 <= overlap <= tile_size // 2:
+        raise ValueError(
+            f"need tile_size >= 32 and 0 <= overlap <= tile_size / 2, got {tile_size}, {overlap}"
+        )
+    value_range = percentile_range(image)
+    memory_format = torch.channels_last if device.type == "cpu" else torch.contiguous_format
+
+    def tensor(array: np.ndarray) -> torch.Tensor:
+        batch = torch.from_numpy(normalize(array, value_range)).reshape(1, -1, *array.shape[-2:])
+        return batch.to(device=device, memory_format=memory_format)
+
+    height, width = image.shape[-2:]
+    ys, tile_h = _tile_starts(height, tile_size, overlap)
+    xs, tile_w = _tile_starts(width, tile_size, overlap)
+    keep_y, keep_x = _kept(ys, tile_h, height), _kept(xs, tile_w, width)
+    total = len(ys) * len(xs)
+    yield 0, total
+    with _pinned_image_pooling(net, tensor, image, context_size), torch.inference_mode():
+        done = 0
+        for y0, (ky0, ky1) in zip(ys, keep_y):
+            for x0, (kx0, kx1) in zip(xs, keep_x):
+                maps = tile_fn(tensor(image[..., y0 : y0 + tile_h, x0 : x0 + tile_w]))
+                out[..., ky0:ky1, kx0:kx1] = maps[..., ky0 - y0 : ky1 - y0, kx0 - x0 : kx1 - x0]
+                done += 1
+                yield done, total
+    return out
+
+
+def segment_steps(
+    image: np.ndarray,
+    model: ModelLike = "nuclei",
+    *,
+    tile_size: int = 1024,
+    overlap: int = 64,
+    device: str | torch.device = "auto",
+    channel_axis: int | None = None,
+    threshold: float = 0.5,
+    min_size: int = 6,
+    context_size: int = 1024,
+) -> Steps:
+    """Generator form of :func:`segment`: yields ``(done, total)`` tiles, returns labels.
+
+    Use ``labels = yield from segment_steps(...)`` inside a napari generator
+    worker; stopping the iteration (``worker.quit()``) stops between tiles and
+    returns nothing. Parameters are those of :func:`segment`.
+    """
+    net0 = _as_model(model)
+    image = _check_image(image, net0.in_channels, channel_axis)
+    dev = resolve_device(device)
+    net = _inference_copy(net0, dev)
+
+    def masks(batch: torch.Tensor) -> np.ndarray:
+        probs = torch.softmax(net(batch)[0], dim=0)
+        interior = probs[INTERIOR] > threshold
+        foreground = probs[BACKGROUND] < 1.0 - threshold
+        return torch.stack([interior, foreground]).cpu().numpy()
+
+    out = np.zeros((2, *image.shape[-2:]), bool)
+    yield from _run_tiled(
+        image, net, dev, masks, out,
+        tile_size=tile_size, overlap=overlap, context_size=context_size,
+    )
+    return instances_from_masks(out[0], out[1], min_size=min_size)
+
+
+def segment(
+    image: np.ndarray,
+    model: ModelLike = "nuclei",
+    *,
+    tile_size: int = 1024,
+    overlap: int = 64,
+    device: str | torch.device = "auto",
+    channel_axis: int | None = None,
+    threshold: float = 0.5,
+    min_size: int = 6,
+    context_size: int = 1024,
+    progress: Progress | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> np.ndarray:
+    """Segment nuclei: one 2-D fluorescence image in, instance labels out.
+
+    Parameters
+    ----------
+    image : ndarray (H, W)
+        Any integer or float dtype and range (normalised by its 1st and 99.8th
+        percentiles). Never modified.
+    model : str, path or CompactDeepLab
+        A registered name, a weights file, or a loaded model (:func:`load_model`).
+    tile_size, overlap : int
+        Tiles of at most ``tile_size`` pixels square sharing ``overlap`` pixels
+        with each neighbour; memory is bounded by the tile, not the image.
+    device : str or torch.device
+        ``"auto"`` (CUDA, MPS, CPU), or e.g. ``"cpu"``, ``"cuda:1"``.
+    channel_axis : int, optional
+        Axis of a channel axis of length 1 (or of ``in_channels``).
+    threshold : float
+        Class-probability threshold for interior and foreground.
+    min_size : int
+        Smallest nucleus kept, in pixels.
+    context_size : int
+        Long side of the (block-averaged) image the image-pooling branch sees.
+    progress : callable(done, total), optional
+        Called before the first tile with ``(0, total)`` and after every tile.
+    cancel : callable() -> bool, optional
+        Checked between tiles; when it returns True, :class:`SegmentationCancelled`
+        is raised and nothing is returned.
+
+    Returns
+    -------
+    ndarray
+        Labels of shape (H, W), 0 for background, in the smallest unsigned
+        integer dtype that holds the number of nuclei.
+    """
+    steps = segment_steps(
+        image, model, tile_size=tile_size, overlap=overlap, device=device,
+        channel_axis=channel_axis, threshold=threshold, min_size=min_size,
+        context_size=context_size,
+    )
+    return _drive(steps, progress, cancel)
+
+
+def _drive(steps: Steps, progress: Progress | None, cancel: Callable[[], bool] | None):
+    """Run a step generator to its return value, reporting and checking cancel."""
+    try:
+        while True:
+            done, total = next(steps)
+            if progress is not None:
+                progress(done, total)
+            if cancel is not None and done < total and cancel():
+                steps.close()
+                raise SegmentationCancelled(f"cancelled after {done} of {total} tiles")
+    except StopIteration as stop:
+        return stop.value
+
+
+def aspp_branch_responses(
+    image: np.ndarray,
+    model: ModelLike = "nuclei",
+    *,
+    tile_size: int = 1024,
+    overlap: int = 64,
+    device: str | torch.device = "auto",
+    channel_axis: int | None = None,
+    context_size: int = 1024,
+    progress: Progress | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> dict[str, np.ndarray]:
+    """Per-branch ASPP responses, upsampled to the image size.
+
+    Each branch of ``classifier.0.convs`` (the 1x1 branch, one per atrous
+    rate, the image-pooling branch) is captured with a forward hook, averaged
+    over its channels (post-ReLU activation, so "how much this branch
+    responds here") and upsampled bilinearly (``align_corners=False``, pixel
+    centres aligned) from the output stride to the image grid.
+
+    Returns
+    -------
+    dict
+        ``{"1x1": ..., "rate 2": ..., ..., "image pooling": ...}``, float32
+        arrays of shape (H, W). Other parameters as in :func:`segment`.
+    """
+    net0 = _as_model(model)
+    image = _check_image(image, net0.in_channels, channel_axis)
+    dev = resolve_device(device)
+    net = _inference_copy(net0, dev)
+    aspp = net.aspp
+    names = aspp.branch_names
+    captured: dict[int, torch.Tensor] = {}
+    hooks = [
+        branch.register_forward_hook(lambda _m, _i, out, i=i: captured.__setitem__(i, out))
+        for i, branch in enumerate(aspp.convs)
+    ]
+
+    def responses(batch: torch.Tensor) -> np.ndarray:
+        net(batch)
+        height, width = batch.shape[-2:]
+        maps = torch.cat([captured[i].mean(dim=1, keepdim=True) for i in range(len(names))], 1)
+        stride = net.output_stride
+        full = F.interpolate(
+            maps, size=(maps.shape[-2] * stride, maps.shape[-1] * stride),
+            mode="bilinear", align_corners=False,
+        )
+        return full[0, :, :height, :width].float().cpu().numpy()
+
+    out = np.zeros((len(names), *image.shape[-2:]), np.float32)
+    try:
+        _drive(
+            _run_tiled(
+                image, net, dev, responses, out,
+                tile_size=tile_size, overlap=overlap, context_size=context_size,
+            ),
+            progress, cancel,
+        )
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return dict(zip(names, out))

@@ -1,0 +1,170 @@
+"""Model registry, checksums and safe loading of weights.
+
+Weights are read without executing code: safetensors files directly, and
+``.pt`` / ``.pth`` files only through ``torch.load(weights_only=True)``, which
+refuses anything but tensors and plain containers. A registered model is
+checked against its recorded SHA-256 before it is read. Every failure raises
+:class:`WeightsError` naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .model import CompactDeepLab
+
+__all__ = ["REGISTRY", "WEIGHTS_DIR", "RegisteredModel", "WeightsError", "load_model", "sha256_file"]
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    """A shipped model: its file under :data:`WEIGHTS_DIR`, checksum and purpose."""
+
+    filename: str
+    sha256: str
+    description: str
+
+
+REGISTRY: dict[str, RegisteredModel] = {
+    "nuclei": RegisteredModel(
+        filename="nuclei.safetensors",
+        sha256="SHA256_PLACEHOLDER",
+        description=(
+            "Fluorescence nuclei (DAPI/Hoechst-like), one channel; classes background, "
+            "interior, boundary. Trained by napari_pyramids.nn.train on synthetic images."
+        ),
+    ),
+}
+
+
+class WeightsError(ValueError):
+    """Weights that cannot be loaded: unreadable, wrong checksum, keys or shapes."""
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            state = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError) as exc:
+        raise WeightsError(f"{path}: not a readable safetensors file ({exc})") from exc
+    config = json.loads(metadata["config"]) if "config" in metadata else {}
+    return state, config
+
+
+def _read_torch(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
+        raise WeightsError(
+            f"{path}: refused or unreadable by torch.load(weights_only=True); only plain "
+            f"state dicts are accepted, nothing is unpickled ({exc})"
+        ) from exc
+    config: dict[str, Any] = {}
+    if isinstance(obj, dict) and "state_dict" in obj:
+        config = obj.get("config") or {}
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
+    ):
+        raise WeightsError(
+            f"{path}: not a state dict (a mapping of parameter names to tensors), "
+            f"got {type(obj).__name__}"
+        )
+    return obj, config
+
+
+def _check_state(path: Path, model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    mismatched = [
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing keys (e.g. {missing[:3]})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[:3]})")
+    if mismatched:
+        problems.append(f"{len(mismatched)} shape mismatches (e.g. {mismatched[:3]})")
+    if problems:
+        raise WeightsError(f"{path}: checkpoint does not fit the model: " + "; ".join(problems))
+
+
+def load_model(name_or_path: str | Path, *, sha256: str | None = None) -> CompactDeepLab:
+    """Load a registered model by name, or a weights file, in eval mode on the CPU.
+
+    Parameters
+    ----------
+    name_or_path : str or Path
+        A name in :data:`REGISTRY` (``"nuclei"``) or a path to a
+        ``.safetensors`` file (architecture in its ``config`` metadata) or a
+        ``.pt`` / ``.pth`` state dict (optionally ``{"state_dict": ...,
+        "config": {...}}``); without a config the default
+        :class:`~.model.CompactDeepLab` architecture is assumed.
+    sha256 : str, optional
+        Expected checksum of a file given by path; registered models always
+        use the recorded one.
+
+    Raises
+    ------
+    FileNotFoundError
+        Unknown name and no such file.
+    WeightsError
+        Checksum mismatch, unreadable or unsafe file, not a state dict, keys or
+        shapes that do not fit the architecture.
+    """
+    name = str(name_or_path)
+    if name in REGISTRY:
+        entry = REGISTRY[name]
+        path, sha256 = WEIGHTS_DIR / entry.filename, entry.sha256
+    else:
+        path = Path(name_or_path).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"no model named {name!r} and no such file; registered models: {sorted(REGISTRY)}"
+            )
+    if sha256 is not None:
+        actual = sha256_file(path)
+        if actual != sha256.lower():
+            raise WeightsError(
+                f"{path}: SHA-256 mismatch (expected {sha256}, got {actual}); the file is "
+                "corrupt, truncated or not the recorded weights"
+            )
+    suffix = path.suffix.lower()
+    if suffix == ".safetensors":
+        state, config = _read_safetensors(path)
+    elif suffix in (".pt", ".pth"):
+        state, config = _read_torch(path)
+    else:
+        raise WeightsError(f"{path}: unknown weights format {suffix!r}; use .safetensors, .pt or .pth")
+    try:
+        model = CompactDeepLab(**config)
+    except (TypeError, ValueError) as exc:
+        raise WeightsError(f"{path}: invalid architecture config {config} ({exc})") from exc
+    _check_state(path, model, state)
+    model.load_state_dict(state, strict=True)
+    return model.eval()
