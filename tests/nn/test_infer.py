@@ -1,0 +1,106 @@
+import numpy as np
+import pytest
+
+from napari_pyramids.nn import (
+    SegmentationCancelled,
+    aspp_branch_responses,
+    load_model,
+    segment,
+    segment_steps,
+)
+from napari_pyramids.nn.instances import match_instances
+from napari_pyramids.nn.synthetic import make_dataset, make_nuclei_image
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model("nuclei")
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return make_nuclei_image((400, 448), np.random.default_rng(777))
+
+
+def test_f1_on_held_out_synthetic_set(model):
+    tp = fp = fn = 0
+    for image, labels in make_dataset(10, (256, 256), seed=2024):  # training used seed 0
+        result = match_instances(labels, segment(image, model, device="cpu"))
+        tp, fp, fn = tp + result["tp"], fp + result["fp"], fn + result["fn"]
+    f1 = 2 * tp / (2 * tp + fp + fn)
+    assert f1 >= 0.9, (f1, tp, fp, fn)
+
+
+def test_tiled_agrees_with_whole_image_away_from_border(model, scene):
+    image, _ = scene
+    whole = segment(image, model, device="cpu")
+    tiled = segment(image, model, device="cpu", tile_size=160, overlap=64)
+    inner = (slice(16, -16), slice(16, -16))
+    agree = np.mean((whole[inner] > 0) == (tiled[inner] > 0))
+    assert agree > 0.999
+    assert match_instances(whole, tiled)["f1"] > 0.98
+
+
+def test_labels_shape_dtype_and_input_untouched(model, scene):
+    image, _ = scene
+    image16 = (image.astype(np.float64) / image.max() * 4000).astype(np.uint16)
+    before = image16.copy()
+    labels = segment(image16, model, device="cpu")
+    np.testing.assert_array_equal(image16, before)
+    assert labels.shape == image16.shape
+    assert labels.dtype == (np.uint8 if labels.max() < 256 else np.uint16)
+    # percentile normalisation: the same picture as float in another range
+    labels_f = segment(image16.astype(np.float32) * 0.001 - 3.0, model, device="cpu")
+    assert match_instances(labels, labels_f)["f1"] > 0.99
+
+
+def test_progress_cancel_and_generator(model, scene):
+    image, _ = scene
+    calls = []
+    labels = segment(image, model, device="cpu", tile_size=256, overlap=32, progress=lambda d, t: calls.append((d, t)))
+    total = calls[-1][1]
+    assert calls == [(i, total) for i in range(total + 1)] and total == 4
+    steps = segment_steps(image, model, device="cpu", tile_size=256, overlap=32)
+    seen = []
+    try:
+        while True:
+            seen.append(next(steps))
+    except StopIteration as stop:
+        np.testing.assert_array_equal(stop.value, labels)
+    assert seen == calls
+    with pytest.raises(SegmentationCancelled, match="after 2 of 4"):
+        segment(image, model, device="cpu", tile_size=256, overlap=32, cancel=lambda: len(calls) > 6,
+                progress=lambda d, t: calls.append((d, t)))
+
+
+@pytest.mark.parametrize(
+    ("image", "kwargs", "match"),
+    [
+        (np.zeros((32, 32, 3), np.uint8), {}, r"RGB.*image\[\.\.\., 2\]"),
+        (np.zeros((32, 32, 3), np.uint8), {"channel_axis": -1}, r"np.take\(image, c, axis=-1\)"),
+        (np.zeros(32), {}, "2-D"),
+        (np.zeros((0, 32)), {}, "empty"),
+        (np.full((32, 32), np.nan, np.float32), {}, "NaN"),
+        (np.array([[0.0, np.inf]] * 16), {}, "NaN or infinite"),
+        (np.zeros((32, 32), bool), {}, "dtype bool"),
+    ],
+)
+def test_bad_input_is_a_clear_value_error(model, image, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        segment(image, model, device="cpu", **kwargs)
+
+
+def test_single_channel_axis_is_accepted(model, scene):
+    image, _ = scene
+    crop = image[:128, :128]
+    np.testing.assert_array_equal(
+        segment(crop[None], model, device="cpu", channel_axis=0), segment(crop, model, device="cpu")
+    )
+
+
+def test_aspp_branch_responses(model, scene):
+    image, _ = scene
+    maps = aspp_branch_responses(image[:200, :232], model, device="cpu")
+    assert list(maps) == ["1x1", "rate 2", "rate 4", "rate 6", "image pooling"]
+    assert all(m.shape == (200, 232) and m.dtype == np.float32 for m in maps.values())
+    assert np.ptp(maps["image pooling"]) < 1e-5 < np.ptp(maps["rate 2"])
