@@ -69,7 +69,7 @@ def test_progress_cancel_and_generator(model, scene):
         np.testing.assert_array_equal(stop.value, labels)
     assert seen == calls
     with pytest.raises(SegmentationCancelled, match="after 2 of 4"):
-        segment(image, model, device="cpu", tile_size=256, overlap=32, cancel=lambda: len(calls) > 6,
+        segment(image, model, device="cpu", tile_size=256, overlap=32, cancel=lambda: len(calls) > 7,
                 progress=lambda d, t: calls.append((d, t)))
 
 

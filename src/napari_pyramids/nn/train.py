@@ -2,7 +2,7 @@
 
 The shipped weights ``weights/nuclei.safetensors`` were made with::
 
-    python -m napari_pyramids.nn.train --seed 0 --steps 1500 \\
+    python -m napari_pyramids.nn.train --seed 0 --steps 450 --patch 160 \\
         --out src/napari_pyramids/nn/weights/nuclei.safetensors
 
 which took about TRAIN_MINUTES minutes on 2 shared CPU cores (torch 2.13,
@@ -72,9 +72,9 @@ class _Pool:
 def train(
     *,
     seed: int = 0,
-    steps: int = 1500,
+    steps: int = 450,
     batch_size: int = 8,
-    patch: int = 192,
+    patch: int = 160,
     lr: float = 3e-3,
     pool_size: int = 48,
     log_every: int = 50,
@@ -96,7 +96,7 @@ def train(
         loss.backward()
         optimizer.step()
         schedule.step()
-        pool.refresh(2)
+        pool.refresh(1)
         if step % log_every == 0 or step == steps:
             minutes = (time.perf_counter() - start) / 60
             print(f"step {step:5d}  loss {loss.item():.4f}  {minutes:.1f} min", flush=True)
@@ -131,9 +131,9 @@ def evaluate(model: torch.nn.Module, seed: int, count: int = 16) -> dict[str, fl
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--steps", type=int, default=450)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--patch", type=int, default=192)
+    parser.add_argument("--patch", type=int, default=160)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--out", required=True, help="output .safetensors path")
