@@ -5,7 +5,7 @@ The shipped weights ``weights/nuclei.safetensors`` were made with::
     python -m napari_pyramids.nn.train --seed 0 --steps 450 --patch 160 \\
         --out src/napari_pyramids/nn/weights/nuclei.safetensors
 
-which took about TRAIN_MINUTES minutes on 2 shared CPU cores (torch 2.13,
+which took about 25.9 minutes on 2 shared CPU cores (torch 2.13,
 ``--threads 2``). Every image comes from :mod:`.synthetic`, drawn from
 ``--seed``; the held-out evaluation at the end uses seed ``seed + 1000``,
 images the model never saw.

@@ -37,7 +37,7 @@ class RegisteredModel:
 REGISTRY: dict[str, RegisteredModel] = {
     "nuclei": RegisteredModel(
         filename="nuclei.safetensors",
-        sha256="SHA256_PLACEHOLDER",
+        sha256="cef6759839cfa6590197cb45b0855f96e70b067feb8484a392ed5ebebdb733b8",
         description=(
             "Fluorescence nuclei (DAPI/Hoechst-like), one channel; classes background, "
             "interior, boundary. Trained by napari_pyramids.nn.train on synthetic images."
