@@ -49,7 +49,9 @@ def _as_array(image, name: str = "image") -> np.ndarray:
     arr = np.asarray(image)
     if arr.dtype == bool:
         arr = arr.astype(np.float32)
-    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+    if not (
+        np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
+    ):
         raise TypeError(
             f"{name} must hold real numbers (integers or floats), got dtype {arr.dtype}"
         )
@@ -112,7 +114,9 @@ def _count_levels(
     if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)):
         raise TypeError(f"levels must be a whole number or None, got {levels!r}")
     if levels < 1:
-        raise ValueError(f"levels must be at least 1 (level 0 is the image), got {levels}")
+        raise ValueError(
+            f"levels must be at least 1 (level 0 is the image), got {levels}"
+        )
     if levels > most:
         sides = "x".join(str(shape[ax]) for ax in axes)
         raise ValueError(
@@ -142,7 +146,7 @@ def _check_finite(image: np.ndarray, smallest_level: np.ndarray) -> None:
 
 # -------------------------------------------------------------- array layout
 class _Layout:
-    """Moves an image to the kernels' ``(frames, *spatial, channels)`` layout and back."""
+    """Moves an image to the kernel layout ``(frames, *spatial, channels)`` and back."""
 
     def __init__(self, ndim: int, channel_axis: int | None, reduce_z: bool):
         self.spatial = spatial_axes(ndim, channel_axis=channel_axis, reduce_z=reduce_z)
