@@ -49,15 +49,28 @@ def _as_array(image, name: str = "image") -> np.ndarray:
     arr = np.asarray(image)
     if arr.dtype == bool:
         arr = arr.astype(np.float32)
+    check_real(arr, name)
+    return arr
+
+
+def check_real(arr, name: str = "image") -> None:
+    """Raise unless ``arr`` (numpy, dask or zarr) holds real numbers, not empty."""
     if not (
         np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
     ):
         raise TypeError(
             f"{name} must hold real numbers (integers or floats), got dtype {arr.dtype}"
         )
-    if arr.size == 0:
+    if math.prod(arr.shape) == 0:
         raise ValueError(f"{name} is empty (shape {arr.shape}); nothing to reduce")
-    return arr
+
+
+def is_lazy(image) -> bool:
+    """True for dask and zarr arrays, which go to the out-of-core engine.
+
+    Decided from the type's module so that dask and zarr are never imported here.
+    """
+    return type(image).__module__.split(".")[0] in ("dask", "zarr")
 
 
 def _float_dtype(dtype: np.dtype) -> np.dtype:
@@ -331,6 +344,19 @@ def gaussian_pyramid(
     half-pixel shift) and the range of integer images is kept (no rescaling to
     [0, 1]). See Burt & Adelson (1983).
     """
+    if is_lazy(image):
+        from napari_pyramids.lazy import pyramid as lazy
+
+        return lazy.gaussian_pyramid(
+            image,
+            levels,
+            a=a,
+            channel_axis=channel_axis,
+            reduce_z=reduce_z,
+            min_size=min_size,
+            preserve_dtype=preserve_dtype,
+            backend=backend,
+        )
     arr = _as_array(image)
     a = _check_a(a)
     layout = _Layout(arr.ndim, channel_axis, reduce_z)
@@ -379,6 +405,18 @@ def laplacian_pyramid(
     list of numpy.ndarray
         ``levels`` float arrays (float32, or float64 for float64 input).
     """
+    if is_lazy(image):
+        from napari_pyramids.lazy import pyramid as lazy
+
+        return lazy.laplacian_pyramid(
+            image,
+            levels,
+            a=a,
+            channel_axis=channel_axis,
+            reduce_z=reduce_z,
+            min_size=min_size,
+            backend=backend,
+        )
     gauss = gaussian_pyramid(
         image,
         levels,
