@@ -9,6 +9,9 @@ The public API (a contract: tests, docs and users depend on these names)::
     npp.reduce(image) / npp.expand(image, shape)
     npp.equal_size_levels(pyramid)
     npp.add_pyramid(viewer, layer, kind="gaussian", output="octaves", ...)
+    npp.write_ome_zarr(image_or_pyramid, path, *, levels=None, overwrite=False, ...)
+    npp.read_ome_zarr(path)    # lazy levels + axes, scale, translate
+    # gaussian_pyramid / laplacian_pyramid given a dask or zarr array return dask arrays
 
 ``import napari_pyramids`` stays light: torch, Qt and napari load only when a
 name that needs them is first used (module ``__getattr__``, PEP 562).
@@ -30,6 +33,8 @@ __version__ = "0.1.0"
 # name -> module that defines it; imported on first access only.
 _LAZY = {
     "add_pyramid": "napari_pyramids.console",
+    "write_ome_zarr": "napari_pyramids.lazy.ome_zarr",
+    "read_ome_zarr": "napari_pyramids.lazy.ome_zarr",
 }
 
 __all__ = [

@@ -9,15 +9,17 @@ pass it on and say where the work ran.
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 
 
 def current_client():
     """The active ``dask.distributed`` Client, or None (also without distributed)."""
-    try:
-        from distributed import default_client
-    except ImportError:
+    # A Client exists only if distributed was imported: don't pay for importing it.
+    if "distributed" not in sys.modules:
         return None
+    from distributed import default_client
+
     try:
         return default_client()
     except ValueError:  # "No clients found"
