@@ -62,6 +62,12 @@ def make_pyramid_job(source: Source, settings: PyramidSettings) -> Job:
         raise ValueError(
             f"output must be one of {tuple(OUTPUTS)}, got {settings.output!r}"
         )
+    if source.is_lazy and settings.output != "multiscale":
+        raise ValueError(
+            f"{source.name!r} is dask/zarr backed (out of core): show its pyramid as "
+            f"{OUTPUTS['multiscale']!r}, computed chunk by chunk as you view it; "
+            f"{OUTPUTS[settings.output]!r} would load it whole"
+        )
     ndim = len(source.data.shape)
     n_levels = pyramid_depth(
         source.data.shape,
@@ -128,6 +134,11 @@ class PyramidWidget(JobWidget):
     them: separate layers that overlay the image exactly, one multiscale layer,
     or an equal-size stack with a slider. Runs off the GUI thread; Cancel stops
     between octaves and adds nothing.
+
+    A dask- or zarr-backed layer (a whole-slide scan, a light-sheet volume) gets a
+    lazy pyramid shown as one multiscale layer: nothing is loaded up front, and
+    napari computes the blocks it draws. Save it with File > Save Selected Layers
+    ("Save pyramid as OME-Zarr").
     """
 
     def __init__(self, viewer: napari.viewer.Viewer):
@@ -175,11 +186,20 @@ class PyramidWidget(JobWidget):
         """Show only the options that apply to the current choices."""
         self.levels.enabled = not self.auto_levels.value
         self.reduce_z.visible = self._is_volume()
+        if self._is_lazy():  # out-of-core data: only the lazy multiscale output
+            self.output.value = "multiscale"
+        self.output.enabled = not self._is_lazy()
         self._note.value = MULTISCALE_NOTE if self.output.value == "multiscale" else ""
 
     def _is_volume(self) -> bool:
         layer = self.image.value
         return layer is not None and layer.ndim >= 3
+
+    def _is_lazy(self) -> bool:
+        try:
+            return source_from_layer(self.image.value).is_lazy
+        except (TypeError, ValueError):  # no or empty layer: Run will say so
+            return False
 
     def settings(self) -> PyramidSettings:
         return PyramidSettings(
