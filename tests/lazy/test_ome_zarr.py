@@ -177,9 +177,18 @@ def test_failed_write_leaves_no_half_written_store(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == []
 
 
-def test_progress_counts_every_band_once(tmp_path):
-    img = RNG.random((300, 90), dtype=np.float32)
-    steps = list(oz.iter_write_ome_zarr(img, tmp_path / "s.zarr", levels=4, chunks=32))
+@pytest.mark.parametrize(
+    "what",
+    [
+        RNG.random((300, 90), dtype=np.float32),
+        RNG.random((70, 40, 3), dtype=np.float32),  # volume, z kept
+        npp.gaussian_pyramid(RNG.random((40, 100, 90), dtype=np.float32), 3),
+    ],
+    ids=["image", "volume", "given pyramid"],
+)
+def test_progress_counts_every_band_once(tmp_path, what):
+    writer = oz.iter_write_ome_zarr(what, tmp_path / "s.zarr", chunks=32)
+    steps = list(writer)
     assert [d for d, _ in steps] == list(range(1, len(steps) + 1))
     assert all(t == len(steps) for _, t in steps)
 

@@ -65,6 +65,7 @@ class _Plan:
     n_levels: int
     out_dtype: np.dtype
     chunks: tuple[tuple[int, ...], ...]  # level-0 chunks
+    axis0_blocks: list[tuple[int, ...]]  # per level, to split it into bands
 
 
 def _axis_names(n_spatial: int, has_channel: bool) -> tuple[str, ...]:
@@ -99,6 +100,13 @@ def _plan_image(
         arr = arr.rechunk({0: 1})
     arr = arr.rechunk(lazy.level_chunks(arr, axes, chunks))
     out_dtype = arr.dtype if preserve_dtype else core._float_dtype(arr.dtype)
+    blocks = [arr.chunks[0]]
+    for _ in range(n_levels - 1):  # the chunks iter_write_ome_zarr will give
+        if 0 in axes:
+            n = math.ceil(sum(blocks[-1]) / 2)
+            blocks.append(lazy._side_chunks(n, arr.chunks[0][0]))
+        else:
+            blocks.append(blocks[-1])
     return _Plan(
         source=arr,
         given=None,
@@ -109,6 +117,7 @@ def _plan_image(
         n_levels=n_levels,
         out_dtype=np.dtype(out_dtype),
         chunks=arr.chunks,
+        axis0_blocks=blocks,
     )
 
 
@@ -137,9 +146,15 @@ def _plan_pyramid(pyramid, channel_axis, chunks):
                 f"{first.dtype} (each level half the one above, rounded up); "
                 "pass the image instead to compute its pyramid"
             )
+    # every level in level 0's blocks (halved along the reduced axes)
     spatial = reduced or tuple(range(first.ndim - 2, first.ndim))
-    side = None if chunks is None else chunks
-    level0 = first.rechunk(lazy.level_chunks(first, spatial, side))
+    first = first.rechunk(lazy.level_chunks(first, spatial, chunks))
+    side = [first.chunks[ax][0] for ax in spatial]
+    kept = {ax: first.chunks[ax] for ax in range(first.ndim) if ax not in spatial}
+    levels = [
+        lv.rechunk(kept).rechunk(lazy.level_chunks(lv.rechunk(kept), spatial, side))
+        for lv in levels
+    ]
     return _Plan(
         source=None,
         given=levels,
@@ -149,7 +164,8 @@ def _plan_pyramid(pyramid, channel_axis, chunks):
         reduced=reduced,
         n_levels=len(levels),
         out_dtype=np.dtype(first.dtype),
-        chunks=level0.chunks,
+        chunks=first.chunks,
+        axis0_blocks=[lv.chunks[0] for lv in levels],
     )
 
 
@@ -274,18 +290,14 @@ def iter_write_ome_zarr(
             scratch = zarr.open_group(
                 _make_temp(path, "scratch"), mode="w", zarr_format=3
             )
-        side = [plan.chunks[ax][0] for ax in (plan.reduced or spatial)]
+        side = [plan.chunks[ax][0] for ax in plan.reduced]
         shapes, previous = [], None
-        level_bands = [len(_bands(c0, _BANDS_PER_LEVEL)) for c0 in _level0_rows(plan)]
-        total, done = sum(level_bands), 0
+        total = sum(len(_bands(b, _BANDS_PER_LEVEL)) for b in plan.axis0_blocks)
+        done = 0
         with cluster.scheduler_for(client) as scheduler:
             for k in range(plan.n_levels):
                 if plan.given is not None:
-                    level = plan.given[k]
-                    level = level.rechunk(
-                        lazy.level_chunks(level, plan.reduced or spatial, side)
-                    )
-                    floats = None
+                    level, floats = plan.given[k], None
                 elif k == 0:
                     level, floats = plan.source, None
                 else:
@@ -352,17 +364,6 @@ def iter_write_ome_zarr(
         _remove(temp)
         if scratch is not None:
             _remove(Path(scratch.store.root))
-
-
-def _level0_rows(plan: _Plan) -> list[tuple[int, ...]]:
-    """Axis-0 blocks of every level, to count the bands before writing."""
-    rows, n = [], plan.chunks[0]
-    for _ in range(plan.n_levels):
-        rows.append(n)
-        if 0 in plan.reduced:
-            total = math.ceil(sum(n) / 2)
-            n = lazy._side_chunks(total, plan.chunks[0][0])
-    return rows
 
 
 def _per_axis(values, spatial, ndim, default, what) -> list[float]:
