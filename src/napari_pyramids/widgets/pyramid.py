@@ -52,6 +52,7 @@ class PyramidSettings:
     output: str = "octaves"
     reduce_z: bool = False
     min_size: int = DEFAULT_MIN_SIZE
+    keep_dtype: bool = True  # Gaussian octaves of a uint8 image stay uint8
 
 
 def make_pyramid_job(source: Source, settings: PyramidSettings) -> Job:
@@ -103,6 +104,7 @@ def pyramid_job(source: Source, settings: PyramidSettings, n_levels: int, axes):
         kind=settings.kind,
         channel_axis=source.channel_axis,
         reduce_z=settings.reduce_z,
+        preserve_dtype=settings.keep_dtype and not band,
     )
     for k, level in enumerate(octaves):
         levels.append(level)
@@ -114,16 +116,18 @@ def pyramid_job(source: Source, settings: PyramidSettings, n_levels: int, axes):
         stack = equal_size_levels(levels)
         yield Step(total, total, "stacked")
         return [stack_layer(stack, source, name=f"{name} octaves (stack)", band=band)]
+    # Gaussian octave 0 is the source itself: adding it again would only clutter.
+    first = 1 if not band and n_levels > 1 else 0
     return [
         octave_layer(
-            level,
+            levels[k],
             source,
             k,
             axes,
             name=level_name(source, settings.kind, k, n_levels),
             band=band and k < n_levels - 1,
         )
-        for k, level in enumerate(levels)
+        for k in range(first, n_levels)
     ]
 
 
@@ -131,8 +135,9 @@ class PyramidWidget(JobWidget):
     """Plugins > napari-pyramids > Pyramid.
 
     Pick an image layer, Gaussian or Laplacian, how many octaves, and how to show
-    them: separate layers that overlay the image exactly, one multiscale layer,
-    or an equal-size stack with a slider. Runs off the GUI thread; Cancel stops
+    them: separate layers that overlay the image exactly (Gaussian octave 0 is
+    the image itself and is not added again), one multiscale layer, or an
+    equal-size stack with a slider. Runs off the GUI thread; Cancel stops
     between octaves and adds nothing.
 
     A dask- or zarr-backed layer (a whole-slide scan, a light-sheet volume) gets a
@@ -164,6 +169,9 @@ class PyramidWidget(JobWidget):
             value="octaves",
         )
         self.reduce_z = CheckBox(text="reduce z too (isotropic volume)", value=False)
+        self.keep_dtype = CheckBox(
+            text="Gaussian octaves keep the image dtype", value=True
+        )
         self._note = Label(value="")
         self.extend(
             [
@@ -179,12 +187,14 @@ class PyramidWidget(JobWidget):
         self.append(self._note)
         self.auto_levels.changed.connect(self._sync)
         self.output.changed.connect(self._sync)
+        self.kind.changed.connect(self._sync)
         self.image.changed.connect(self._sync)
         self._sync()
 
     def _sync(self, *_):
         """Show only the options that apply to the current choices."""
         self.levels.enabled = not self.auto_levels.value
+        self.keep_dtype.visible = self.kind.value == "gaussian"
         self.reduce_z.visible = self._is_volume()
         if self._is_lazy():  # out-of-core data: only the lazy multiscale output
             self.output.value = "multiscale"
@@ -207,6 +217,7 @@ class PyramidWidget(JobWidget):
             levels=None if self.auto_levels.value else self.levels.value,
             output=self.output.value,
             reduce_z=bool(self.reduce_z.value and self._is_volume()),
+            keep_dtype=self.keep_dtype.value,
         )
 
     def prepare(self) -> Job:
