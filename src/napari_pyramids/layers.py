@@ -132,7 +132,11 @@ def _display_meta(source: Source, data, *, band: bool) -> dict:
     """Colour settings: diverging around 0 for bands, the source's look otherwise."""
     meta: dict = {"rgb": source.rgb}
     if band:
-        meta["contrast_limits"] = band_contrast(data)
+        if isinstance(data, np.ndarray):
+            meta["contrast_limits"] = band_contrast(data)
+        else:  # lazy: a percentile would compute the whole pyramid; estimate instead
+            lo, hi = source.display.get("contrast_limits", (0.0, 1.0))
+            meta["contrast_limits"] = (-(hi - lo) / 4, (hi - lo) / 4)
         if not source.rgb:  # RGB bands keep colour; symmetric limits put 0 at grey
             meta["colormap"] = BAND_COLORMAP
     else:
@@ -178,7 +182,8 @@ def multiscale_layer(
     a coarse pixel off. Use :func:`octave_layer` when exact overlay matters.
     """
     meta = _spatial_meta(source, 0, ())
-    meta.update(_display_meta(source, levels[-1], band=band))
+    # bands: contrast from the finest band (the residual is low-pass, not signed)
+    meta.update(_display_meta(source, levels[0], band=band))
     meta["name"] = name
     meta["multiscale"] = True
     return (levels, meta, "image")

@@ -73,5 +73,7 @@ def write_pyramid(path: str, data, attributes: dict) -> list[str]:
         scale=attributes.get("scale") if spatial else None,
         translate=attributes.get("translate") if spatial else None,
         name=attributes.get("name"),
+        # napari's save dialog has already asked before replacing an existing path
+        overwrite=True,
     )
     return [path]
