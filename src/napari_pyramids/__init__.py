@@ -1,1 +1,64 @@
-"""napari-pyramids: image pyramids in napari."""
+"""napari-pyramids: image pyramids in napari, and the same tools for scripts.
+
+The public API (a contract: tests, docs and users depend on these names)::
+
+    import napari_pyramids as npp
+    npp.gaussian_pyramid(image, levels=None, *, channel_axis=None, ...)
+    npp.laplacian_pyramid(image, levels=None, *, channel_axis=None, ...)
+    npp.reconstruct(laplacian)
+    npp.reduce(image) / npp.expand(image, shape)
+    npp.equal_size_levels(pyramid)
+    npp.add_pyramid(viewer, layer, kind="gaussian", output="octaves", ...)
+    npp.write_ome_zarr(image_or_pyramid, path, *, levels=None, overwrite=False, ...)
+    npp.read_ome_zarr(path)    # lazy levels + axes, scale, translate
+    # gaussian_pyramid / laplacian_pyramid given a dask or zarr array return dask arrays
+
+``import napari_pyramids`` stays light: torch, Qt and napari load only when a
+name that needs them is first used (module ``__getattr__``, PEP 562).
+"""
+
+from importlib import import_module
+
+from napari_pyramids.core.pyramid import (
+    equal_size_levels,
+    expand,
+    gaussian_pyramid,
+    iter_pyramid,
+    laplacian_pyramid,
+    pyramid_depth,
+    reconstruct,
+    reduce,
+)
+
+__version__ = "0.1.0"
+
+# name -> module that defines it; imported on first access only.
+_LAZY = {
+    "add_pyramid": "napari_pyramids.console",
+    "write_ome_zarr": "napari_pyramids.lazy.ome_zarr",
+    "read_ome_zarr": "napari_pyramids.lazy.ome_zarr",
+}
+
+__all__ = [
+    "equal_size_levels",
+    "expand",
+    "gaussian_pyramid",
+    "iter_pyramid",
+    "laplacian_pyramid",
+    "pyramid_depth",
+    "reconstruct",
+    "reduce",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'napari_pyramids' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

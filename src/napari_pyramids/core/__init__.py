@@ -1,0 +1,1 @@
+"""GUI-free algorithms: numpy arrays in, numpy arrays out. No napari, no Qt."""

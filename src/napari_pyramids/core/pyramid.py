@@ -1,0 +1,579 @@
+"""Gaussian and Laplacian pyramids (Burt & Adelson 1983) on numpy arrays.
+
+Conventions (see DESIGN.md):
+
+* The last two axes are spatial (y, x). ``channel_axis`` marks colour; with
+  ``reduce_z=True`` the last three non-channel axes (z, y, x) are reduced. Any
+  other leading axes (time, stacks) are processed frame by frame.
+* Level 0 is the input. Octave ``k`` keeps sample ``2**k * j`` of level 0 at its
+  pixel ``j``: as a napari layer it overlays the input with
+  ``scale = base_scale * 2**k`` and the base translate.
+* Integers are computed in float32; float32 stays float32 and float64 stays
+  float64. Gaussian levels can be cast back to the input dtype on request;
+  Laplacian bands are always float (they are signed).
+
+References
+----------
+.. [1] P. J. Burt and E. H. Adelson, "The Laplacian Pyramid as a Compact Image
+   Code", IEEE Trans. Communications 31(4), 532-540, 1983.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from napari_pyramids.core import _kernels
+from napari_pyramids.core._kernels import DEFAULT_A
+
+__all__ = [
+    "DEFAULT_MIN_SIZE",
+    "equal_size_levels",
+    "expand",
+    "gaussian_pyramid",
+    "laplacian_pyramid",
+    "iter_pyramid",
+    "max_levels",
+    "pyramid_depth",
+    "reconstruct",
+    "reduce",
+    "spatial_axes",
+]
+
+#: ``levels=None`` stops before the smallest reduced side would drop below this.
+DEFAULT_MIN_SIZE = 8
+
+
+# ------------------------------------------------------------------ checking
+def _as_array(image, name: str = "image") -> np.ndarray:
+    arr = np.asarray(image)
+    if arr.dtype == bool:
+        arr = arr.astype(np.float32)
+    check_real(arr, name)
+    return arr
+
+
+def check_real(arr, name: str = "image") -> None:
+    """Raise unless ``arr`` (numpy, dask or zarr) holds real numbers, not empty."""
+    if not (
+        np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
+    ):
+        raise TypeError(
+            f"{name} must hold real numbers (integers or floats), got dtype {arr.dtype}"
+        )
+    if math.prod(arr.shape) == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape}); nothing to reduce")
+
+
+def is_lazy(image) -> bool:
+    """True for dask and zarr arrays, which go to the out-of-core engine.
+
+    Decided from the type's module so that dask and zarr are never imported here.
+    """
+    return type(image).__module__.split(".")[0] in ("dask", "zarr")
+
+
+def _float_dtype(dtype: np.dtype) -> np.dtype:
+    """float64 stays float64; everything else is computed in float32."""
+    return np.dtype(np.float64) if dtype == np.float64 else np.dtype(np.float32)
+
+
+def spatial_axes(
+    ndim: int, *, channel_axis: int | None = None, reduce_z: bool = False
+) -> tuple[int, ...]:
+    """Return the (non-negative) axes a pyramid reduces, for an array of ``ndim`` dims.
+
+    Raises a ValueError naming the problem when the array has too few dimensions
+    or ``channel_axis`` is out of range.
+    """
+    if channel_axis is not None:
+        if not -ndim <= channel_axis < ndim:
+            raise ValueError(
+                f"channel_axis={channel_axis} is out of range for an image with "
+                f"{ndim} dimensions (valid: {-ndim} to {ndim - 1}, or None)"
+            )
+        channel_axis %= ndim
+    others = [ax for ax in range(ndim) if ax != channel_axis]
+    need = 3 if reduce_z else 2
+    if len(others) < need:
+        what = "(z, y, x)" if reduce_z else "(y, x)"
+        raise ValueError(
+            f"a pyramid needs {need} spatial axes {what}, but the image has "
+            f"{ndim} dimension(s)"
+            + (" besides the channel axis" if channel_axis is not None else "")
+            + "; pass a 2-D (y, x) image or a volume"
+        )
+    return tuple(others[-need:])
+
+
+def max_levels(shape: Sequence[int], axes: Sequence[int]) -> int:
+    """Number of levels (level 0 included) until the smallest reduced side is 1."""
+    smallest = min(shape[ax] for ax in axes)
+    return 1 + math.ceil(math.log2(smallest)) if smallest > 1 else 1
+
+
+def _count_levels(
+    shape: Sequence[int], axes: Sequence[int], levels: int | None, min_size: int
+) -> int:
+    most = max_levels(shape, axes)
+    if levels is None:
+        if min_size < 1:
+            raise ValueError(f"min_size must be at least 1, got {min_size}")
+        n, smallest = 1, min(shape[ax] for ax in axes)
+        while n < most and math.ceil(smallest / 2) >= min_size:
+            smallest = math.ceil(smallest / 2)
+            n += 1
+        return n
+    if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)):
+        raise TypeError(f"levels must be a whole number or None, got {levels!r}")
+    if levels < 1:
+        raise ValueError(
+            f"levels must be at least 1 (level 0 is the image), got {levels}"
+        )
+    if levels > most:
+        sides = "x".join(str(shape[ax]) for ax in axes)
+        raise ValueError(
+            f"levels={levels} is more than a {sides} image allows: its smallest side "
+            f"reaches 1 pixel at level {most - 1}, so at most {most} levels; pass "
+            f"levels<={most} or levels=None"
+        )
+    return int(levels)
+
+
+def _check_finite(image: np.ndarray, smallest_level: np.ndarray) -> None:
+    """Raise if the image holds NaN or inf.
+
+    With non-negative kernel weights every input sample reaches the coarsest
+    level, so NaN/inf anywhere shows up there; the full (costly) scan runs only
+    when the cheap one finds something, to give an exact count.
+    """
+    if np.isfinite(smallest_level).all():
+        return
+    bad = int(image.size - np.count_nonzero(np.isfinite(image)))
+    if bad:
+        raise ValueError(
+            f"image contains {bad} NaN or infinite value(s); replace them first, "
+            "e.g. np.nan_to_num(image) or fill them from neighbours"
+        )
+
+
+# -------------------------------------------------------------- array layout
+class _Layout:
+    """Moves an image to the kernel layout ``(frames, *spatial, channels)`` and back."""
+
+    def __init__(self, ndim: int, channel_axis: int | None, reduce_z: bool):
+        self.spatial = spatial_axes(ndim, channel_axis=channel_axis, reduce_z=reduce_z)
+        self.channel_axis = None if channel_axis is None else channel_axis % ndim
+        self.ndim = ndim
+
+    def to_kernel(self, x: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
+        if self.channel_axis is None:
+            x = x[..., None]
+        else:
+            x = np.moveaxis(x, self.channel_axis, -1)
+        # Leading (frame) axes are everything before the spatial block.
+        n_sp = len(self.spatial)
+        lead = x.shape[: x.ndim - 1 - n_sp]
+        return x.reshape((-1,) + x.shape[x.ndim - 1 - n_sp :]), lead
+
+    def from_kernel(self, x: np.ndarray, lead: tuple[int, ...]) -> np.ndarray:
+        x = x.reshape(lead + x.shape[1:])
+        if self.channel_axis is None:
+            return x[..., 0]
+        return np.ascontiguousarray(np.moveaxis(x, -1, self.channel_axis))
+
+
+def _reduce_kernel(x: np.ndarray, a: float, backend: str) -> np.ndarray:
+    """REDUCE an ``(F, [Z,] H, W, C)`` array on all its spatial axes."""
+    if x.ndim == 5:  # (F, Z, H, W, C): y and x per z-slice, then z
+        f, z = x.shape[:2]
+        yx = _kernels.reduce_yx(x.reshape((f * z,) + x.shape[2:]), a, backend)
+        return _kernels.reduce_axis(yx.reshape((f, z) + yx.shape[1:]), 1, a)
+    return _kernels.reduce_yx(x, a, backend)
+
+
+def _expand_kernel(
+    x: np.ndarray, size: tuple[int, ...], a: float, backend: str
+) -> np.ndarray:
+    """EXPAND an ``(F, [Z,] H, W, C)`` array to spatial ``size``."""
+    if x.ndim == 5:  # z first, on the smaller array, then y and x per slice
+        x = _kernels.expand_axis(x, 1, size[0], a)
+        f, z = x.shape[:2]
+        yx = _kernels.expand_yx(x.reshape((f * z,) + x.shape[2:]), size[1:], a, backend)
+        return yx.reshape((f, z) + yx.shape[1:])
+    return _kernels.expand_yx(x, size, a, backend)
+
+
+def _check_a(a: float) -> float:
+    a = float(a)
+    if not 0.25 <= a <= 0.5:
+        raise ValueError(
+            f"a={a} is outside [0.25, 0.5], where the generating kernel stays "
+            "non-negative; 0.375 is the binomial 1 4 6 4 1 / 16 kernel"
+        )
+    return a
+
+
+# -------------------------------------------------------------- public steps
+def reduce(
+    image,
+    *,
+    a: float = DEFAULT_A,
+    channel_axis: int | None = None,
+    reduce_z: bool = False,
+    backend: str = "auto",
+) -> np.ndarray:
+    """One REDUCE step: blur with the 5-tap generating kernel, keep every 2nd sample.
+
+    Parameters
+    ----------
+    image : array_like
+        Image whose last two axes (three with ``reduce_z``) are spatial.
+    a : float
+        Generating-kernel parameter; 0.375 gives the binomial 1 4 6 4 1 / 16.
+    channel_axis : int, optional
+        Axis holding colour channels, never reduced.
+    reduce_z : bool
+        Also reduce the third-last spatial axis (z of a ``(z, y, x)`` volume).
+    backend : {"auto", "opencv", "numpy"}
+        Kernel implementation; all give the same numbers.
+
+    Returns
+    -------
+    numpy.ndarray
+        Float array whose spatial sides are ``ceil(n / 2)``.
+    """
+    arr = _as_array(image)
+    a = _check_a(a)
+    layout = _Layout(arr.ndim, channel_axis, reduce_z)
+    x, lead = layout.to_kernel(arr.astype(_float_dtype(arr.dtype), copy=False))
+    return layout.from_kernel(_reduce_kernel(x, a, backend), lead)
+
+
+def expand(
+    image,
+    shape: Sequence[int],
+    *,
+    a: float = DEFAULT_A,
+    backend: str = "auto",
+) -> np.ndarray:
+    """One EXPAND step: upsample ``image`` to ``shape`` (Burt & Adelson).
+
+    Every axis whose size differs from ``shape`` is expanded; each target size must
+    be ``2n - 1`` or ``2n`` for an input size ``n`` (the sizes REDUCE came from).
+    Axes whose sizes agree are left alone, so channels need no flag.
+    """
+    arr = _as_array(image)
+    a = _check_a(a)
+    shape = tuple(int(s) for s in shape)
+    if len(shape) != arr.ndim:
+        raise ValueError(
+            f"shape {shape} has {len(shape)} dimensions but the image has {arr.ndim}"
+        )
+    axes = [ax for ax in range(arr.ndim) if shape[ax] != arr.shape[ax]]
+    for ax in axes:
+        n = arr.shape[ax]
+        if shape[ax] not in (2 * n - 1, 2 * n):
+            raise ValueError(
+                f"cannot EXPAND axis {ax} from {n} to {shape[ax]} samples: the target "
+                f"must be {2 * n - 1} or {2 * n} (the size this level was reduced from)"
+            )
+    x = arr.astype(_float_dtype(arr.dtype), copy=False)
+    consecutive = axes == list(range(axes[0], axes[0] + len(axes))) if axes else False
+    if consecutive and len(axes) in (2, 3):
+        # (frames, *spatial, channels) view, so y and x go through the fast 2-D kernels
+        first, last = axes[0], axes[-1]
+        frames = math.prod(arr.shape[:first])
+        channels = math.prod(arr.shape[last + 1 :])
+        k = x.reshape((frames,) + arr.shape[first : last + 1] + (channels,))
+        out = _expand_kernel(k, tuple(shape[first : last + 1]), a, backend)
+        return out.reshape(shape)
+    out = x.copy() if x is arr else x
+    for ax in axes:
+        out = _kernels.expand_axis(out, ax, shape[ax], a)
+    return out
+
+
+# ----------------------------------------------------------------- pyramids
+_PARAMETERS_DOC = """
+    image : array_like
+        At least 2-D; the last two axes (three with ``reduce_z``, channel axis
+        excepted) are spatial, any leading axes are frames processed one by one.
+    levels : int, optional
+        Number of levels, level 0 (the image) included. ``None`` reduces until the
+        smallest spatial side would fall below ``min_size``.
+    a : float
+        Generating-kernel parameter in [0.25, 0.5]; 0.375 is the binomial kernel
+        OpenCV's ``pyrDown`` uses.
+    channel_axis : int, optional
+        Axis of colour channels (never reduced). Negative values count from the end.
+    reduce_z : bool
+        Reduce z too (isotropic volumes). The default leaves z alone, which suits
+        anisotropic stacks.
+    min_size : int
+        Smallest side kept when ``levels`` is None.
+    backend : {"auto", "opencv", "numpy"}
+        Kernel implementation; they agree to float round-off."""
+
+
+def _shared_parameters(func):
+    """Fill ``{parameters}`` in a docstring with the parameters all pyramids share."""
+    func.__doc__ = func.__doc__.replace("{parameters}", _PARAMETERS_DOC)
+    return func
+
+
+def pyramid_depth(
+    shape: Sequence[int],
+    levels: int | None = None,
+    *,
+    channel_axis: int | None = None,
+    reduce_z: bool = False,
+    min_size: int = DEFAULT_MIN_SIZE,
+) -> int:
+    """Number of levels a pyramid of an image of ``shape`` will have.
+
+    Validates ``levels``, ``channel_axis`` and ``min_size`` exactly as the pyramid
+    functions do, so a caller (a widget, say) can report bad settings up front.
+    """
+    axes = spatial_axes(len(shape), channel_axis=channel_axis, reduce_z=reduce_z)
+    return _count_levels(tuple(shape), axes, levels, min_size)
+
+
+@_shared_parameters
+def iter_pyramid(
+    image,
+    levels: int | None = None,
+    *,
+    kind: str = "gaussian",
+    a: float = DEFAULT_A,
+    channel_axis: int | None = None,
+    reduce_z: bool = False,
+    min_size: int = DEFAULT_MIN_SIZE,
+    preserve_dtype: bool = False,
+    backend: str = "auto",
+):
+    """Yield the levels of a Gaussian or Laplacian pyramid one at a time.
+
+    The arguments are checked at call time; the work happens as levels are
+    consumed, so a caller can report progress or stop between octaves. NaN or
+    infinite input is reported when the last level is produced.
+    A dask or zarr ``image`` yields lazy dask levels (nothing is computed here).
+    :func:`gaussian_pyramid` and :func:`laplacian_pyramid` collect this into a list.
+
+    Parameters
+    ----------{parameters}
+    kind : {"gaussian", "laplacian"}
+        Which pyramid.
+    preserve_dtype : bool
+        Gaussian only: cast levels back to the input dtype (rounded and clipped).
+    """
+    if kind not in ("gaussian", "laplacian"):
+        raise ValueError(f"kind must be 'gaussian' or 'laplacian', got {kind!r}")
+    if preserve_dtype and kind == "laplacian":
+        raise ValueError(
+            "Laplacian bands are signed; preserve_dtype applies to Gaussian"
+        )
+    if is_lazy(image):  # dask or zarr: lazy levels, computed block by block
+        from napari_pyramids.lazy import pyramid as lazy
+
+        kw = dict(a=a, channel_axis=channel_axis, reduce_z=reduce_z, min_size=min_size)
+        if kind == "laplacian":
+            return iter(lazy.laplacian_pyramid(image, levels, backend=backend, **kw))
+        return iter(
+            lazy.gaussian_pyramid(
+                image, levels, preserve_dtype=preserve_dtype, backend=backend, **kw
+            )
+        )
+    arr = _as_array(image)
+    a = _check_a(a)
+    layout = _Layout(arr.ndim, channel_axis, reduce_z)
+    n_levels = _count_levels(arr.shape, layout.spatial, levels, min_size)
+    gauss = _gaussian_levels(arr, n_levels, layout, a, backend)
+    if kind == "laplacian":
+        return _laplacian_levels(gauss, a, backend)
+    if preserve_dtype:
+        return (
+            arr if k == 0 else _cast_like(g, arr.dtype) for k, g in enumerate(gauss)
+        )
+    return gauss
+
+
+def _gaussian_levels(arr, n_levels, layout, a, backend):
+    work = arr.astype(_float_dtype(arr.dtype), copy=False)
+    if work is arr:  # hand back the caller's pixels without a copy, but read-only
+        work = arr.view()
+        work.flags.writeable = False
+    x, lead = layout.to_kernel(work)
+    level = work
+    for k in range(n_levels):
+        if k:
+            x = _reduce_kernel(x, a, backend)
+            level = layout.from_kernel(x, lead)
+        if k == n_levels - 1 and np.issubdtype(arr.dtype, np.floating):
+            _check_finite(arr, level)
+        yield level
+
+
+def _laplacian_levels(gauss, a, backend):
+    fine = next(gauss)
+    n_bands = 0
+    for coarse in gauss:
+        band = _expand_level(coarse, fine.shape, a, backend)
+        np.subtract(fine, band, out=band)
+        n_bands += 1
+        yield band
+        fine = coarse
+    yield fine if n_bands else fine.copy()  # never hand out the caller's array
+
+
+@_shared_parameters
+def gaussian_pyramid(
+    image,
+    levels: int | None = None,
+    *,
+    a: float = DEFAULT_A,
+    channel_axis: int | None = None,
+    reduce_z: bool = False,
+    min_size: int = DEFAULT_MIN_SIZE,
+    preserve_dtype: bool = False,
+    backend: str = "auto",
+) -> list[np.ndarray]:
+    """Gaussian pyramid: the image and its repeated REDUCE steps.
+
+    Parameters
+    ----------{parameters}
+    preserve_dtype : bool
+        Return every level in the input dtype (rounded and clipped for integers)
+        instead of float32/float64.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        ``levels`` arrays, level ``k`` with spatial sides ``ceil(n / 2**k)``. Level 0
+        is the image itself as a read-only view when no conversion was needed.
+        A dask or zarr ``image`` gives lazy dask arrays instead, computed block by
+        block (:mod:`napari_pyramids.lazy.pyramid`); NaN is then not looked for.
+
+    Notes
+    -----
+    Unlike ``skimage.transform.pyramid_gaussian``, sampling keeps pixel ``2j`` (no
+    half-pixel shift) and the range of integer images is kept (no rescaling to
+    [0, 1]). See Burt & Adelson (1983).
+    """
+    return list(
+        iter_pyramid(
+            image,
+            levels,
+            kind="gaussian",
+            a=a,
+            channel_axis=channel_axis,
+            reduce_z=reduce_z,
+            min_size=min_size,
+            preserve_dtype=preserve_dtype,
+            backend=backend,
+        )
+    )
+
+
+def _cast_like(level: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return np.clip(np.rint(level), info.min, info.max).astype(dtype)
+    return level.astype(dtype, copy=False)
+
+
+@_shared_parameters
+def laplacian_pyramid(
+    image,
+    levels: int | None = None,
+    *,
+    a: float = DEFAULT_A,
+    channel_axis: int | None = None,
+    reduce_z: bool = False,
+    min_size: int = DEFAULT_MIN_SIZE,
+    backend: str = "auto",
+) -> list[np.ndarray]:
+    """Laplacian pyramid: band-pass levels plus the low-pass residual.
+
+    Band ``k`` is ``G_k - EXPAND(G_{k+1})``; the last item is the coarsest Gaussian
+    level ``G_{levels-1}``. :func:`reconstruct` inverts it exactly (to float
+    round-off). Unlike ``skimage.transform.pyramid_laplacian`` (scikit-image
+    issue #7921) the bands are true differences of adjacent octaves and the
+    residual is kept, so the pyramid is invertible.
+
+    Parameters
+    ----------{parameters}
+
+    Returns
+    -------
+    list of numpy.ndarray
+        ``levels`` float arrays (float32, or float64 for float64 input).
+        Lazy dask arrays for a dask or zarr ``image``.
+    """
+    return list(
+        iter_pyramid(
+            image,
+            levels,
+            kind="laplacian",
+            a=a,
+            channel_axis=channel_axis,
+            reduce_z=reduce_z,
+            min_size=min_size,
+            backend=backend,
+        )
+    )
+
+
+def _expand_level(
+    level: np.ndarray, shape: tuple[int, ...], a: float, backend: str
+) -> np.ndarray:
+    """EXPAND a pyramid level to the shape of the level above it."""
+    return expand(level, shape, a=a, backend=backend)
+
+
+def reconstruct(
+    laplacian: Sequence[np.ndarray], *, a: float = DEFAULT_A, backend: str = "auto"
+) -> np.ndarray:
+    """Collapse a Laplacian pyramid: the exact inverse of :func:`laplacian_pyramid`.
+
+    Starting from the residual, each level is ``band_k + EXPAND(level_{k+1})``.
+    Which axes were reduced is read from the level shapes, so channel axes and
+    frame axes need no flags. Use the same ``a`` the pyramid was built with.
+    """
+    if len(laplacian) == 0:
+        raise ValueError("laplacian is an empty list; expected bands and a residual")
+    out = _as_array(laplacian[-1], "the residual")
+    out = out.astype(_float_dtype(out.dtype), copy=True)
+    for k in range(len(laplacian) - 2, -1, -1):
+        band = np.asarray(laplacian[k])
+        if band.ndim != out.ndim:
+            raise ValueError(
+                f"level {k} has {band.ndim} dimensions but level {k + 1} has {out.ndim}"
+            )
+        out = _expand_level(out, band.shape, a, backend)
+        out += band
+    return out
+
+
+def equal_size_levels(
+    pyramid: Sequence[np.ndarray], *, a: float = DEFAULT_A, backend: str = "auto"
+) -> np.ndarray:
+    """Expand every level back to the size of level 0 and stack them on a new axis 0.
+
+    For a Gaussian pyramid this shows the same image ever blurrier; for a Laplacian
+    pyramid the stack sums to the original image (each band is expanded exactly as
+    :func:`reconstruct` would).
+    """
+    if len(pyramid) == 0:
+        raise ValueError("pyramid is an empty list")
+    shapes = [np.shape(level) for level in pyramid]
+    full = []
+    for k, level in enumerate(pyramid):
+        x = np.asarray(level)
+        x = x.astype(_float_dtype(x.dtype), copy=k == 0)
+        for finer in reversed(shapes[:k]):
+            x = _expand_level(x, finer, a, backend)
+        full.append(x)
+    return np.stack(full)
