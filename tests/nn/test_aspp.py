@@ -59,7 +59,10 @@ def _bn(prefix, n=256):
 
 def torchvision_head_shapes():
     """deeplabv3_resnet50 head (21 classes), as listed in STYLE.md (b)."""
-    shapes = {"classifier.0.convs.0.0.weight": [256, 2048, 1, 1], **_bn("classifier.0.convs.0.1")}
+    shapes = {
+        "classifier.0.convs.0.0.weight": [256, 2048, 1, 1],
+        **_bn("classifier.0.convs.0.1"),
+    }
     for i in (1, 2, 3):
         shapes[f"classifier.0.convs.{i}.0.weight"] = [256, 2048, 3, 3]
         shapes.update(_bn(f"classifier.0.convs.{i}.1"))
@@ -82,12 +85,21 @@ def test_torchvision_head_state_dict_loads_key_for_key():
     assert ours == shapes
     assert sum(p.numel() for p in head.parameters()) == 16_130_837
     state = {
-        k: torch.randn(s) if s else torch.tensor(7, dtype=torch.long) for k, s in shapes.items()
+        k: torch.randn(s) if s else torch.tensor(7, dtype=torch.long)
+        for k, s in shapes.items()
     }
     head.load_state_dict(state, strict=True)
-    torch.testing.assert_close(head.classifier[0].convs[2][0].weight, state["classifier.0.convs.2.0.weight"])
+    torch.testing.assert_close(
+        head.classifier[0].convs[2][0].weight, state["classifier.0.convs.2.0.weight"]
+    )
     assert head.classifier[0].convs[2][0].dilation == (24, 24)
-    assert head.classifier[0].branch_names == ["1x1", "rate 12", "rate 24", "rate 36", "image pooling"]
+    assert head.classifier[0].branch_names == [
+        "1x1",
+        "rate 12",
+        "rate 24",
+        "rate 36",
+        "image pooling",
+    ]
 
 
 def test_image_pooling_bn_needs_eval_with_batch_of_one():

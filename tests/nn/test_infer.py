@@ -24,7 +24,9 @@ def scene():
 
 def test_f1_on_held_out_synthetic_set(model):
     tp = fp = fn = 0
-    for image, labels in make_dataset(10, (256, 256), seed=2024):  # training used seed 0
+    for image, labels in make_dataset(
+        10, (256, 256), seed=2024
+    ):  # training used seed 0
         result = match_instances(labels, segment(image, model, device="cpu"))
         tp, fp, fn = tp + result["tp"], fp + result["fp"], fn + result["fn"]
     f1 = 2 * tp / (2 * tp + fp + fn)
@@ -57,7 +59,14 @@ def test_labels_shape_dtype_and_input_untouched(model, scene):
 def test_progress_cancel_and_generator(model, scene):
     image, _ = scene
     calls = []
-    labels = segment(image, model, device="cpu", tile_size=256, overlap=32, progress=lambda d, t: calls.append((d, t)))
+    labels = segment(
+        image,
+        model,
+        device="cpu",
+        tile_size=256,
+        overlap=32,
+        progress=lambda d, t: calls.append((d, t)),
+    )
     total = calls[-1][1]
     assert calls == [(i, total) for i in range(total + 1)] and total == 4
     steps = segment_steps(image, model, device="cpu", tile_size=256, overlap=32)
@@ -69,15 +78,26 @@ def test_progress_cancel_and_generator(model, scene):
         np.testing.assert_array_equal(stop.value, labels)
     assert seen == calls
     with pytest.raises(SegmentationCancelled, match="after 2 of 4"):
-        segment(image, model, device="cpu", tile_size=256, overlap=32, cancel=lambda: len(calls) > 7,
-                progress=lambda d, t: calls.append((d, t)))
+        segment(
+            image,
+            model,
+            device="cpu",
+            tile_size=256,
+            overlap=32,
+            cancel=lambda: len(calls) > 7,
+            progress=lambda d, t: calls.append((d, t)),
+        )
 
 
 @pytest.mark.parametrize(
     ("image", "kwargs", "match"),
     [
         (np.zeros((32, 32, 3), np.uint8), {}, r"RGB.*image\[\.\.\., 2\]"),
-        (np.zeros((32, 32, 3), np.uint8), {"channel_axis": -1}, r"np.take\(image, c, axis=-1\)"),
+        (
+            np.zeros((32, 32, 3), np.uint8),
+            {"channel_axis": -1},
+            r"np.take\(image, c, axis=-1\)",
+        ),
         (np.zeros(32), {}, "2-D"),
         (np.zeros((0, 32)), {}, "empty"),
         (np.full((32, 32), np.nan, np.float32), {}, "NaN"),
@@ -94,7 +114,8 @@ def test_single_channel_axis_is_accepted(model, scene):
     image, _ = scene
     crop = image[:128, :128]
     np.testing.assert_array_equal(
-        segment(crop[None], model, device="cpu", channel_axis=0), segment(crop, model, device="cpu")
+        segment(crop[None], model, device="cpu", channel_axis=0),
+        segment(crop, model, device="cpu"),
     )
 
 

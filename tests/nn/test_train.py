@@ -25,5 +25,12 @@ def test_synthetic_is_seeded_and_boundaries_split_touching_nuclei():
     labels = np.zeros((20, 20), np.int32)
     labels[5:15, 2:10], labels[5:15, 10:18] = 1, 2
     classes = classes_from_labels(labels)
-    assert list(classes[10, 7:13]) == [1, 1, 2, 2, 1, 1]  # the touching line is boundary
+    assert list(classes[10, 7:13]) == [
+        1,
+        1,
+        2,
+        2,
+        1,
+        1,
+    ]  # the touching line is boundary
     assert (classes[7:13, 4:8] == 1).all()

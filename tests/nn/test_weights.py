@@ -63,7 +63,9 @@ def test_wrong_shapes_and_keys_are_named(tmp_path):
     del state["classifier.4.bias"]
     path = tmp_path / "bad.pth"
     torch.save(state, path)
-    with pytest.raises(WeightsError, match=r"missing keys.*classifier\.4\.bias.*shape mismatches.*stem"):
+    with pytest.raises(
+        WeightsError, match=r"missing keys.*classifier\.4\.bias.*shape mismatches.*stem"
+    ):
         load_model(path)
 
 

@@ -69,7 +69,11 @@ class ASPPConv(nn.Sequential):
     """
 
     def __init__(
-        self, in_channels: int, out_channels: int, dilation: int, separable: bool = False
+        self,
+        in_channels: int,
+        out_channels: int,
+        dilation: int,
+        separable: bool = False,
     ) -> None:
         if dilation < 1:
             raise ValueError(f"atrous rate must be >= 1, got {dilation}")
@@ -78,7 +82,12 @@ class ASPPConv(nn.Sequential):
             conv = SeparableConv2d(in_channels, out_channels, dilation)
         else:
             conv = nn.Conv2d(
-                in_channels, out_channels, 3, padding=dilation, dilation=dilation, bias=False
+                in_channels,
+                out_channels,
+                3,
+                padding=dilation,
+                dilation=dilation,
+                bias=False,
             )
         super().__init__(conv, nn.BatchNorm2d(out_channels), nn.ReLU())
 
@@ -160,7 +169,8 @@ class ASPP(nn.Module):
             )
         ]
         branches += [
-            ASPPConv(in_channels, out_channels, rate, separable) for rate in self.atrous_rates
+            ASPPConv(in_channels, out_channels, rate, separable)
+            for rate in self.atrous_rates
         ]
         branches.append(ASPPPooling(in_channels, out_channels))
         self.convs = nn.ModuleList(branches)
@@ -211,7 +221,13 @@ class DeepLabHead(nn.Sequential):
         dropout: float = 0.5,
     ) -> None:
         super().__init__(
-            ASPP(in_channels, atrous_rates, channels, separable=separable, dropout=dropout),
+            ASPP(
+                in_channels,
+                atrous_rates,
+                channels,
+                separable=separable,
+                dropout=dropout,
+            ),
             nn.Conv2d(channels, channels, 3, padding=1, bias=False),
             nn.BatchNorm2d(channels),
             nn.ReLU(),

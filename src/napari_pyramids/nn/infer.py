@@ -51,16 +51,19 @@ Steps = Generator[tuple[int, int], None, np.ndarray]
 
 
 class SegmentationCancelled(RuntimeError):
-    """Raised by :func:`segment` when ``cancel()`` returned True; nothing was returned."""
+    """Raised by :func:`segment` when ``cancel()`` returned True; nothing returned."""
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` picks CUDA, then Apple MPS, then the CPU; anything else is passed to torch."""
+    """``"auto"`` picks CUDA, then Apple MPS, then the CPU; others go to torch."""
     if str(device) != "auto":
         return torch.device(device)
     if torch.cuda.is_available():
         return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+    if (
+        getattr(torch.backends, "mps", None) is not None
+        and torch.backends.mps.is_available()
+    ):
         return torch.device("mps")
     return torch.device("cpu")
 
@@ -69,7 +72,9 @@ def _as_model(model: ModelLike) -> CompactDeepLab:
     if isinstance(model, CompactDeepLab):
         return model
     if isinstance(model, nn.Module):
-        raise TypeError(f"expected a CompactDeepLab (see load_model), got {type(model).__name__}")
+        raise TypeError(
+            f"expected a CompactDeepLab (see load_model), got {type(model).__name__}"
+        )
     return load_model(model)
 
 
@@ -86,24 +91,34 @@ def _inference_copy(model: CompactDeepLab, device: torch.device) -> CompactDeepL
             for i in range(len(module) - 1):
                 conv, bn = module[i], module[i + 1]
                 if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
-                    module[i], module[i + 1] = fuse_conv_bn_eval(conv, bn), nn.Identity()
-    memory_format = torch.channels_last if device.type == "cpu" else torch.contiguous_format
+                    module[i], module[i + 1] = (
+                        fuse_conv_bn_eval(conv, bn),
+                        nn.Identity(),
+                    )
+    memory_format = (
+        torch.channels_last if device.type == "cpu" else torch.contiguous_format
+    )
     return net.to(device=device, memory_format=memory_format)
 
 
-def _check_image(image: np.ndarray, channels: int, channel_axis: int | None) -> np.ndarray:
+def _check_image(
+    image: np.ndarray, channels: int, channel_axis: int | None
+) -> np.ndarray:
     """Validate and return a (H, W) view (one-channel model) or (C, H, W) view."""
     image = np.asarray(image)
     if image.dtype == bool or image.dtype.kind not in "uif":
         raise ValueError(f"image must be integer or float, got dtype {image.dtype}")
     if channel_axis is not None:
         if image.ndim != 3:
-            raise ValueError(f"channel_axis given but image has {image.ndim} dims, expected 3")
+            raise ValueError(
+                f"channel_axis given but image has {image.ndim} dims, expected 3"
+            )
         image = np.moveaxis(image, channel_axis, 0)
         if image.shape[0] != channels:
             raise ValueError(
-                f"the model takes {channels} channel(s), the image has {image.shape[0]} on "
-                f"channel_axis={channel_axis}; pick the nuclear stain channel, e.g. "
+                f"the model takes {channels} channel(s), the image has "
+                f"{image.shape[0]} on channel_axis={channel_axis}; pick the nuclear "
+                "stain channel, e.g. "
                 f"np.take(image, c, axis={channel_axis})"
             )
         if channels == 1:
@@ -113,8 +128,8 @@ def _check_image(image: np.ndarray, channels: int, channel_axis: int | None) -> 
     if image.ndim == 3 and image.shape[-1] in (3, 4):
         raise ValueError(
             f"image of shape {image.shape} looks like RGB(A) but the model takes one "
-            "channel: pass the nuclear stain channel, e.g. image[..., 2] for blue DAPI, "
-            "or give channel_axis=-1 with a one-channel image"
+            "channel: pass the nuclear stain channel, e.g. image[..., 2] for blue "
+            "DAPI, or give channel_axis=-1 with a one-channel image"
         )
     if image.ndim != (2 if channels == 1 else 3):
         raise ValueError(
@@ -125,7 +140,9 @@ def _check_image(image: np.ndarray, channels: int, channel_axis: int | None) -> 
         raise ValueError(f"image is empty (shape {image.shape})")
     if image.dtype.kind == "f" and not np.isfinite(image).all():
         bad = int(np.count_nonzero(~np.isfinite(image)))
-        raise ValueError(f"image contains {bad} NaN or infinite values; replace them first")
+        raise ValueError(
+            f"image contains {bad} NaN or infinite values; replace them first"
+        )
     return image
 
 
@@ -134,20 +151,26 @@ def _tile_starts(length: int, tile: int, overlap: int) -> tuple[list[int], int]:
     if length <= tile:
         return [0], length
     count = math.ceil((length - overlap) / (tile - overlap))
-    size = min(tile, math.ceil(math.ceil((length - overlap) / count + overlap) / 16) * 16)
+    size = min(
+        tile, math.ceil(math.ceil((length - overlap) / count + overlap) / 16) * 16
+    )
     starts = [round(i * (length - size) / (count - 1)) for i in range(count)]
     return starts, size
 
 
 def _kept(starts: list[int], size: int, length: int) -> list[tuple[int, int]]:
     """The part of each tile it writes: up to the middle of each overlap."""
-    cuts = [0] + [(s + prev + size) // 2 for prev, s in zip(starts, starts[1:])] + [length]
+    cuts = (
+        [0] + [(s + prev + size) // 2 for prev, s in zip(starts, starts[1:])] + [length]
+    )
     return list(zip(cuts, cuts[1:]))
 
 
 @contextmanager
 def _pinned_image_pooling(
-    net: CompactDeepLab, tensor: Callable[[np.ndarray], torch.Tensor], image: np.ndarray,
+    net: CompactDeepLab,
+    tensor: Callable[[np.ndarray], torch.Tensor],
+    image: np.ndarray,
     context_size: int,
 ) -> Iterator[None]:
     """Compute the image-pooling vectors once from the whole image and pin them."""
@@ -183,13 +206,18 @@ def _run_tiled(
     """Run ``tile_fn`` on normalised tiles, write the kept parts into ``out``."""
     if tile_size < 32 or not 0 <= overlap <= tile_size // 2:
         raise ValueError(
-            f"need tile_size >= 32 and 0 <= overlap <= tile_size / 2, got {tile_size}, {overlap}"
+            "need tile_size >= 32 and 0 <= overlap <= tile_size / 2, "
+            f"got {tile_size}, {overlap}"
         )
     value_range = percentile_range(image)
-    memory_format = torch.channels_last if device.type == "cpu" else torch.contiguous_format
+    memory_format = (
+        torch.channels_last if device.type == "cpu" else torch.contiguous_format
+    )
 
     def tensor(array: np.ndarray) -> torch.Tensor:
-        batch = torch.from_numpy(normalize(array, value_range)).reshape(1, -1, *array.shape[-2:])
+        batch = torch.from_numpy(normalize(array, value_range)).reshape(
+            1, -1, *array.shape[-2:]
+        )
         return batch.to(device=device, memory_format=memory_format)
 
     height, width = image.shape[-2:]
@@ -198,12 +226,17 @@ def _run_tiled(
     keep_y, keep_x = _kept(ys, tile_h, height), _kept(xs, tile_w, width)
     total = len(ys) * len(xs)
     yield 0, total
-    with _pinned_image_pooling(net, tensor, image, context_size), torch.inference_mode():
+    with (
+        _pinned_image_pooling(net, tensor, image, context_size),
+        torch.inference_mode(),
+    ):
         done = 0
         for y0, (ky0, ky1) in zip(ys, keep_y):
             for x0, (kx0, kx1) in zip(xs, keep_x):
                 maps = tile_fn(tensor(image[..., y0 : y0 + tile_h, x0 : x0 + tile_w]))
-                out[..., ky0:ky1, kx0:kx1] = maps[..., ky0 - y0 : ky1 - y0, kx0 - x0 : kx1 - x0]
+                out[..., ky0:ky1, kx0:kx1] = maps[
+                    ..., ky0 - y0 : ky1 - y0, kx0 - x0 : kx1 - x0
+                ]
                 done += 1
                 yield done, total
     return out
@@ -221,7 +254,7 @@ def segment_steps(
     min_size: int = 6,
     context_size: int = 1024,
 ) -> Steps:
-    """Generator form of :func:`segment`: yields ``(done, total)`` tiles, returns labels.
+    """Generator form of :func:`segment`: yields ``(done, total)``, returns labels.
 
     Use ``labels = yield from segment_steps(...)`` inside a napari generator
     worker; stopping the iteration (``worker.quit()``) stops between tiles and
@@ -240,8 +273,14 @@ def segment_steps(
 
     out = np.zeros((2, *image.shape[-2:]), bool)
     yield from _run_tiled(
-        image, net, dev, masks, out,
-        tile_size=tile_size, overlap=overlap, context_size=context_size,
+        image,
+        net,
+        dev,
+        masks,
+        out,
+        tile_size=tile_size,
+        overlap=overlap,
+        context_size=context_size,
     )
     return instances_from_masks(out[0], out[1], min_size=min_size)
 
@@ -295,8 +334,14 @@ def segment(
         integer dtype that holds the number of nuclei.
     """
     steps = segment_steps(
-        image, model, tile_size=tile_size, overlap=overlap, device=device,
-        channel_axis=channel_axis, threshold=threshold, min_size=min_size,
+        image,
+        model,
+        tile_size=tile_size,
+        overlap=overlap,
+        device=device,
+        channel_axis=channel_axis,
+        threshold=threshold,
+        min_size=min_size,
         context_size=context_size,
     )
     return _drive(steps, progress, cancel)
@@ -350,18 +395,24 @@ def aspp_branch_responses(
     names = aspp.branch_names
     captured: dict[int, torch.Tensor] = {}
     hooks = [
-        branch.register_forward_hook(lambda _m, _i, out, i=i: captured.__setitem__(i, out))
+        branch.register_forward_hook(
+            lambda _m, _i, out, i=i: captured.__setitem__(i, out)
+        )
         for i, branch in enumerate(aspp.convs)
     ]
 
     def responses(batch: torch.Tensor) -> np.ndarray:
         net(batch)
         height, width = batch.shape[-2:]
-        maps = torch.cat([captured[i].mean(dim=1, keepdim=True) for i in range(len(names))], 1)
+        maps = torch.cat(
+            [captured[i].mean(dim=1, keepdim=True) for i in range(len(names))], 1
+        )
         stride = net.output_stride
         full = F.interpolate(
-            maps, size=(maps.shape[-2] * stride, maps.shape[-1] * stride),
-            mode="bilinear", align_corners=False,
+            maps,
+            size=(maps.shape[-2] * stride, maps.shape[-1] * stride),
+            mode="bilinear",
+            align_corners=False,
         )
         return full[0, :, :height, :width].float().cpu().numpy()
 
@@ -369,10 +420,17 @@ def aspp_branch_responses(
     try:
         _drive(
             _run_tiled(
-                image, net, dev, responses, out,
-                tile_size=tile_size, overlap=overlap, context_size=context_size,
+                image,
+                net,
+                dev,
+                responses,
+                out,
+                tile_size=tile_size,
+                overlap=overlap,
+                context_size=context_size,
             ),
-            progress, cancel,
+            progress,
+            cancel,
         )
     finally:
         for hook in hooks:

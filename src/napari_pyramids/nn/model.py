@@ -8,13 +8,13 @@ without any convolution at full resolution.
 
 Layout (strides relative to the input)::
 
-    input --unshuffle 2--> stem (s2) --> layer1 (s4) --> layer2 (s8) --> layer3 (s8 dilated | s16)
-                              |                                              |
-                              |                                    classifier: DeepLabHead (ASPP)
-                              |                                              |
-                              +-------- decoder: 1x1 + concat + 3x3 <--------+  (DeepLab v3+)
-                                                  |
-                                      1x1 to classes x 4, PixelShuffle 2 --> logits (s1)
+    input -unshuffle 2-> stem (s2) -> layer1 (s4) -> layer2 (s8) -> layer3 (s8 | s16)
+                           |                                             |
+                           |                          classifier: DeepLabHead (ASPP)
+                           |                                             |
+                           +------ decoder: 1x1 + concat + 3x3 <---------+  (v3+)
+                                             |
+                             1x1 to classes x 4, PixelShuffle 2 -> logits (s1)
 
 References
 ----------
@@ -76,10 +76,16 @@ class Backbone(nn.Module):
         self.stem = nn.Sequential(
             nn.PixelUnshuffle(2), *_conv_bn_relu(4 * in_channels, w0)
         )
-        self.layer1 = nn.Sequential(_conv_bn_relu(w0, w1, stride=2), _conv_bn_relu(w1, w1))
-        self.layer2 = nn.Sequential(_conv_bn_relu(w1, w2, stride=2), _conv_bn_relu(w2, w2))
+        self.layer1 = nn.Sequential(
+            _conv_bn_relu(w0, w1, stride=2), _conv_bn_relu(w1, w1)
+        )
+        self.layer2 = nn.Sequential(
+            _conv_bn_relu(w1, w2, stride=2), _conv_bn_relu(w2, w2)
+        )
         if output_stride == 16:
-            self.layer3 = nn.Sequential(_conv_bn_relu(w2, w3, stride=2), _conv_bn_relu(w3, w3))
+            self.layer3 = nn.Sequential(
+                _conv_bn_relu(w2, w3, stride=2), _conv_bn_relu(w3, w3)
+            )
         else:
             self.layer3 = nn.Sequential(
                 _conv_bn_relu(w2, w3, dilation=2), _conv_bn_relu(w3, w3, dilation=2)
@@ -119,7 +125,9 @@ class SkipDecoder(nn.Module):
         self.upsample = nn.PixelShuffle(2)
 
     def forward(self, head: torch.Tensor, low: torch.Tensor) -> torch.Tensor:
-        head = F.interpolate(head, size=low.shape[-2:], mode="bilinear", align_corners=False)
+        head = F.interpolate(
+            head, size=low.shape[-2:], mode="bilinear", align_corners=False
+        )
         fused = self.fuse(torch.cat([head, self.low(low)], dim=1))
         return self.upsample(self.classifier(fused))
 
@@ -175,7 +183,9 @@ class CompactDeepLab(nn.Module):
         super().__init__()
         widths = tuple(int(w) for w in widths)
         if len(widths) != 4:
-            raise ValueError(f"widths needs 4 entries (stem and 3 stages), got {widths}")
+            raise ValueError(
+                f"widths needs 4 entries (stem and 3 stages), got {widths}"
+            )
         self.config: dict[str, Any] = {
             "in_channels": in_channels,
             "num_classes": num_classes,
@@ -224,7 +234,9 @@ class CompactDeepLab(nn.Module):
         low, features = self.backbone(x)
         head = self.classifier(features)
         if self.decoder is None:
-            logits = F.interpolate(head, size=x.shape[-2:], mode="bilinear", align_corners=False)
+            logits = F.interpolate(
+                head, size=x.shape[-2:], mode="bilinear", align_corners=False
+            )
         else:
             logits = self.decoder(head, low)
         return logits[..., :height, :width]

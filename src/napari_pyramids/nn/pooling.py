@@ -22,7 +22,9 @@ __all__ = ["PyramidPoolingModule", "SpatialPyramidPooling"]
 def _check_bins(bins: Sequence[int]) -> tuple[int, ...]:
     bins = tuple(int(b) for b in bins)
     if not bins or min(bins) < 1:
-        raise ValueError(f"bins must be a non-empty sequence of positive ints, got {bins}")
+        raise ValueError(
+            f"bins must be a non-empty sequence of positive ints, got {bins}"
+        )
     return bins
 
 

@@ -25,12 +25,21 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.segmentation import find_boundaries
 
-__all__ = ["BACKGROUND", "BOUNDARY", "INTERIOR", "make_nuclei_image", "make_dataset", "classes_from_labels"]
+__all__ = [
+    "BACKGROUND",
+    "BOUNDARY",
+    "INTERIOR",
+    "make_nuclei_image",
+    "make_dataset",
+    "classes_from_labels",
+]
 
 BACKGROUND, INTERIOR, BOUNDARY = 0, 1, 2
 
 
-def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
+def _smooth_noise(
+    rng: np.random.Generator, shape: tuple[int, int], sigma: float
+) -> np.ndarray:
     """Gaussian-filtered white noise scaled to unit standard deviation.
 
     Large ``sigma`` is drawn on a coarse grid and upsampled (same statistics,
@@ -38,7 +47,9 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float
     """
     factor = max(1, int(sigma // 4))
     coarse = tuple(-(-n // factor) + 2 for n in shape)
-    field = ndi.gaussian_filter(rng.standard_normal(coarse).astype(np.float32), sigma / factor)
+    field = ndi.gaussian_filter(
+        rng.standard_normal(coarse).astype(np.float32), sigma / factor
+    )
     if factor > 1:
         field = ndi.zoom(field, factor, order=1)
     field = field[: shape[0], : shape[1]]
@@ -102,7 +113,9 @@ def make_nuclei_image(
     texture = _smooth_noise(rng, shape, rng.uniform(0.7, 2.0))
     texture_amp = rng.uniform(0.0, 0.35)
     edge_width = rng.uniform(0.6, 1.8)
-    for index, ((cy, cx), radius) in enumerate(zip(centres, radii, strict=True), start=1):
+    for index, ((cy, cx), radius) in enumerate(
+        zip(centres, radii, strict=True), start=1
+    ):
         mitotic = rng.random() < 0.05
         if mitotic:
             radius = max(2.5, 0.6 * radius)
@@ -119,10 +132,18 @@ def make_nuclei_image(
         outline = a * b / np.sqrt((b * np.cos(theta)) ** 2 + (a * np.sin(theta)) ** 2)
         wobble = 0.18 if mitotic else 0.06
         for k in (2, 3, 4, 5):
-            outline *= 1 + rng.normal(0, wobble / k * 2) * np.cos(k * theta + rng.uniform(0, 2 * np.pi))
+            outline *= 1 + rng.normal(0, wobble / k * 2) * np.cos(
+                k * theta + rng.uniform(0, 2 * np.pi)
+            )
         inside = np.clip((outline - dist) / edge_width + 0.5, 0.0, 1.0)
-        profile = 1.0 - rng.uniform(0.0, 0.45) * np.clip(dist / np.maximum(outline, 1e-3), 0, 1) ** 2
-        brightness = rng.lognormal(0.0, 0.5) * (rng.uniform(2.0, 3.5) if mitotic else 1.0)
+        profile = (
+            1.0
+            - rng.uniform(0.0, 0.45)
+            * np.clip(dist / np.maximum(outline, 1e-3), 0, 1) ** 2
+        )
+        brightness = rng.lognormal(0.0, 0.5) * (
+            rng.uniform(2.0, 3.5) if mitotic else 1.0
+        )
         amp = texture_amp * (2.5 if mitotic else 1.0)
         tex = np.clip(1.0 + amp * texture[y0:y1, x0:x1], 0.1, None)
         signal[y0:y1, x0:x1] += brightness * inside * profile * tex
@@ -132,15 +153,23 @@ def make_nuclei_image(
     clutter = np.zeros(shape, np.float32)
     for _ in range(rng.poisson(1.5)):
         cy, cx, r = rng.uniform(0, height), rng.uniform(0, width), rng.uniform(10, 40)
-        clutter += rng.uniform(0.05, 0.25) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r))
+        clutter += rng.uniform(0.05, 0.25) * np.exp(
+            -((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r)
+        )
     specks = np.zeros(shape, np.float32)
     n_specks = rng.poisson(rng.uniform(0, 12) * height * width / 256**2)
-    specks[rng.integers(0, height, n_specks), rng.integers(0, width, n_specks)] = rng.uniform(0.5, 6.0, n_specks)
+    specks[rng.integers(0, height, n_specks), rng.integers(0, width, n_specks)] = (
+        rng.uniform(0.5, 6.0, n_specks)
+    )
     clutter += ndi.gaussian_filter(specks, rng.uniform(0.6, 1.2)) * 4
 
-    background = rng.uniform(0.0, 0.3) + rng.uniform(0.0, 0.25) * _smooth_noise(rng, shape, height / 4).clip(-2, 2)
+    background = rng.uniform(0.0, 0.3) + rng.uniform(0.0, 0.25) * _smooth_noise(
+        rng, shape, height / 4
+    ).clip(-2, 2)
     gy, gx = rng.uniform(-0.15, 0.15, 2)
-    background = np.clip(background + gy * (yy / height - 0.5) + gx * (xx / width - 0.5), 0.0, None)
+    background = np.clip(
+        background + gy * (yy / height - 0.5) + gx * (xx / width - 0.5), 0.0, None
+    )
 
     scene = ndi.gaussian_filter(signal + clutter, rng.uniform(0.4, 2.0)) + background
     photons = np.exp(rng.uniform(np.log(8), np.log(600)))
@@ -154,7 +183,9 @@ def make_nuclei_image(
         image = np.clip(image / max(top, 1e-6) * 255, 0, 255).astype(np.uint8)
     elif kind < 0.7:
         top = np.percentile(image, 100.0)
-        image = np.clip(image / max(top, 1e-6) * rng.uniform(1000, 65535), 0, 65535).astype(np.uint16)
+        image = np.clip(
+            image / max(top, 1e-6) * rng.uniform(1000, 65535), 0, 65535
+        ).astype(np.uint16)
     return image, labels
 
 

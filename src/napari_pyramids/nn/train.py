@@ -38,7 +38,9 @@ _CLASS_WEIGHTS = (1.0, 1.0, 2.0)
 class _Pool:
     """A pool of synthetic images, a few replaced per step, cropped at random."""
 
-    def __init__(self, rng: np.random.Generator, size: int, shape: tuple[int, int]) -> None:
+    def __init__(
+        self, rng: np.random.Generator, size: int, shape: tuple[int, int]
+    ) -> None:
         self.rng, self.shape = rng, shape
         self.items = [self._draw() for _ in range(size)]
 
@@ -56,7 +58,10 @@ class _Pool:
             image, classes = self.items[self.rng.integers(len(self.items))]
             y = self.rng.integers(0, image.shape[0] - patch + 1)
             x = self.rng.integers(0, image.shape[1] - patch + 1)
-            image, classes = image[y : y + patch, x : x + patch], classes[y : y + patch, x : x + patch]
+            image, classes = (
+                image[y : y + patch, x : x + patch],
+                classes[y : y + patch, x : x + patch],
+            )
             k = int(self.rng.integers(4))
             image, classes = np.rot90(image, k), np.rot90(classes, k)
             if self.rng.random() < 0.5:
@@ -85,7 +90,9 @@ def train(
     model = CompactDeepLab()
     pool = _Pool(rng, pool_size, (256, 256))
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=lr, total_steps=steps
+    )
     weights = torch.tensor(_CLASS_WEIGHTS)
     model.train()
     start = time.perf_counter()
@@ -99,7 +106,9 @@ def train(
         pool.refresh(1)
         if step % log_every == 0 or step == steps:
             minutes = (time.perf_counter() - start) / 60
-            print(f"step {step:5d}  loss {loss.item():.4f}  {minutes:.1f} min", flush=True)
+            print(
+                f"step {step:5d}  loss {loss.item():.4f}  {minutes:.1f} min", flush=True
+            )
     return model.eval()
 
 
@@ -108,7 +117,10 @@ def save(model: CompactDeepLab, path: str | Path, **meta: object) -> None:
     from safetensors.torch import save_file
 
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    metadata = {"config": json.dumps(model.config), **{k: json.dumps(v) for k, v in meta.items()}}
+    metadata = {
+        "config": json.dumps(model.config),
+        **{k: json.dumps(v) for k, v in meta.items()},
+    }
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     save_file(state, str(path), metadata=metadata)
 
@@ -141,10 +153,20 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     model = train(
-        seed=args.seed, steps=args.steps, batch_size=args.batch_size, patch=args.patch, lr=args.lr
+        seed=args.seed,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        patch=args.patch,
+        lr=args.lr,
     )
     minutes = (time.perf_counter() - start) / 60
-    save(model, args.out, seed=args.seed, steps=args.steps, train_minutes=round(minutes, 1))
+    save(
+        model,
+        args.out,
+        seed=args.seed,
+        steps=args.steps,
+        train_minutes=round(minutes, 1),
+    )
     print(f"saved {args.out} after {minutes:.1f} min")
     print("held-out synthetic F1@0.5:", evaluate(model, seed=args.seed + 1000))
 

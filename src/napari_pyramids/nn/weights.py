@@ -20,7 +20,14 @@ import torch
 
 from .model import CompactDeepLab
 
-__all__ = ["REGISTRY", "WEIGHTS_DIR", "RegisteredModel", "WeightsError", "load_model", "sha256_file"]
+__all__ = [
+    "REGISTRY",
+    "WEIGHTS_DIR",
+    "RegisteredModel",
+    "WeightsError",
+    "load_model",
+    "sha256_file",
+]
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
@@ -39,8 +46,9 @@ REGISTRY: dict[str, RegisteredModel] = {
         filename="nuclei.safetensors",
         sha256="cef6759839cfa6590197cb45b0855f96e70b067feb8484a392ed5ebebdb733b8",
         description=(
-            "Fluorescence nuclei (DAPI/Hoechst-like), one channel; classes background, "
-            "interior, boundary. Trained by napari_pyramids.nn.train on synthetic images."
+            "Fluorescence nuclei (DAPI/Hoechst-like), one channel; classes "
+            "background, interior, boundary. Trained by napari_pyramids.nn.train "
+            "on synthetic images."
         ),
     ),
 }
@@ -77,8 +85,8 @@ def _read_torch(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
         raise WeightsError(
-            f"{path}: refused or unreadable by torch.load(weights_only=True); only plain "
-            f"state dicts are accepted, nothing is unpickled ({exc})"
+            f"{path}: refused or unreadable by torch.load(weights_only=True); only "
+            f"plain state dicts are accepted, nothing is unpickled ({exc})"
         ) from exc
     config: dict[str, Any] = {}
     if isinstance(obj, dict) and "state_dict" in obj:
@@ -94,7 +102,9 @@ def _read_torch(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     return obj, config
 
 
-def _check_state(path: Path, model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+def _check_state(
+    path: Path, model: torch.nn.Module, state: dict[str, torch.Tensor]
+) -> None:
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -111,10 +121,14 @@ def _check_state(path: Path, model: torch.nn.Module, state: dict[str, torch.Tens
     if mismatched:
         problems.append(f"{len(mismatched)} shape mismatches (e.g. {mismatched[:3]})")
     if problems:
-        raise WeightsError(f"{path}: checkpoint does not fit the model: " + "; ".join(problems))
+        raise WeightsError(
+            f"{path}: checkpoint does not fit the model: " + "; ".join(problems)
+        )
 
 
-def load_model(name_or_path: str | Path, *, sha256: str | None = None) -> CompactDeepLab:
+def load_model(
+    name_or_path: str | Path, *, sha256: str | None = None
+) -> CompactDeepLab:
     """Load a registered model by name, or a weights file, in eval mode on the CPU.
 
     Parameters
@@ -145,14 +159,15 @@ def load_model(name_or_path: str | Path, *, sha256: str | None = None) -> Compac
         path = Path(name_or_path).expanduser()
         if not path.is_file():
             raise FileNotFoundError(
-                f"no model named {name!r} and no such file; registered models: {sorted(REGISTRY)}"
+                f"no model named {name!r} and no such file; "
+                f"registered models: {sorted(REGISTRY)}"
             )
     if sha256 is not None:
         actual = sha256_file(path)
         if actual != sha256.lower():
             raise WeightsError(
-                f"{path}: SHA-256 mismatch (expected {sha256}, got {actual}); the file is "
-                "corrupt, truncated or not the recorded weights"
+                f"{path}: SHA-256 mismatch (expected {sha256}, got {actual}); the "
+                "file is corrupt, truncated or not the recorded weights"
             )
     suffix = path.suffix.lower()
     if suffix == ".safetensors":
@@ -160,11 +175,15 @@ def load_model(name_or_path: str | Path, *, sha256: str | None = None) -> Compac
     elif suffix in (".pt", ".pth"):
         state, config = _read_torch(path)
     else:
-        raise WeightsError(f"{path}: unknown weights format {suffix!r}; use .safetensors, .pt or .pth")
+        raise WeightsError(
+            f"{path}: unknown weights format {suffix!r}; use .safetensors, .pt or .pth"
+        )
     try:
         model = CompactDeepLab(**config)
     except (TypeError, ValueError) as exc:
-        raise WeightsError(f"{path}: invalid architecture config {config} ({exc})") from exc
+        raise WeightsError(
+            f"{path}: invalid architecture config {config} ({exc})"
+        ) from exc
     _check_state(path, model, state)
     model.load_state_dict(state, strict=True)
     return model.eval()
