@@ -5,6 +5,7 @@ from napari_pyramids.nn import (
     SegmentationCancelled,
     aspp_branch_responses,
     load_model,
+    predict_steps,
     segment,
     segment_steps,
 )
@@ -125,3 +126,40 @@ def test_aspp_branch_responses(model, scene):
     assert list(maps) == ["1x1", "rate 2", "rate 4", "rate 6", "image pooling"]
     assert all(m.shape == (200, 232) and m.dtype == np.float32 for m in maps.values())
     assert np.ptp(maps["image pooling"]) < 1e-5 < np.ptp(maps["rate 2"])
+
+
+def test_one_pass_gives_labels_probabilities_and_branches(model, scene):
+    image = scene[0][:160, :192]
+    steps = predict_steps(
+        image, model, device="cpu", tile_size=128, probabilities=True, branches=True
+    )
+    prediction = _drive_to_end(steps)
+    np.testing.assert_array_equal(
+        prediction.labels, segment(image, model, device="cpu", tile_size=128)
+    )
+    probs = prediction.probabilities
+    assert list(probs) == ["background", "interior", "boundary"]
+    np.testing.assert_allclose(sum(probs.values()), 1.0, atol=1e-5)
+    inside = prediction.labels > 0
+    assert (
+        probs["background"][inside].mean() < 0.5 < probs["background"][~inside].mean()
+    )
+    branches = aspp_branch_responses(image, model, device="cpu", tile_size=128)
+    assert list(prediction.branches) == list(branches)
+    for name, response in branches.items():
+        np.testing.assert_array_equal(prediction.branches[name], response)
+    assert prediction.device == "cpu"
+
+
+@pytest.mark.parametrize("threshold", [0.0, 1.0, 1.5])
+def test_threshold_outside_zero_one_is_rejected(model, threshold):
+    with pytest.raises(ValueError, match="threshold must be between 0 and 1"):
+        segment(np.zeros((32, 32)), model, threshold=threshold)
+
+
+def _drive_to_end(steps):
+    try:
+        while True:
+            next(steps)
+    except StopIteration as stop:
+        return stop.value

@@ -8,7 +8,14 @@ No napari or Qt imports here; everything runs from scripts and tests.
 """
 
 from .aspp import ASPP, ASPPConv, ASPPPooling, DeepLabHead
-from .infer import SegmentationCancelled, aspp_branch_responses, segment, segment_steps
+from .infer import (
+    Prediction,
+    SegmentationCancelled,
+    aspp_branch_responses,
+    predict_steps,
+    segment,
+    segment_steps,
+)
 from .model import CompactDeepLab
 from .pooling import PyramidPoolingModule, SpatialPyramidPooling
 from .weights import REGISTRY, WeightsError, load_model
@@ -19,6 +26,7 @@ __all__ = [
     "ASPPPooling",
     "CompactDeepLab",
     "DeepLabHead",
+    "Prediction",
     "PyramidPoolingModule",
     "REGISTRY",
     "SegmentationCancelled",
@@ -26,6 +34,7 @@ __all__ = [
     "WeightsError",
     "aspp_branch_responses",
     "load_model",
+    "predict_steps",
     "segment",
     "segment_steps",
 ]

@@ -22,6 +22,7 @@ import copy
 import math
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,12 +35,14 @@ from .aspp import ASPPPooling
 from .instances import instances_from_masks
 from .model import CompactDeepLab
 from .normalize import normalize, percentile_range
-from .synthetic import BACKGROUND, INTERIOR
+from .synthetic import BACKGROUND, CLASS_NAMES, INTERIOR
 from .weights import load_model
 
 __all__ = [
+    "Prediction",
     "SegmentationCancelled",
     "aspp_branch_responses",
+    "predict_steps",
     "resolve_device",
     "segment",
     "segment_steps",
@@ -69,13 +72,18 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def _as_model(model: ModelLike) -> CompactDeepLab:
-    if isinstance(model, CompactDeepLab):
-        return model
-    if isinstance(model, nn.Module):
+    """The model itself, or the one a name or path loads; checks its classes."""
+    if isinstance(model, nn.Module) and not isinstance(model, CompactDeepLab):
         raise TypeError(
             f"expected a CompactDeepLab (see load_model), got {type(model).__name__}"
         )
-    return load_model(model)
+    net = model if isinstance(model, CompactDeepLab) else load_model(model)
+    if net.num_classes != len(CLASS_NAMES):
+        raise ValueError(
+            f"the model predicts {net.num_classes} classes; nucleus segmentation "
+            f"needs the {len(CLASS_NAMES)} classes {CLASS_NAMES}"
+        )
+    return net
 
 
 def _inference_copy(model: CompactDeepLab, device: torch.device) -> CompactDeepLab:
@@ -196,14 +204,18 @@ def _run_tiled(
     image: np.ndarray,
     net: CompactDeepLab,
     device: torch.device,
-    tile_fn: Callable[[torch.Tensor], np.ndarray],
-    out: np.ndarray,
+    tile_fn: Callable[[torch.Tensor], dict[str, np.ndarray]],
+    outs: dict[str, np.ndarray],
     *,
     tile_size: int,
     overlap: int,
     context_size: int,
-) -> Generator[tuple[int, int], None, np.ndarray]:
-    """Run ``tile_fn`` on normalised tiles, write the kept parts into ``out``."""
+) -> Generator[tuple[int, int], None, None]:
+    """Run ``tile_fn`` on normalised tiles; write the kept parts into ``outs``.
+
+    ``tile_fn`` returns, per key of ``outs``, maps of shape (..., h, w) for the
+    tile; their kept parts go into the same key of ``outs``.
+    """
     if tile_size < 32 or not 0 <= overlap <= tile_size // 2:
         raise ValueError(
             "need tile_size >= 32 and 0 <= overlap <= tile_size / 2, "
@@ -234,12 +246,141 @@ def _run_tiled(
         for y0, (ky0, ky1) in zip(ys, keep_y):
             for x0, (kx0, kx1) in zip(xs, keep_x):
                 maps = tile_fn(tensor(image[..., y0 : y0 + tile_h, x0 : x0 + tile_w]))
-                out[..., ky0:ky1, kx0:kx1] = maps[
-                    ..., ky0 - y0 : ky1 - y0, kx0 - x0 : kx1 - x0
-                ]
+                for key, out in outs.items():
+                    out[..., ky0:ky1, kx0:kx1] = maps[key][
+                        ..., ky0 - y0 : ky1 - y0, kx0 - x0 : kx1 - x0
+                    ]
                 done += 1
                 yield done, total
-    return out
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Everything one tiled pass of :func:`predict_steps` produced.
+
+    Attributes
+    ----------
+    labels : ndarray (H, W)
+        Nucleus instance labels, 0 for background, smallest unsigned dtype.
+    probabilities : dict of str to ndarray
+        Per-class probabilities (``"background"``, ``"interior"``,
+        ``"boundary"``), float32 (H, W); empty unless asked for.
+    branches : dict of str to ndarray
+        ASPP branch responses as in :func:`aspp_branch_responses`; empty
+        unless asked for.
+    device : str
+        The device the network actually ran on (``"cpu"``, ``"cuda:0"``...).
+    """
+
+    labels: np.ndarray
+    probabilities: dict[str, np.ndarray]
+    branches: dict[str, np.ndarray]
+    device: str
+
+
+def _branch_capture(net: CompactDeepLab) -> tuple[list, Callable[[], torch.Tensor]]:
+    """Forward hooks on every ASPP branch, and a function returning their maps.
+
+    The maps are each branch's channel mean (post-ReLU: how much it responds),
+    stacked as (1, n_branches, h, w) at the output stride.
+    """
+    captured: dict[int, torch.Tensor] = {}
+    hooks = [
+        branch.register_forward_hook(
+            lambda _m, _i, out, i=i: captured.__setitem__(i, out)
+        )
+        for i, branch in enumerate(net.aspp.convs)
+    ]
+
+    def maps() -> torch.Tensor:
+        return torch.cat(
+            [captured[i].mean(dim=1, keepdim=True) for i in range(len(hooks))], 1
+        )
+
+    return hooks, maps
+
+
+def predict_steps(
+    image: np.ndarray,
+    model: ModelLike = "nuclei",
+    *,
+    tile_size: int = 1024,
+    overlap: int = 64,
+    device: str | torch.device = "auto",
+    channel_axis: int | None = None,
+    threshold: float = 0.5,
+    min_size: int = 6,
+    context_size: int = 1024,
+    probabilities: bool = False,
+    branches: bool = False,
+) -> Generator[tuple[int, int], None, Prediction]:
+    """One tiled pass giving labels and, on request, probabilities and ASPP maps.
+
+    A generator like :func:`segment_steps` (yields ``(done, total)`` per tile)
+    that returns a :class:`Prediction`. ``probabilities`` adds the per-class
+    probability maps, ``branches`` the ASPP branch responses (each costs
+    ``4 * H * W`` bytes per map). Other parameters as in :func:`segment`.
+    """
+    net0 = _as_model(model)
+    image = _check_image(image, net0.in_channels, channel_axis)
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"threshold must be between 0 and 1, got {threshold}")
+    dev = resolve_device(device)
+    net = _inference_copy(net0, dev)
+    shape = image.shape[-2:]
+    outs = {"masks": np.zeros((2, *shape), bool)}
+    if probabilities:
+        outs["probabilities"] = np.zeros((len(CLASS_NAMES), *shape), np.float32)
+    hooks, branch_maps = _branch_capture(net) if branches else ([], None)
+    if branches:
+        outs["branches"] = np.zeros((len(net.aspp.branch_names), *shape), np.float32)
+
+    def tile_fn(batch: torch.Tensor) -> dict[str, np.ndarray]:
+        probs = torch.softmax(net(batch)[0], dim=0)
+        maps = {
+            "masks": torch.stack(
+                [probs[INTERIOR] > threshold, probs[BACKGROUND] < 1.0 - threshold]
+            )
+            .cpu()
+            .numpy()
+        }
+        if probabilities:
+            maps["probabilities"] = probs.float().cpu().numpy()
+        if branch_maps is not None:
+            coarse = branch_maps()
+            stride = net.output_stride
+            full = F.interpolate(
+                coarse,
+                size=(coarse.shape[-2] * stride, coarse.shape[-1] * stride),
+                mode="bilinear",
+                align_corners=False,
+            )
+            maps["branches"] = full[0, :, : batch.shape[-2], : batch.shape[-1]]
+            maps["branches"] = maps["branches"].float().cpu().numpy()
+        return maps
+
+    try:
+        yield from _run_tiled(
+            image,
+            net,
+            dev,
+            tile_fn,
+            outs,
+            tile_size=tile_size,
+            overlap=overlap,
+            context_size=context_size,
+        )
+    finally:
+        for hook in hooks:
+            hook.remove()
+    interior, foreground = outs.pop("masks")
+    labels = instances_from_masks(interior, foreground, min_size=min_size)
+    return Prediction(
+        labels=labels,
+        probabilities=dict(zip(CLASS_NAMES, outs.get("probabilities", ()))),
+        branches=dict(zip(net.aspp.branch_names, outs.get("branches", ()))),
+        device=str(dev),
+    )
 
 
 def segment_steps(
@@ -260,29 +401,18 @@ def segment_steps(
     worker; stopping the iteration (``worker.quit()``) stops between tiles and
     returns nothing. Parameters are those of :func:`segment`.
     """
-    net0 = _as_model(model)
-    image = _check_image(image, net0.in_channels, channel_axis)
-    dev = resolve_device(device)
-    net = _inference_copy(net0, dev)
-
-    def masks(batch: torch.Tensor) -> np.ndarray:
-        probs = torch.softmax(net(batch)[0], dim=0)
-        interior = probs[INTERIOR] > threshold
-        foreground = probs[BACKGROUND] < 1.0 - threshold
-        return torch.stack([interior, foreground]).cpu().numpy()
-
-    out = np.zeros((2, *image.shape[-2:]), bool)
-    yield from _run_tiled(
+    prediction = yield from predict_steps(
         image,
-        net,
-        dev,
-        masks,
-        out,
+        model,
         tile_size=tile_size,
         overlap=overlap,
+        device=device,
+        channel_axis=channel_axis,
+        threshold=threshold,
+        min_size=min_size,
         context_size=context_size,
     )
-    return instances_from_masks(out[0], out[1], min_size=min_size)
+    return prediction.labels
 
 
 def segment(
@@ -316,7 +446,7 @@ def segment(
     channel_axis : int, optional
         Axis of a channel axis of length 1 (or of ``in_channels``).
     threshold : float
-        Class-probability threshold for interior and foreground.
+        Class-probability threshold for interior and foreground, in (0, 1).
     min_size : int
         Smallest nucleus kept, in pixels.
     context_size : int
@@ -347,7 +477,7 @@ def segment(
     return _drive(steps, progress, cancel)
 
 
-def _drive(steps: Steps, progress: Progress | None, cancel: Callable[[], bool] | None):
+def _drive(steps, progress: Progress | None, cancel: Callable[[], bool] | None):
     """Run a step generator to its return value, reporting and checking cancel."""
     try:
         while True:
@@ -387,52 +517,14 @@ def aspp_branch_responses(
         ``{"1x1": ..., "rate 2": ..., ..., "image pooling": ...}``, float32
         arrays of shape (H, W). Other parameters as in :func:`segment`.
     """
-    net0 = _as_model(model)
-    image = _check_image(image, net0.in_channels, channel_axis)
-    dev = resolve_device(device)
-    net = _inference_copy(net0, dev)
-    aspp = net.aspp
-    names = aspp.branch_names
-    captured: dict[int, torch.Tensor] = {}
-    hooks = [
-        branch.register_forward_hook(
-            lambda _m, _i, out, i=i: captured.__setitem__(i, out)
-        )
-        for i, branch in enumerate(aspp.convs)
-    ]
-
-    def responses(batch: torch.Tensor) -> np.ndarray:
-        net(batch)
-        height, width = batch.shape[-2:]
-        maps = torch.cat(
-            [captured[i].mean(dim=1, keepdim=True) for i in range(len(names))], 1
-        )
-        stride = net.output_stride
-        full = F.interpolate(
-            maps,
-            size=(maps.shape[-2] * stride, maps.shape[-1] * stride),
-            mode="bilinear",
-            align_corners=False,
-        )
-        return full[0, :, :height, :width].float().cpu().numpy()
-
-    out = np.zeros((len(names), *image.shape[-2:]), np.float32)
-    try:
-        _drive(
-            _run_tiled(
-                image,
-                net,
-                dev,
-                responses,
-                out,
-                tile_size=tile_size,
-                overlap=overlap,
-                context_size=context_size,
-            ),
-            progress,
-            cancel,
-        )
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return dict(zip(names, out))
+    steps = predict_steps(
+        image,
+        model,
+        tile_size=tile_size,
+        overlap=overlap,
+        device=device,
+        channel_axis=channel_axis,
+        context_size=context_size,
+        branches=True,
+    )
+    return _drive(steps, progress, cancel).branches

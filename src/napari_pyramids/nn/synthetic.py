@@ -28,6 +28,7 @@ from skimage.segmentation import find_boundaries
 __all__ = [
     "BACKGROUND",
     "BOUNDARY",
+    "CLASS_NAMES",
     "INTERIOR",
     "make_nuclei_image",
     "make_dataset",
@@ -35,6 +36,8 @@ __all__ = [
 ]
 
 BACKGROUND, INTERIOR, BOUNDARY = 0, 1, 2
+#: Class names by class index (the model's output channels).
+CLASS_NAMES = ("background", "interior", "boundary")
 
 
 def _smooth_noise(
