@@ -52,5 +52,23 @@ def test_public_api_names():
         "expand",
         "equal_size_levels",
         "add_pyramid",
+        "segment",
+        "load_model",
     ]:
         assert callable(getattr(npp, name)), name
+    assert npp.nn.ASPP.__name__ == "ASPP"
+    assert {"segment", "load_model", "nn"} <= set(dir(npp))
+
+
+def test_segment_from_the_console():
+    import numpy as np
+
+    import napari_pyramids as npp
+
+    image = np.zeros((64, 64), np.float32)
+    image[20:30, 20:32] = 1.0
+    before = image.copy()
+    labels = npp.segment(image, device="cpu")
+    assert labels.shape == image.shape and labels.dtype == np.uint8
+    assert labels[25, 26] > 0 and labels[0, 0] == 0
+    np.testing.assert_array_equal(image, before)

@@ -11,6 +11,9 @@ The public API (a contract: tests, docs and users depend on these names)::
     npp.add_pyramid(viewer, layer, kind="gaussian", output="octaves", ...)
     npp.write_ome_zarr(image_or_pyramid, path, *, levels=None, overwrite=False, ...)
     npp.read_ome_zarr(path)    # lazy levels + axes, scale, translate
+    npp.segment(image, model="nuclei", ...)   # nuclei instance labels (torch)
+    npp.load_model(name_or_path)              # a registered model or weights file
+    npp.nn.ASPP, npp.nn.SpatialPyramidPooling, npp.nn.PyramidPoolingModule
     # gaussian_pyramid / laplacian_pyramid given a dask or zarr array return dask arrays
 
 ``import napari_pyramids`` stays light: torch, Qt and napari load only when a
@@ -37,7 +40,11 @@ _LAZY = {
     "add_pyramid": "napari_pyramids.console",
     "write_ome_zarr": "napari_pyramids.lazy.ome_zarr",
     "read_ome_zarr": "napari_pyramids.lazy.ome_zarr",
+    "segment": "napari_pyramids.nn.infer",
+    "load_model": "napari_pyramids.nn.weights",
 }
+# subpackages imported on first access (torch): npp.nn.ASPP, ...
+_LAZY_MODULES = {"nn": "napari_pyramids.nn"}
 
 __all__ = [
     "equal_size_levels",
@@ -49,6 +56,7 @@ __all__ = [
     "reconstruct",
     "reduce",
     *_LAZY,
+    *_LAZY_MODULES,
 ]
 
 
@@ -57,6 +65,8 @@ def __getattr__(name: str):
         value = getattr(import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
+    if name in _LAZY_MODULES:
+        return import_module(_LAZY_MODULES[name])
     raise AttributeError(f"module 'napari_pyramids' has no attribute {name!r}")
 
 

@@ -197,6 +197,27 @@ def labels_layer(data, source: Source, *, name: str, **meta) -> LayerDataTuple:
     return (data, full, "labels")
 
 
+def map_layer(
+    data,
+    source: Source,
+    *,
+    name: str,
+    colormap: str,
+    contrast_limits: tuple[float, float],
+    **meta,
+) -> LayerDataTuple:
+    """A per-pixel map (a probability, a filter response) as an Image layer.
+
+    It lies on the source grid (same scale and translate) with its own display,
+    not the source's: a probability map of an RGB photo is one grey channel.
+    """
+    full = _spatial_meta(source, 0, ())
+    full.update(rgb=False, colormap=colormap, contrast_limits=tuple(contrast_limits))
+    full.update(meta)
+    full["name"] = name
+    return (data, full, "image")
+
+
 def world_to_data(source: Source, world_coords) -> np.ndarray:
     """Convert world coordinates (N, ndim) to the source's pixel coordinates."""
     world = np.atleast_2d(np.asarray(world_coords, dtype=float))

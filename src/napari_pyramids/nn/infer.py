@@ -42,6 +42,7 @@ __all__ = [
     "Prediction",
     "SegmentationCancelled",
     "aspp_branch_responses",
+    "available_devices",
     "predict_steps",
     "resolve_device",
     "segment",
@@ -61,14 +62,19 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"`` picks CUDA, then Apple MPS, then the CPU; others go to torch."""
     if str(device) != "auto":
         return torch.device(device)
+    found = available_devices()
+    return torch.device(next((d for d in ("cuda", "mps") if d in found), "cpu"))
+
+
+def available_devices() -> list[str]:
+    """``"auto"``, ``"cpu"`` and whichever of ``"cuda"`` and ``"mps"`` torch can use."""
+    devices = ["auto", "cpu"]
     if torch.cuda.is_available():
-        return torch.device("cuda")
-    if (
-        getattr(torch.backends, "mps", None) is not None
-        and torch.backends.mps.is_available()
-    ):
-        return torch.device("mps")
-    return torch.device("cpu")
+        devices.append("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        devices.append("mps")
+    return devices
 
 
 def _as_model(model: ModelLike) -> CompactDeepLab:

@@ -1,0 +1,301 @@
+"""The Segment widget: nuclei instance labels from an image layer (ASPP model).
+
+:func:`make_segment_job` holds the computation (GUI-free, yields per tile) and
+:class:`SegmentWidget` only gathers the inputs. torch loads when the widget is
+first opened, not when napari starts.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    FileEdit,
+    FloatSpinBox,
+    SpinBox,
+    create_widget,
+)
+
+from napari_pyramids.layers import Source, labels_layer, map_layer, source_from_layer
+from napari_pyramids.widgets._base import Job, JobWidget, Step
+
+if TYPE_CHECKING:
+    import napari
+
+#: The model choice that reads a weights file instead of a registered model.
+CHECKPOINT = "checkpoint file…"
+RGB_CHANNELS = {"red": 0, "green": 1, "blue": 2}
+_NO_CHANNEL = -1
+PROBABILITY_COLORMAP = "viridis"
+BRANCH_COLORMAP = "inferno"
+
+
+@dataclass(frozen=True)
+class SegmentSettings:
+    """What to run (validated by :func:`make_segment_job`)."""
+
+    model: str = "nuclei"  # a registered name or a weights file
+    device: str = "auto"
+    tile_size: int = 1024
+    threshold: float = 0.5
+    min_size: int = 6
+    channel: int | None = None  # RGB images: the channel with the nuclear stain
+    probabilities: bool = False
+    branches: bool = False
+
+
+@functools.lru_cache(maxsize=4)
+def _load(name_or_path: str, stamp: tuple[int, int] | None):
+    from napari_pyramids.nn import load_model
+
+    return load_model(name_or_path)
+
+
+def cached_model(name_or_path: str):
+    """:func:`~napari_pyramids.nn.load_model`, cached per name or file version."""
+    path = Path(name_or_path)
+    stamp = None
+    if path.is_file():  # a checkpoint: reload when the file changes
+        stat = path.stat()
+        stamp = (stat.st_mtime_ns, stat.st_size)
+    return _load(name_or_path, stamp)
+
+
+def model_label(name_or_path: str) -> str:
+    """The model's name in layer names: the registry name or the file's stem."""
+    from napari_pyramids.nn import REGISTRY
+
+    return name_or_path if name_or_path in REGISTRY else Path(name_or_path).stem
+
+
+def plane(source: Source, channel: int | None):
+    """The 2-D plane to segment, with clear errors for RGB and stacks."""
+    if source.rgb:
+        if channel is None:
+            raise ValueError(
+                f"{source.name!r} is an RGB image and the model takes one channel: "
+                "choose the channel with the nuclear stain under 'channel' (blue for "
+                "DAPI or Hoechst)"
+            )
+        n_channels = source.data.shape[-1]
+        if not 0 <= channel < n_channels:
+            raise ValueError(
+                f"channel {channel} does not exist: {source.name!r} has {n_channels}"
+            )
+        return source.data[..., channel]
+    if source.spatial_ndim != 2:
+        raise ValueError(
+            f"{source.name!r} has shape {tuple(source.data.shape)}; the model segments "
+            "one 2-D image: add the plane to segment as its own layer, e.g. "
+            f"viewer.add_image(viewer.layers[{source.name!r}].data[k])"
+        )
+    return source.data
+
+
+def make_segment_job(source: Source, settings: SegmentSettings) -> Job:
+    """Validate ``settings`` for ``source``; return the job that builds the layers."""
+    from napari_pyramids.nn.infer import resolve_device
+
+    image = plane(source, settings.channel)
+    if not 0.0 < settings.threshold < 1.0:
+        raise ValueError(f"threshold must be between 0 and 1, got {settings.threshold}")
+    model = cached_model(settings.model)
+    device = str(resolve_device(settings.device))
+    label = model_label(settings.model)
+    result: dict = {}
+
+    def on_done(tuples) -> str:
+        megapixels = image.shape[0] * image.shape[1] / 1e6
+        seconds = result["seconds"]
+        return (
+            f"{result['count']} nuclei in {seconds:.1f} s on {result['device']} "
+            f"({megapixels / seconds:.2f} MP/s)."
+        )
+
+    return Job(
+        run=lambda: segment_job(source, image, model, label, device, settings, result),
+        description=f"Segment {source.name} ({label}, {device})",
+        on_done=on_done,
+    )
+
+
+def segment_job(source, image, model, label, device, settings, result):
+    """Run the model tile by tile, yielding progress; return the layer tuples."""
+    from napari_pyramids.nn.infer import predict_steps
+
+    start = time.perf_counter()
+    steps = predict_steps(
+        image,
+        model,
+        tile_size=settings.tile_size,
+        device=device,
+        threshold=settings.threshold,
+        min_size=settings.min_size,
+        probabilities=settings.probabilities,
+        branches=settings.branches,
+    )
+    try:
+        while True:
+            done, total = next(steps)
+            yield Step(done, total, f"tile {done} of {total} on {device}")
+    except StopIteration as stop:
+        prediction = stop.value
+    result.update(
+        count=int(prediction.labels.max()),
+        device=prediction.device,
+        seconds=time.perf_counter() - start,
+    )
+    return [
+        *map_layers(source, label, prediction),
+        labels_layer(
+            prediction.labels,
+            source,
+            name=f"{source.name} {label} labels",
+            metadata={"napari_pyramids": {"source": source.name, "model": label}},
+        ),
+    ]
+
+
+def map_layers(source: Source, label: str, prediction) -> list:
+    """Probability and ASPP branch maps, bottom to top; only the top one visible.
+
+    Branches go widest-context last (image pooling first), so the largest
+    atrous rate is the one on show; all share one contrast range so their
+    strengths compare.
+    """
+    tuples = [
+        map_layer(
+            prediction.probabilities[name],
+            source,
+            name=f"{source.name} {label} {name} probability",
+            colormap=PROBABILITY_COLORMAP,
+            contrast_limits=(0.0, 1.0),
+        )
+        for name in ("interior", "boundary")
+        if name in prediction.probabilities
+    ]
+    branches = dict(prediction.branches)
+    if "image pooling" in branches:
+        branches = {"image pooling": branches.pop("image pooling"), **branches}
+    if branches:
+        top = max(float(np.max(m)) for m in branches.values()) or 1.0
+        tuples += [
+            map_layer(
+                response,
+                source,
+                name=f"{source.name} {label} ASPP {name}",
+                colormap=BRANCH_COLORMAP,
+                contrast_limits=(0.0, top),
+            )
+            for name, response in branches.items()
+        ]
+    for _, meta, _ in tuples[:-1]:
+        meta["visible"] = False
+    return tuples
+
+
+class SegmentWidget(JobWidget):
+    """Plugins > napari-pyramids > Segment nuclei (ASPP).
+
+    Pick a fluorescence image layer (for RGB, the channel with the nuclear
+    stain), a model (the shipped "nuclei" or a checkpoint file) and a device.
+    The image is segmented tile by tile off the GUI thread, with a progress bar
+    per tile; Cancel stops between tiles and adds nothing. Results are a Labels
+    layer "<image> <model> labels" on the image's grid and, when asked, the
+    interior and boundary probabilities and one layer per ASPP branch (each
+    atrous rate and the image pooling), all aligned with the image.
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        super().__init__(viewer)
+        import napari
+
+        from napari_pyramids.nn import REGISTRY
+        from napari_pyramids.nn.infer import available_devices, resolve_device
+
+        self.image = create_widget(annotation=napari.layers.Image, label="image")
+        self.channel = ComboBox(
+            label="channel",
+            choices=[("choose the nuclear stain…", _NO_CHANNEL)]
+            + list(RGB_CHANNELS.items()),
+            value=_NO_CHANNEL,
+        )
+        self.model = ComboBox(label="model", choices=[*REGISTRY, CHECKPOINT])
+        self.checkpoint = FileEdit(
+            label="checkpoint",
+            mode="r",
+            filter="Weights (*.safetensors *.pt *.pth)",
+        )
+        auto = str(resolve_device("auto"))
+        self.device = ComboBox(
+            label="device",
+            choices=[
+                (f"auto ({auto})" if d == "auto" else d, d) for d in available_devices()
+            ],
+            value="auto",
+        )
+        self.tile_size = SpinBox(
+            label="tile size", min=128, max=8192, step=64, value=1024
+        )
+        self.threshold = FloatSpinBox(
+            label="threshold", min=0.05, max=0.95, step=0.05, value=0.5
+        )
+        self.min_size = SpinBox(
+            label="smallest nucleus (px)", min=0, max=100_000, value=6
+        )
+        self.probabilities = CheckBox(text="add probabilities", value=False)
+        self.branches = CheckBox(text="show ASPP branches", value=False)
+        self.extend(
+            [
+                self.image,
+                self.channel,
+                self.model,
+                self.checkpoint,
+                self.device,
+                self.tile_size,
+                self.threshold,
+                self.min_size,
+                self.probabilities,
+                self.branches,
+            ]
+        )
+        self._finish()
+        self.image.changed.connect(self._sync)
+        self.model.changed.connect(self._sync)
+        self._sync()
+
+    def _sync(self, *_):
+        """Show the channel choice for RGB layers and the file for checkpoints."""
+        layer = self.image.value
+        self.channel.visible = bool(layer is not None and layer.rgb)
+        self.checkpoint.visible = self.model.value == CHECKPOINT
+
+    def settings(self) -> SegmentSettings:
+        if self.model.value == CHECKPOINT:
+            path = self.checkpoint.value
+            if path is None or not Path(path).is_file():
+                raise ValueError("choose a weights file (.safetensors, .pt, .pth)")
+            model = str(path)
+        else:
+            model = self.model.value
+        channel = self.channel.value
+        return SegmentSettings(
+            model=model,
+            device=self.device.value,
+            tile_size=self.tile_size.value,
+            threshold=self.threshold.value,
+            min_size=self.min_size.value,
+            channel=None if channel == _NO_CHANNEL else channel,
+            probabilities=self.probabilities.value,
+            branches=self.branches.value,
+        )
+
+    def prepare(self) -> Job:
+        return make_segment_job(source_from_layer(self.image.value), self.settings())

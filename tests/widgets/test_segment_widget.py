@@ -1,0 +1,155 @@
+"""The Segment nuclei (ASPP) widget in a real napari viewer."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from napari_pyramids.nn.synthetic import make_nuclei_image
+from napari_pyramids.widgets._base import Job
+from napari_pyramids.widgets.segment import SegmentWidget
+
+SCALE, TRANSLATE = (0.5, 2.0), (10.0, -4.0)
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    return make_napari_viewer()
+
+
+@pytest.fixture(scope="module")
+def nuclei():
+    image, _ = make_nuclei_image((160, 200), np.random.default_rng(3))
+    return image
+
+
+def run_widget(qtbot, widget):
+    """Click Run and wait for the worker to finish."""
+    worker = widget.run()
+    assert worker is not None, widget.status
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    return widget.last_layers
+
+
+def assert_on_source_grid(layer, src):
+    px = np.array([[3.0, 5.0], [100.0, 17.0]])
+    np.testing.assert_allclose(layer.data_to_world(px), src.data_to_world(px))
+
+
+def test_labels_on_the_image_grid(viewer, qtbot, nuclei):
+    src = viewer.add_image(nuclei, name="cells", scale=SCALE, translate=TRANSLATE)
+    before = nuclei.copy()
+    widget = SegmentWidget(viewer)
+    assert widget.channel.native.isHidden()  # not RGB: no channel choice
+    widget.tile_size.value = 128  # six tiles
+    (labels,) = run_widget(qtbot, widget)
+    assert labels.name == "cells nuclei labels"
+    assert labels._type_string == "labels"
+    assert labels.data.shape == nuclei.shape and labels.data.max() > 5
+    assert tuple(labels.scale) == SCALE and tuple(labels.translate) == TRANSLATE
+    assert_on_source_grid(labels, src)
+    assert "nuclei in" in widget.status and "on cpu" in widget.status
+    np.testing.assert_array_equal(src.data, before)
+    # a re-run updates the layer in place
+    assert run_widget(qtbot, widget)[0] is labels
+    assert len(viewer.layers) == 2
+
+
+def test_probabilities_and_branches_are_aligned_layers(viewer, qtbot, nuclei):
+    src = viewer.add_image(nuclei, name="cells", scale=SCALE, translate=TRANSLATE)
+    widget = SegmentWidget(viewer)
+    widget.probabilities.value = True
+    widget.branches.value = True
+    layers = run_widget(qtbot, widget)
+    assert [lyr.name for lyr in layers] == [
+        "cells nuclei interior probability",
+        "cells nuclei boundary probability",
+        "cells nuclei ASPP image pooling",
+        "cells nuclei ASPP 1x1",
+        "cells nuclei ASPP rate 2",
+        "cells nuclei ASPP rate 4",
+        "cells nuclei ASPP rate 6",
+        "cells nuclei labels",
+    ]
+    for layer in layers:
+        assert layer.data.shape == nuclei.shape
+        assert_on_source_grid(layer, src)
+    assert [lyr.visible for lyr in layers[-2:]] == [True, True]
+    assert not any(lyr.visible for lyr in layers[:-2])  # only the top map shows
+    interior = layers[0].data
+    inside = layers[-1].data > 0
+    assert interior[inside].mean() > interior[~inside].mean() + 0.3
+    assert np.ptp(layers[2].data) < 1e-5 < np.ptp(layers[4].data)
+
+
+def test_rgb_needs_a_channel(viewer, qtbot, nuclei, monkeypatch):
+    u8 = (nuclei / nuclei.max() * 255).astype(np.uint8)
+    rgb = np.zeros((*u8.shape, 3), np.uint8)
+    rgb[..., 2] = u8  # DAPI in blue
+    viewer.add_image(rgb, name="stain", rgb=True)
+    widget = SegmentWidget(viewer)
+    assert not widget.channel.native.isHidden()  # shown for RGB layers
+    shown = []
+    monkeypatch.setattr(
+        "napari.utils.notifications.show_error", lambda msg: shown.append(msg)
+    )
+    assert widget.run() is None
+    assert "RGB" in shown[0] and "blue for DAPI" in shown[0]
+    assert len(viewer.layers) == 1
+    widget.channel.value = 2
+    (labels,) = run_widget(qtbot, widget)
+    assert labels.data.shape == u8.shape and labels.data.max() > 5
+
+
+def test_cancel_between_tiles_adds_nothing(viewer, qtbot, nuclei):
+    viewer.add_image(nuclei, name="cells")
+    widget = SegmentWidget(viewer)
+    widget.tile_size.value = 128
+    real_job = widget.prepare()
+    resume = threading.Event()
+
+    def paused_run():
+        steps = real_job.run()
+        yield next(steps)
+        yield next(steps)  # one tile done
+        resume.wait(10)  # the user clicks Cancel here
+        return (yield from steps)
+
+    widget.prepare = lambda: Job(run=paused_run, description=real_job.description)
+    assert widget.run() is not None
+    qtbot.waitUntil(lambda: widget.status.startswith("tile 1 of"), timeout=30_000)
+    widget.cancel()
+    assert widget._run_button.text == "Cancelling…"
+    resume.set()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=30_000)
+    assert [lyr.name for lyr in viewer.layers] == ["cells"]
+    assert "Cancelled" in widget.status
+
+
+def test_bad_checkpoint_and_stack_notify(viewer, qtbot, tmp_path, monkeypatch):
+    viewer.add_image(np.zeros((4, 32, 32), np.float32), name="stack")
+    widget = SegmentWidget(viewer)
+    shown = []
+    monkeypatch.setattr(
+        "napari.utils.notifications.show_error", lambda msg: shown.append(msg)
+    )
+    assert widget.run() is None
+    assert "one 2-D image" in shown[-1]
+    viewer.add_image(np.zeros((32, 32), np.float32), name="plane")
+    widget.reset_choices()
+    widget.image.value = viewer.layers["plane"]
+    widget.model.value = "checkpoint file…"
+    assert not widget.checkpoint.native.isHidden()
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not weights")
+    widget.checkpoint.value = bad
+    assert widget.run() is None
+    assert "not a readable safetensors file" in shown[-1]
+    assert len(viewer.layers) == 2
+
+
+def test_manifest_opens_the_widget(viewer):
+    _, widget = viewer.window.add_plugin_dock_widget(
+        "napari-pyramids", "Segment nuclei (ASPP)"
+    )
+    assert isinstance(widget, SegmentWidget)
