@@ -1,8 +1,8 @@
 """Sample data (File > Open Sample > napari-pyramids), all available offline.
 
-Photos come from scikit-image's bundled images. The volume is generated
-(scikit-image's ``cells3d`` is a download, which offline machines cannot make),
-and its layer name says so.
+Photos come from scikit-image's bundled images. The nuclei volume and the 2-D
+nuclei image are generated (scikit-image's ``cells3d`` and ``human_mitosis`` are
+downloads, which offline machines cannot make), and their layer names say so.
 """
 
 from __future__ import annotations
@@ -46,3 +46,15 @@ def nuclei_volume():
             "image",
         )
     ]
+
+
+def nuclei_2d():
+    """A generated 2-D fluorescence image of nuclei (512x512), with touching ones.
+
+    Drawn by :mod:`napari_pyramids.nn.synthetic` (the kind of image the shipped
+    "nuclei" model was trained on, but not one of its training images).
+    """
+    from napari_pyramids.nn.synthetic import make_nuclei_image
+
+    image, _ = make_nuclei_image((512, 512), np.random.default_rng(5))
+    return [(image, {"name": "synthetic nuclei", "colormap": "gray"}, "image")]
