@@ -5,18 +5,21 @@ Run from the repository root::
     PYTHONPATH=src python benchmarks/bench_segment.py [--threads 2] [--skip-8k]
 
 Prints one table: megapixels per second of ``segment`` (model "nuclei", CPU)
-and of the baseline at 1024x1024 and 4096x4096, the peak resident memory of
-``segment`` on an 8192x8192 uint16 image (measured in a fresh subprocess, so
-nothing else is counted; the input image itself is included), and F1 at IoU 0.5
-of both methods on held-out synthetic images. If scikit-image's
-``human_mitosis`` sample is available (it needs a one-time download), both are
-also run on it and the instance counts are printed.
+and of the baseline at 1024x1024 and 4096x4096; the peak resident memory of
+``segment`` on an 8192x8192 uint16 image, measured in a fresh subprocess
+(``getrusage(RUSAGE_CHILDREN).ru_maxrss`` in the parent: the child's whole
+peak, input image and interpreter included); and F1 at IoU 0.5 of both methods
+on held-out synthetic images. The load average is printed with the numbers:
+on a shared machine they move with it. If scikit-image's ``human_mitosis``
+sample is available (a one-time download), both methods also run on it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import subprocess
 import sys
 import time
@@ -33,7 +36,9 @@ def otsu_watershed(image: np.ndarray, min_distance: int = 4) -> np.ndarray:
     smooth = ndi.gaussian_filter(image.astype(np.float32), 1.0)
     mask = smooth > threshold_otsu(smooth)
     distance = ndi.distance_transform_edt(mask)
-    peaks = peak_local_max(distance, min_distance=min_distance, labels=ndi.label(mask)[0])
+    peaks = peak_local_max(
+        distance, min_distance=min_distance, labels=ndi.label(mask)[0]
+    )
     markers = np.zeros(image.shape, np.int32)
     markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
     return watershed(-distance, markers, mask=mask)
@@ -55,9 +60,12 @@ def timed(fn, *args, **kwargs):
     return out, time.perf_counter() - start
 
 
-def peak_memory_child(size: int, threads: int) -> None:
-    import resource
+def load() -> str:
+    return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
 
+
+def memory_child(size: int, threads: int) -> None:
+    """Segment one ``size``-squared image; print seconds and nuclei as JSON."""
     import torch
 
     torch.set_num_threads(threads)
@@ -65,22 +73,43 @@ def peak_memory_child(size: int, threads: int) -> None:
 
     image = big_image(size)
     labels, seconds = timed(segment, image, device="cpu")
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"peak_mb": peak_mb, "seconds": seconds, "nuclei": int(labels.max())}))
+    print(json.dumps({"seconds": seconds, "nuclei": int(labels.max())}))
 
 
-def f1_table(model, count: int = 10) -> tuple[float, float]:
+def peak_memory(size: int, threads: int) -> dict:
+    """Run :func:`memory_child` in a subprocess; add its peak RSS in MB."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--memory-child", str(size)]
+        + ["--threads", str(threads)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["peak_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return result
+
+
+def f1_scores(model, count: int = 10) -> tuple[float, float, float]:
+    """F1@0.5 of the model and the baseline; seconds per baseline image."""
     from napari_pyramids.nn import segment
     from napari_pyramids.nn.instances import match_instances
     from napari_pyramids.nn.synthetic import make_dataset
 
     sums = {"model": [0, 0], "otsu": [0, 0]}
+    otsu_seconds = 0.0
     for image, labels in make_dataset(count, (256, 256), seed=4242):
-        for name, pred in (("model", segment(image, model)), ("otsu", otsu_watershed(image))):
+        base, seconds = timed(otsu_watershed, image)
+        otsu_seconds += seconds
+        for name, pred in (("model", segment(image, model)), ("otsu", base)):
             r = match_instances(labels, pred)
             sums[name][0] += 2 * r["tp"]
             sums[name][1] += 2 * r["tp"] + r["fp"] + r["fn"]
-    return sums["model"][0] / sums["model"][1], sums["otsu"][0] / sums["otsu"][1]
+    return (
+        sums["model"][0] / sums["model"][1],
+        sums["otsu"][0] / sums["otsu"][1],
+        otsu_seconds / count,
+    )
 
 
 def main() -> None:
@@ -90,7 +119,7 @@ def main() -> None:
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
-        peak_memory_child(args.memory_child, args.threads)
+        memory_child(args.memory_child, args.threads)
         return
 
     import torch
@@ -99,46 +128,50 @@ def main() -> None:
     from napari_pyramids.nn import load_model, segment
 
     model = load_model("nuclei")
-    rows = []
+    print(f"torch {torch.__version__}, {args.threads} CPU threads; {load()}")
+    header = ("image", "segment MP/s", "segment s", "otsu+ws MP/s", "otsu+ws s")
+    print(" | ".join(f"{h:>12}" for h in header) + " |  nuclei (model / otsu)")
     for size in (1024, 4096):
         image = big_image(size)
-        segment(image[:256, :256], model)  # warm-up
+        segment(image[:256, :256], model, device="cpu")  # warm-up
         labels, t_model = timed(segment, image, model, device="cpu")
         base, t_base = timed(otsu_watershed, image)
         mp = size * size / 1e6
-        rows.append((f"{size}x{size}", mp / t_model, t_model, mp / t_base, t_base, labels.max(), base.max()))
-    print(f"\nCPU threads: {args.threads}")
-    print(f"{'image':>10} | {'segment MP/s':>12} | {'segment s':>9} | {'otsu+ws MP/s':>12} | {'otsu+ws s':>9} | {'n model':>7} | {'n otsu':>7}")
-    for r in rows:
-        print(f"{r[0]:>10} | {r[1]:12.2f} | {r[2]:9.2f} | {r[3]:12.2f} | {r[4]:9.2f} | {r[5]:7d} | {r[6]:7d}")
-    if not args.skip_8k:
-        out = subprocess.run(
-            [sys.executable, __file__, "--memory-child", "8192", "--threads", str(args.threads)],
-            capture_output=True, text=True, check=True,
+        cells = (f"{size}x{size}", mp / t_model, t_model, mp / t_base, t_base)
+        print(
+            f"{cells[0]:>12} | {cells[1]:12.2f} | {cells[2]:12.2f} | "
+            f"{cells[3]:12.2f} | {cells[4]:12.2f} |  {labels.max()} / {base.max()}"
         )
-        mem = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"8192x8192 uint16: peak RSS {mem['peak_mb']:.0f} MB (input 128 MB included), "
-              f"{mem['seconds']:.1f} s, {67.1 / mem['seconds']:.2f} MP/s, {mem['nuclei']} nuclei")
-    f1_model, f1_otsu = f1_table(model)
-    print(f"held-out synthetic F1@0.5 (10 x 256^2, seed 4242): model {f1_model:.3f}, otsu+ws {f1_otsu:.3f}")
+    print(load())
+    if not args.skip_8k:
+        mem = peak_memory(8192, args.threads)
+        print(
+            f"8192x8192 uint16 (128 MB input): peak RSS {mem['peak_mb']:.0f} MB, "
+            f"{mem['seconds']:.1f} s = {67.1 / mem['seconds']:.2f} MP/s, "
+            f"{mem['nuclei']} nuclei; {load()}"
+        )
+    f1_model, f1_otsu, otsu_s = f1_scores(model)
+    print(
+        "held-out synthetic F1@0.5 (10 x 256^2, seed 4242): "
+        f"model {f1_model:.3f}, otsu+ws {f1_otsu:.3f} ({otsu_s * 1e3:.0f} ms/image)"
+    )
     try:
         from skimage.data import human_mitosis
 
         mitosis = human_mitosis()
-    except Exception as exc:  # noqa: BLE001 - any fetch failure means "not available"
+    except Exception as exc:  # noqa: BLE001 - any fetch failure: not available
         print(f"human_mitosis unavailable here ({type(exc).__name__}); skipped")
         return
     labels, t_model = timed(segment, mitosis, model)
     base, t_base = timed(otsu_watershed, mitosis)
-    print(f"human_mitosis {mitosis.shape}: model {labels.max()} nuclei in {t_model:.2f} s, "
-          f"otsu+ws {base.max()} nuclei in {t_base:.2f} s, "
-          f"agreement F1@0.5 {match_f1(labels, base):.3f}")
-
-
-def match_f1(a: np.ndarray, b: np.ndarray) -> float:
     from napari_pyramids.nn.instances import match_instances
 
-    return match_instances(a, b)["f1"]
+    agree = match_instances(labels, base)["f1"]
+    print(
+        f"human_mitosis {mitosis.shape}: model {labels.max()} nuclei in "
+        f"{t_model:.2f} s, otsu+ws {base.max()} in {t_base:.2f} s, "
+        f"agreement F1@0.5 {agree:.3f}"
+    )
 
 
 if __name__ == "__main__":
