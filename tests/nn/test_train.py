@@ -25,12 +25,24 @@ def test_synthetic_is_seeded_and_boundaries_split_touching_nuclei():
     labels = np.zeros((20, 20), np.int32)
     labels[5:15, 2:10], labels[5:15, 10:18] = 1, 2
     classes = classes_from_labels(labels)
-    assert list(classes[10, 7:13]) == [
-        1,
-        1,
-        2,
-        2,
-        1,
-        1,
-    ]  # the touching line is boundary
+    # the touching line is boundary
+    assert list(classes[10, 7:13]) == [1, 1, 2, 2, 1, 1]
     assert (classes[7:13, 4:8] == 1).all()
+    wide = classes_from_labels(labels, boundary_width=2)
+    assert list(wide[10, :12]) == [0, 0, 2, 2, 1, 1, 1, 1, 2, 2, 2, 2]
+    assert list(wide[:9, 5]) == [0, 0, 0, 0, 0, 2, 2, 1, 1]
+    assert (wide[labels == 0] == 0).all()  # the rim never leaves the nuclei
+
+
+def test_checkpoints_are_saved_during_training():
+    seen = []
+    train(
+        steps=4,
+        batch_size=2,
+        patch=64,
+        pool_size=1,
+        log_every=100,
+        checkpoint_every=2,
+        on_checkpoint=lambda model, step: seen.append(step),
+    )
+    assert seen == [2]  # the last step is saved by the caller, not as a checkpoint

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -39,14 +40,18 @@ class _Pool:
     """A pool of synthetic images, a few replaced per step, cropped at random."""
 
     def __init__(
-        self, rng: np.random.Generator, size: int, shape: tuple[int, int]
+        self,
+        rng: np.random.Generator,
+        size: int,
+        shape: tuple[int, int],
+        boundary_width: int,
     ) -> None:
-        self.rng, self.shape = rng, shape
+        self.rng, self.shape, self.boundary_width = rng, shape, boundary_width
         self.items = [self._draw() for _ in range(size)]
 
     def _draw(self) -> tuple[np.ndarray, np.ndarray]:
         image, labels = make_nuclei_image(self.shape, self.rng)
-        return normalize(image), classes_from_labels(labels)
+        return normalize(image), classes_from_labels(labels, self.boundary_width)
 
     def refresh(self, count: int) -> None:
         for _ in range(count):
@@ -77,18 +82,25 @@ class _Pool:
 def train(
     *,
     seed: int = 0,
-    steps: int = 450,
+    steps: int = 1500,
     batch_size: int = 8,
-    patch: int = 160,
+    patch: int = 192,
     lr: float = 3e-3,
     pool_size: int = 48,
+    boundary_width: int = 2,
     log_every: int = 50,
+    checkpoint_every: int = 250,
+    on_checkpoint: Callable[[CompactDeepLab, int], None] | None = None,
 ) -> CompactDeepLab:
-    """Train a :class:`CompactDeepLab` from scratch and return it in eval mode."""
+    """Train a :class:`CompactDeepLab` from scratch and return it in eval mode.
+
+    Every ``checkpoint_every`` steps ``on_checkpoint(model, step)`` is called
+    (the command saves the weights then, so a run cut short leaves a model).
+    """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = CompactDeepLab()
-    pool = _Pool(rng, pool_size, (256, 256))
+    pool = _Pool(rng, pool_size, (256, 256), boundary_width)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=lr, total_steps=steps
@@ -109,6 +121,8 @@ def train(
             print(
                 f"step {step:5d}  loss {loss.item():.4f}  {minutes:.1f} min", flush=True
             )
+        if on_checkpoint is not None and step % checkpoint_every == 0 < steps - step:
+            on_checkpoint(model, step)
     return model.eval()
 
 
@@ -143,30 +157,39 @@ def evaluate(model: torch.nn.Module, seed: int, count: int = 16) -> dict[str, fl
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=450)
+    parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--patch", type=int, default=160)
+    parser.add_argument("--patch", type=int, default=192)
     parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument(
+        "--boundary-width", type=int, default=2, help="boundary class rim, pixels"
+    )
+    parser.add_argument(
+        "--checkpoint-every", type=int, default=250, help="save to --out every N steps"
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--out", required=True, help="output .safetensors path")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
+    meta = {"seed": args.seed, "boundary_width": args.boundary_width}
+
+    def checkpoint(model: CompactDeepLab, step: int) -> None:
+        save(model, args.out, **meta, steps=step)
+        print(f"checkpoint: step {step} saved to {args.out}", flush=True)
+
     model = train(
         seed=args.seed,
         steps=args.steps,
         batch_size=args.batch_size,
         patch=args.patch,
         lr=args.lr,
+        boundary_width=args.boundary_width,
+        checkpoint_every=args.checkpoint_every,
+        on_checkpoint=checkpoint,
     )
     minutes = (time.perf_counter() - start) / 60
-    save(
-        model,
-        args.out,
-        seed=args.seed,
-        steps=args.steps,
-        train_minutes=round(minutes, 1),
-    )
+    save(model, args.out, **meta, steps=args.steps, train_minutes=round(minutes, 1))
     print(f"saved {args.out} after {minutes:.1f} min")
     print("held-out synthetic F1@0.5:", evaluate(model, seed=args.seed + 1000))
 
