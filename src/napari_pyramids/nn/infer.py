@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import copy
 import math
+import threading
+from collections import deque
 from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -241,23 +244,65 @@ def _run_tiled(
     height, width = image.shape[-2:]
     ys, tile_h = _tile_starts(height, tile_size, overlap)
     xs, tile_w = _tile_starts(width, tile_size, overlap)
-    keep_y, keep_x = _kept(ys, tile_h, height), _kept(xs, tile_w, width)
-    total = len(ys) * len(xs)
+    tiles = [
+        (y0, x0, keep_y, keep_x)
+        for y0, keep_y in zip(ys, _kept(ys, tile_h, height))
+        for x0, keep_x in zip(xs, _kept(xs, tile_w, width))
+    ]
+
+    def run(tile) -> dict[str, np.ndarray]:
+        y0, x0 = tile[:2]
+        with torch.inference_mode():  # thread-local: entered in the worker
+            return tile_fn(tensor(image[..., y0 : y0 + tile_h, x0 : x0 + tile_w]))
+
+    def write(tile, maps: dict[str, np.ndarray]) -> None:
+        y0, x0, (ky0, ky1), (kx0, kx1) = tile
+        for key, out in outs.items():
+            out[..., ky0:ky1, kx0:kx1] = maps[key][
+                ..., ky0 - y0 : ky1 - y0, kx0 - x0 : kx1 - x0
+            ]
+
+    total = len(tiles)
     yield 0, total
     with (
         _pinned_image_pooling(net, tensor, image, context_size),
-        torch.inference_mode(),
+        _tile_workers(device) as workers,
+        ThreadPoolExecutor(max_workers=workers) as pool,
     ):
-        done = 0
-        for y0, (ky0, ky1) in zip(ys, keep_y):
-            for x0, (kx0, kx1) in zip(xs, keep_x):
-                maps = tile_fn(tensor(image[..., y0 : y0 + tile_h, x0 : x0 + tile_w]))
-                for key, out in outs.items():
-                    out[..., ky0:ky1, kx0:kx1] = maps[key][
-                        ..., ky0 - y0 : ky1 - y0, kx0 - x0 : kx1 - x0
-                    ]
-                done += 1
+        in_flight: deque = deque()  # (tile, future), in tile order
+        try:
+            for done in range(1, total + 1):
+                # keep every worker busy and one more tile queued
+                while tiles and len(in_flight) <= workers:
+                    tile = tiles.pop(0)
+                    in_flight.append((tile, pool.submit(run, tile)))
+                tile, future = in_flight.popleft()
+                write(tile, future.result())
                 yield done, total
+        finally:  # closed early (cancel): drop the tiles not started yet
+            for _, future in in_flight:
+                future.cancel()
+
+
+@contextmanager
+def _tile_workers(device: torch.device) -> Iterator[int]:
+    """How many tiles run at once: on the CPU, one per torch thread.
+
+    The small convolutions of this network scale poorly across threads inside
+    one operation (two intra-op threads cost about twice the CPU time of one
+    for the same tile), so each tile runs single-threaded and as many tiles
+    run side by side as torch has threads (the GIL is released inside torch).
+    torch's thread count is restored afterwards.
+    """
+    threads = torch.get_num_threads()
+    if device.type != "cpu" or threads == 1:
+        yield 1
+        return
+    torch.set_num_threads(1)
+    try:
+        yield threads
+    finally:
+        torch.set_num_threads(threads)
 
 
 @dataclass(frozen=True)
@@ -290,17 +335,18 @@ def _branch_capture(net: CompactDeepLab) -> tuple[list, Callable[[], torch.Tenso
     The maps are each branch's channel mean (post-ReLU: how much it responds),
     stacked as (1, n_branches, h, w) at the output stride.
     """
-    captured: dict[int, torch.Tensor] = {}
+    captured = threading.local()  # tiles run on several threads at once
     hooks = [
         branch.register_forward_hook(
-            lambda _m, _i, out, i=i: captured.__setitem__(i, out)
+            lambda _m, _i, out, i=i: captured.__dict__.__setitem__(i, out)
         )
         for i, branch in enumerate(net.aspp.convs)
     ]
 
     def maps() -> torch.Tensor:
         return torch.cat(
-            [captured[i].mean(dim=1, keepdim=True) for i in range(len(hooks))], 1
+            [captured.__dict__[i].mean(dim=1, keepdim=True) for i in range(len(hooks))],
+            1,
         )
 
     return hooks, maps
