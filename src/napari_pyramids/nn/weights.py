@@ -44,7 +44,7 @@ class RegisteredModel:
 REGISTRY: dict[str, RegisteredModel] = {
     "nuclei": RegisteredModel(
         filename="nuclei.safetensors",
-        sha256="cef6759839cfa6590197cb45b0855f96e70b067feb8484a392ed5ebebdb733b8",
+        sha256="7f572ae5e9845c9fbdf375dbf51f5d716bb993020fb50aef6183ab4d2befcfdb",
         description=(
             "Fluorescence nuclei (DAPI/Hoechst-like), one channel; classes "
             "background, interior, boundary. Trained by napari_pyramids.nn.train "
