@@ -24,7 +24,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -263,10 +263,14 @@ def _run_tiled(
             ]
 
     total = len(tiles)
+    # one tile seeing the whole image pools exactly what pinning would compute
+    whole = total == 1 and max(height, width) <= context_size
     yield 0, total
     with (
-        _pinned_image_pooling(net, tensor, image, context_size),
-        _tile_workers(device) as workers,
+        nullcontext()
+        if whole
+        else _pinned_image_pooling(net, tensor, image, context_size),
+        _tile_workers(device, total) as workers,
         ThreadPoolExecutor(max_workers=workers) as pool,
     ):
         in_flight: deque = deque()  # (tile, future), in tile order
@@ -285,22 +289,23 @@ def _run_tiled(
 
 
 @contextmanager
-def _tile_workers(device: torch.device) -> Iterator[int]:
-    """How many tiles run at once: on the CPU, one per torch thread.
+def _tile_workers(device: torch.device, n_tiles: int) -> Iterator[int]:
+    """How many tiles run at once: on the CPU, up to one per torch thread.
 
     The small convolutions of this network scale poorly across threads inside
     one operation (two intra-op threads cost about twice the CPU time of one
-    for the same tile), so each tile runs single-threaded and as many tiles
-    run side by side as torch has threads (the GIL is released inside torch).
-    torch's thread count is restored afterwards.
+    for the same tile), so tiles run side by side (the GIL is released inside
+    torch) and torch's threads are shared out among them; torch's thread count
+    is restored afterwards.
     """
     threads = torch.get_num_threads()
-    if device.type != "cpu" or threads == 1:
+    workers = min(threads, n_tiles) if device.type == "cpu" else 1
+    if workers == 1:
         yield 1
         return
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads // workers)
     try:
-        yield threads
+        yield workers
     finally:
         torch.set_num_threads(threads)
 
