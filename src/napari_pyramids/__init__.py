@@ -10,6 +10,7 @@ The public API (a contract: tests, docs and users depend on these names)::
     npp.equal_size_levels(pyramid)
     npp.blend(image_a, image_b, mask, levels=None, *, channel_axis=None, ...)
     npp.feather_blend(image_a, image_b, mask, *, width=16.0, ...)
+    npp.iter_blend(image_a, image_b, mask, ...)  # yields (done, total); returns blend
     npp.cut_blend(image_a, image_b, mask, *, channel_axis=None)
     npp.seam_energy(image, mask, *, channel_axis=None, width=1)
     npp.add_pyramid(viewer, layer, kind="gaussian", output="octaves", ...)
@@ -20,7 +21,13 @@ name that needs them is first used (module ``__getattr__``, PEP 562).
 
 from importlib import import_module
 
-from napari_pyramids.core.blend import blend, cut_blend, feather_blend, seam_energy
+from napari_pyramids.core.blend import (
+    blend,
+    cut_blend,
+    feather_blend,
+    iter_blend,
+    seam_energy,
+)
 from napari_pyramids.core.pyramid import (
     equal_size_levels,
     expand,
@@ -43,6 +50,7 @@ __all__ = [
     "blend",
     "cut_blend",
     "feather_blend",
+    "iter_blend",
     "seam_energy",
     "equal_size_levels",
     "expand",

@@ -58,6 +58,26 @@ def test_blend_matches_the_cv2_chain(shape):
     np.testing.assert_allclose(ours, ref, atol=1e-5)
 
 
+def test_iter_blend_reports_progress_and_returns_the_blend():
+    img_a = RNG.random((64, 48, 3), dtype=np.float32)
+    img_b = RNG.random((64, 48, 3), dtype=np.float32)
+    mask = soft_disc((64, 48))
+    steps = npp.iter_blend(img_a, img_b, mask, 4, channel_axis=-1)
+    seen = []
+    while True:
+        try:
+            seen.append(next(steps))
+        except StopIteration as done:
+            result = done.value
+            break
+    assert seen == [(k, 8) for k in range(1, 9)]
+    np.testing.assert_array_equal(
+        result, npp.blend(img_a, img_b, mask, 4, channel_axis=-1)
+    )
+    with pytest.raises(ValueError, match="shape"):  # checked before any work
+        npp.iter_blend(img_a, img_b[:-1], mask, channel_axis=-1)
+
+
 def test_uniform_masks_return_an_image_exactly():
     img_a = RNG.random((40, 50, 3), dtype=np.float32)
     img_b = RNG.random((40, 50, 3), dtype=np.float32)

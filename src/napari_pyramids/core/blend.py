@@ -33,6 +33,7 @@ References
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,10 +46,19 @@ from napari_pyramids.core.pyramid import (
     _float_dtype,
     expand,
     gaussian_pyramid,
+    iter_pyramid,
+    pyramid_depth,
     spatial_axes,
 )
 
-__all__ = ["blend", "cut_blend", "feather_blend", "mask_weights", "seam_energy"]
+__all__ = [
+    "blend",
+    "cut_blend",
+    "feather_blend",
+    "iter_blend",
+    "mask_weights",
+    "seam_energy",
+]
 
 #: Default transition width (pixels) of :func:`feather_blend`.
 DEFAULT_FEATHER_WIDTH = 16.0
@@ -255,38 +265,89 @@ def blend(
     instead of two, built top-down while collapsing, with the same result as
     the textbook order to float round-off.
     """
+    steps = iter_blend(
+        image_a,
+        image_b,
+        mask,
+        levels,
+        channel_axis=channel_axis,
+        reduce_z=reduce_z,
+        a=a,
+        backend=backend,
+    )
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
+def iter_blend(
+    image_a,
+    image_b,
+    mask,
+    levels: int | None = None,
+    *,
+    channel_axis: int | None = None,
+    reduce_z: bool = False,
+    a: float = DEFAULT_A,
+    backend: str = "auto",
+) -> Generator[tuple[int, int], None, np.ndarray]:
+    """:func:`blend`, one pyramid level at a time, for progress and cancelling.
+
+    Arguments are those of :func:`blend` and are checked at call time (bad input
+    raises here, before any work). The returned generator yields
+    ``(done, total)`` after each level is reduced or collapsed and returns the
+    blend (``StopIteration.value``; ``result = yield from iter_blend(...)``).
+    Stopping early wastes nothing but the work done so far.
+    """
     inputs = _check_inputs(image_a, image_b, mask, channel_axis, reduce_z)
+    n_levels = pyramid_depth(
+        inputs.a.shape, levels, channel_axis=inputs.channel_axis, reduce_z=reduce_z
+    )
+    return _blend_levels(inputs, n_levels, reduce_z, a, backend)
+
+
+def _blend_levels(inputs: _Inputs, n_levels: int, reduce_z, a, backend):
+    total = 2 * n_levels
     uniform = _uniform(inputs)
     if uniform is not None:
+        yield total, total
         return uniform
-    work = inputs.weights.dtype
-    diff = np.subtract(inputs.a, inputs.b, dtype=work)
+    diff = np.subtract(inputs.a, inputs.b, dtype=inputs.weights.dtype)
+    gd = []
     try:
-        gd = gaussian_pyramid(
+        for level in iter_pyramid(
             diff,
-            levels,
+            n_levels,
             a=a,
             channel_axis=inputs.channel_axis,
             reduce_z=reduce_z,
             backend=backend,
-        )
+        ):
+            gd.append(level)
+            if len(gd) > 1:
+                yield len(gd) - 1, total
     except ValueError:
         _check_finite(inputs)  # name the image that holds NaN/inf, if any
         raise
     gm = gaussian_pyramid(
-        inputs.weights, len(gd), a=a, reduce_z=reduce_z, backend=backend
+        inputs.weights, n_levels, a=a, reduce_z=reduce_z, backend=backend
     )
+    yield n_levels, total
     # Collapse from the coarsest level: out_k = EXPAND(out_{k+1}) + GM_k * LD_k,
     # with the Laplacian band LD_k = GD_k - EXPAND(GD_{k+1}) made on the way.
     out = gd[-1] * inputs.broadcast(gm[-1])
-    for k in range(len(gd) - 2, -1, -1):
+    for k in range(n_levels - 2, -1, -1):
         shape = gd[k].shape
         band = expand(gd[k + 1], shape, a=a, backend=backend)
         np.subtract(gd[k], band, out=band)
         band *= inputs.broadcast(gm[k])
         out = expand(out, shape, a=a, backend=backend)
         out += band
+        yield total - 1 - k, total
     out += inputs.b
+    yield total, total
     return inputs.finish(out)
 
 
