@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import napari_pyramids as npp
-from napari_pyramids._blend_samples import blend_pair_arrays
+from napari_pyramids.sample_data import blend_pair_arrays
 
 RNG = np.random.default_rng(7)
 
