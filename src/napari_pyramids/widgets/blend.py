@@ -125,7 +125,7 @@ class BlendWidget(JobWidget):
 
     run_label = "Blend"
 
-    def __init__(self, viewer: "napari.viewer.Viewer"):  # noqa: F821, UP037
+    def __init__(self, viewer: napari.viewer.Viewer):  # noqa: F821
         super().__init__(viewer)
         import napari
 
