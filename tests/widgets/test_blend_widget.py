@@ -183,3 +183,18 @@ def test_cancel_adds_nothing(viewer, qtbot):
     qtbot.waitUntil(lambda: widget.worker is None, timeout=30_000)
     assert [layer.name for layer in viewer.layers] == ["a", "b", "m"]
     assert "Cancelled" in widget.status
+
+
+def test_blend_from_the_menu_on_the_sample(viewer):
+    """Plugins > napari-pyramids > Blend on File > Open Sample > Cat and coffee."""
+    viewer.open_sample("napari-pyramids", "blend_pair")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-pyramids", "Blend")
+    assert isinstance(widget, BlendWidget)
+    widget.image_a.value = viewer.layers["cat"]
+    widget.image_b.value = viewer.layers["coffee"]
+    assert widget.mask.value is viewer.layers["blend mask"]  # Labels come first
+    (out,) = widget.run(blocking=True)
+    cat, coffee, mask = blend_pair_arrays()
+    np.testing.assert_array_equal(
+        out.data, npp.blend(cat, coffee, mask, channel_axis=-1)
+    )
