@@ -37,7 +37,6 @@ from collections.abc import Generator
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 from napari_pyramids.core._kernels import DEFAULT_A
 from napari_pyramids.core.pyramid import (
@@ -389,6 +388,8 @@ def feather_blend(
         return uniform
     alpha = inputs.weights
     if width > 0:
+        from scipy import ndimage  # here, so `import napari_pyramids` stays light
+
         axes = spatial_axes(alpha.ndim, reduce_z=reduce_z)
         alpha = ndimage.gaussian_filter(alpha, width / 4, mode="mirror", axes=axes)
     out = np.subtract(inputs.a, inputs.b, dtype=alpha.dtype)
@@ -445,6 +446,8 @@ def seam_energy(
         Mean over the band of ``sqrt(dy**2 + dx**2)`` (central differences),
         in image units per pixel.
     """
+    from scipy import ndimage
+
     img = _as_array(image)
     sp = spatial_axes(img.ndim, channel_axis=channel_axis)
     ch = None if channel_axis is None else channel_axis % img.ndim
