@@ -33,6 +33,7 @@ def add_pyramid(
     levels: int | None = None,
     reduce_z: bool = False,
     min_size: int = DEFAULT_MIN_SIZE,
+    keep_dtype: bool = True,
 ) -> list:
     """Add the Gaussian or Laplacian pyramid of an image layer to ``viewer``.
 
@@ -48,6 +49,8 @@ def add_pyramid(
         equal-size stack on a new leading axis.
     levels, reduce_z, min_size
         As in :func:`napari_pyramids.gaussian_pyramid`.
+    keep_dtype : bool
+        Gaussian octaves in the image's dtype (uint8 stays uint8) rather than float.
 
     Returns
     -------
@@ -56,7 +59,12 @@ def add_pyramid(
     """
     source = source_from_layer(_layer(viewer, layer))
     settings = PyramidSettings(
-        kind=kind, levels=levels, output=output, reduce_z=reduce_z, min_size=min_size
+        kind=kind,
+        levels=levels,
+        output=output,
+        reduce_z=reduce_z,
+        min_size=min_size,
+        keep_dtype=keep_dtype,
     )
     tuples = run_to_completion(make_pyramid_job(source, settings))
     return add_layer_tuples(viewer, tuples)

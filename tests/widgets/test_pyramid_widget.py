@@ -45,10 +45,12 @@ def test_octaves_overlay_the_source_in_world_coordinates(viewer, qtbot, data, rg
     widget.auto_levels.value = False
     widget.levels.value = 3
     layers = run_widget(qtbot, widget)
+    # octave 0 is the image itself and is not added again
     assert [lyr.name for lyr in layers] == [
-        f"img gaussian octave {k}" for k in range(3)
+        "img gaussian octave 1",
+        "img gaussian octave 2",
     ]
-    for k, layer in enumerate(layers):
+    for k, layer in enumerate(layers, start=1):
         assert layer.rgb == rgb
         j = np.array([3, 5])
         lead = [] if plane else [2]
@@ -114,8 +116,8 @@ def test_volume_reduce_z(viewer, qtbot):
     widget.auto_levels.value = False
     widget.levels.value = 2
     layers = run_widget(qtbot, widget)
-    assert layers[1].data.shape == (8, 16, 16)
-    assert tuple(layers[1].scale) == (2.0, 2.0, 2.0)
+    assert layers[0].data.shape == (8, 16, 16)
+    assert tuple(layers[0].scale) == (2.0, 2.0, 2.0)
 
 
 def test_bad_settings_notify_and_add_nothing(viewer, qtbot, monkeypatch):
@@ -147,15 +149,45 @@ def test_nan_image_reports_error_from_worker(viewer, qtbot, monkeypatch):
 
 
 def test_cancel_adds_nothing(viewer, qtbot):
-    viewer.add_image(RNG.random((512, 512), dtype=np.float32), name="big")
+    """Cancel between two steps: the job stops at its next yield, no layer is added."""
+    import threading
+
+    from napari_pyramids.widgets._base import Job
+
+    viewer.add_image(RNG.random((64, 64), dtype=np.float32), name="img")
     widget = PyramidWidget(viewer)
+    real_job = widget.prepare()
+    resume = threading.Event()
+
+    def paused_run():
+        steps = real_job.run()
+        yield next(steps)
+        resume.wait(10)  # the user clicks Cancel here
+        return (yield from steps)
+
+    widget.prepare = lambda: Job(run=paused_run, description=real_job.description)
     worker = widget.run()
+    assert worker is not None and widget._run_button.text == "Cancel"
+    qtbot.waitUntil(lambda: widget.status.startswith("octave 0"), timeout=10_000)
     widget.cancel()
     assert widget._run_button.text == "Cancelling…"
-    assert worker is not None
+    resume.set()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=30_000)
-    assert [lyr.name for lyr in viewer.layers] == ["big"]
+    assert [lyr.name for lyr in viewer.layers] == ["img"]
     assert widget._run_button.text == "Run"
+    assert "Cancelled" in widget.status
+
+
+def test_gaussian_octaves_keep_integer_dtype_unless_asked(viewer, qtbot):
+    src = viewer.add_image(RNG.integers(0, 255, (64, 64), dtype=np.uint8), name="u8")
+    widget = PyramidWidget(viewer)
+    widget.auto_levels.value = False
+    widget.levels.value = 3
+    assert run_widget(qtbot, widget)[0].data.dtype == np.uint8
+    widget.keep_dtype.value = False
+    octave1 = run_widget(qtbot, widget)[0]
+    assert octave1.data.dtype == np.float32
+    np.testing.assert_allclose(octave1.data, npp.reduce(src.data), atol=1e-4)
 
 
 def test_add_pyramid_from_the_console(viewer):

@@ -199,18 +199,18 @@ class JobWidget(Container):
         self._status.value = f"{job.description}…"
 
         def on_step(step: Step):
-            if self._progress is pbar:  # ignore steps that arrive after the end
-                pbar.total = step.total
-                pbar.set_description(step.message or job.description)
-                pbar.update(step.done - pbar.n)
+            # Qt may deliver a last step after "aborted"/"finished": ignore it then.
+            if worker.abort_requested or self._progress is not pbar:
+                return
+            pbar.total = step.total
+            pbar.set_description(step.message or job.description)
+            pbar.update(step.done - pbar.n)
             self._status.value = step.message
 
         worker.yielded.connect(on_step)
         worker.returned.connect(lambda tuples: self._commit(job, tuples or []))
         worker.errored.connect(self._report_error)
-        worker.aborted.connect(
-            lambda: self._set_status("Cancelled: nothing was added.")
-        )
+        worker.aborted.connect(self._on_aborted)
         worker.finished.connect(self._on_finished)
         worker.start()
         return worker
@@ -228,6 +228,9 @@ class JobWidget(Container):
 
         self._set_status(f"Error: {err}")
         show_error(f"{type(self).__name__.removesuffix('Widget')}: {err}")
+
+    def _on_aborted(self, *_) -> None:
+        self._set_status("Cancelled: nothing was added.")
 
     def _set_status(self, text: str) -> None:
         self._status.value = text

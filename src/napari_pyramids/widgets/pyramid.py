@@ -52,6 +52,7 @@ class PyramidSettings:
     output: str = "octaves"
     reduce_z: bool = False
     min_size: int = DEFAULT_MIN_SIZE
+    keep_dtype: bool = True  # Gaussian octaves of a uint8 image stay uint8
 
 
 def make_pyramid_job(source: Source, settings: PyramidSettings) -> Job:
@@ -97,6 +98,7 @@ def pyramid_job(source: Source, settings: PyramidSettings, n_levels: int, axes):
         kind=settings.kind,
         channel_axis=source.channel_axis,
         reduce_z=settings.reduce_z,
+        preserve_dtype=settings.keep_dtype and not band,
     )
     for k, level in enumerate(octaves):
         levels.append(level)
@@ -108,16 +110,18 @@ def pyramid_job(source: Source, settings: PyramidSettings, n_levels: int, axes):
         stack = equal_size_levels(levels)
         yield Step(total, total, "stacked")
         return [stack_layer(stack, source, name=f"{name} octaves (stack)", band=band)]
+    # Gaussian octave 0 is the source itself: adding it again would only clutter.
+    first = 1 if not band and n_levels > 1 else 0
     return [
         octave_layer(
-            level,
+            levels[k],
             source,
             k,
             axes,
             name=level_name(source, settings.kind, k, n_levels),
             band=band and k < n_levels - 1,
         )
-        for k, level in enumerate(levels)
+        for k in range(first, n_levels)
     ]
 
 
@@ -125,8 +129,9 @@ class PyramidWidget(JobWidget):
     """Plugins > napari-pyramids > Pyramid.
 
     Pick an image layer, Gaussian or Laplacian, how many octaves, and how to show
-    them: separate layers that overlay the image exactly, one multiscale layer,
-    or an equal-size stack with a slider. Runs off the GUI thread; Cancel stops
+    them: separate layers that overlay the image exactly (Gaussian octave 0 is
+    the image itself and is not added again), one multiscale layer, or an
+    equal-size stack with a slider. Runs off the GUI thread; Cancel stops
     between octaves and adds nothing.
     """
 
@@ -153,6 +158,9 @@ class PyramidWidget(JobWidget):
             value="octaves",
         )
         self.reduce_z = CheckBox(text="reduce z too (isotropic volume)", value=False)
+        self.keep_dtype = CheckBox(
+            text="Gaussian octaves keep the image dtype", value=True
+        )
         self._note = Label(value="")
         self.extend(
             [
@@ -168,12 +176,14 @@ class PyramidWidget(JobWidget):
         self.append(self._note)
         self.auto_levels.changed.connect(self._sync)
         self.output.changed.connect(self._sync)
+        self.kind.changed.connect(self._sync)
         self.image.changed.connect(self._sync)
         self._sync()
 
     def _sync(self, *_):
         """Show only the options that apply to the current choices."""
         self.levels.enabled = not self.auto_levels.value
+        self.keep_dtype.visible = self.kind.value == "gaussian"
         self.reduce_z.visible = self._is_volume()
         self._note.value = MULTISCALE_NOTE if self.output.value == "multiscale" else ""
 
@@ -187,6 +197,7 @@ class PyramidWidget(JobWidget):
             levels=None if self.auto_levels.value else self.levels.value,
             output=self.output.value,
             reduce_z=bool(self.reduce_z.value and self._is_volume()),
+            keep_dtype=self.keep_dtype.value,
         )
 
     def prepare(self) -> Job:
