@@ -25,14 +25,17 @@ and its PSNR against the cv2 chain. Run::
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
+import os
+import sys
 
 import cv2
 import numpy as np
 from skimage.transform import pyramid_expand, pyramid_gaussian, pyramid_laplacian
 
-import napari_pyramids as npp
+sys.path.insert(0, os.path.dirname(__file__))
+from _timing import median_time  # noqa: E402
+
+import napari_pyramids as npp  # noqa: E402
 
 LEVELS = 6
 
@@ -110,14 +113,10 @@ class MultiBand:
 
 
 # ------------------------------------------------------------------- timing
-def median_time(func, args, repeat: int) -> tuple[float, np.ndarray]:
-    result = func(*args)  # warm-up (and the result, for accuracy)
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        func(*args)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), result
+def time_and_result(func, args, repeat: int) -> tuple[float, np.ndarray]:
+    """The result of one warm-up run, then the median time of ``repeat`` runs."""
+    result = func(*args)
+    return median_time(lambda: func(*args), repeat, warmup=0), result
 
 
 def psnr(x: np.ndarray, ref: np.ndarray) -> float:
@@ -149,7 +148,7 @@ def main() -> None:
         ]
         timings, results = {}, {}
         for name, func, repeat in contenders:
-            timings[name], results[name] = median_time(func, inputs, repeat)
+            timings[name], results[name] = time_and_result(func, inputs, repeat)
         for name in timings:
             ratio = timings[name] / timings["napari-pyramids"]
             quality = psnr(results[name], results["cv2 chain"])

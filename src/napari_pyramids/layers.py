@@ -267,10 +267,12 @@ def _check_on_grid(layer, image: Source, shape, grid) -> None:
         layer.translate, image.translate
     )
     if not same_place:
+        scale = tuple(float(s) for s in layer.scale)
+        translate = tuple(float(t) for t in layer.translate)
         raise ValueError(
             f"the mask layer {layer.name!r} sits elsewhere in the world than image "
-            f"{image.name!r} (scale {tuple(layer.scale)} vs {image.scale}, translate "
-            f"{tuple(layer.translate)} vs {image.translate}); give it the image's "
+            f"{image.name!r} (scale {scale} vs {image.scale}, translate "
+            f"{translate} vs {image.translate}); give it the image's "
             "scale and translate"
         )
 

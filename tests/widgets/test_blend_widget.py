@@ -1,6 +1,7 @@
 """The Blend widget in a real napari viewer: each mask source, octaves, bad input."""
 
 import re
+import threading
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ import pytest
 import napari_pyramids as npp
 from napari_pyramids.layers import mask_source_from_layer, source_from_layer
 from napari_pyramids.sample_data import blend_pair_arrays
+from napari_pyramids.widgets._base import Job
 from napari_pyramids.widgets.blend import BlendWidget
 
 RNG = np.random.default_rng(3)
@@ -157,6 +159,11 @@ def test_bad_input_is_reported_and_changes_nothing(viewer, pair):
             "RGB.*grey",
         ),
         (lambda: (b, labels(np.ones((10, 10), np.uint8))), {}, "grid"),
+        (
+            lambda: (b, viewer.add_labels(np.ones(grid, np.uint8), name="mask")),
+            {},
+            r"elsewhere in the world .*scale \(1\.0, 1\.0\) vs \(2\.0, 2\.0\)",
+        ),
     ]
     for make, values, message in cases:
         image_b, mask = make()
@@ -172,16 +179,28 @@ def test_bad_input_is_reported_and_changes_nothing(viewer, pair):
             viewer.layers.remove(layer)
 
 
-def test_cancel_adds_nothing(viewer, qtbot):
-    img = RNG.random((1024, 1024, 3), dtype=np.float32)
-    a = viewer.add_image(img, name="a", rgb=True)
-    b = viewer.add_image(img[::-1], name="b", rgb=True)
-    mask = viewer.add_labels(np.tri(1024, dtype=np.uint8), name="m")
+def test_cancel_adds_nothing(viewer, qtbot, pair):
+    """Cancel between two pyramid levels: the job stops, no layer is added."""
+    a, b = pair
+    triangle = np.tri(*a.data.shape[:2], dtype=np.uint8)
+    mask = viewer.add_labels(triangle, name="m", scale=SCALE, translate=TRANSLATE)
     widget = make_widget(viewer, a, b, mask)
+    job = widget.prepare()
+    resume = threading.Event()
+
+    def paused_run():
+        steps = job.run()
+        yield next(steps)
+        resume.wait(10)  # the user clicks Cancel here
+        return (yield from steps)
+
+    widget.prepare = lambda: Job(run=paused_run, description=job.description)
     assert widget.run() is not None
+    qtbot.waitUntil(lambda: widget.status.startswith("pyramid step 1"), timeout=10_000)
     widget.cancel()
+    resume.set()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=30_000)
-    assert [layer.name for layer in viewer.layers] == ["a", "b", "m"]
+    assert [layer.name for layer in viewer.layers] == ["cat", "coffee", "m"]
     assert "Cancelled" in widget.status
 
 
