@@ -8,6 +8,11 @@ The public API (a contract: tests, docs and users depend on these names)::
     npp.reconstruct(laplacian)
     npp.reduce(image) / npp.expand(image, shape)
     npp.equal_size_levels(pyramid)
+    npp.blend(image_a, image_b, mask, levels=None, *, channel_axis=None, ...)
+    npp.feather_blend(image_a, image_b, mask, *, width=16.0, ...)
+    npp.iter_blend(image_a, image_b, mask, ...)  # yields (done, total); returns blend
+    npp.cut_blend(image_a, image_b, mask, *, channel_axis=None)
+    npp.seam_energy(image, mask, *, channel_axis=None, width=1)
     npp.add_pyramid(viewer, layer, kind="gaussian", output="octaves", ...)
     npp.write_ome_zarr(image_or_pyramid, path, *, levels=None, overwrite=False, ...)
     npp.read_ome_zarr(path)    # lazy levels + axes, scale, translate
@@ -19,6 +24,13 @@ name that needs them is first used (module ``__getattr__``, PEP 562).
 
 from importlib import import_module
 
+from napari_pyramids.core.blend import (
+    blend,
+    cut_blend,
+    feather_blend,
+    iter_blend,
+    seam_energy,
+)
 from napari_pyramids.core.pyramid import (
     equal_size_levels,
     expand,
@@ -40,6 +52,11 @@ _LAZY = {
 }
 
 __all__ = [
+    "blend",
+    "cut_blend",
+    "feather_blend",
+    "iter_blend",
+    "seam_energy",
     "equal_size_levels",
     "expand",
     "gaussian_pyramid",

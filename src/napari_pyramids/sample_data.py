@@ -46,3 +46,33 @@ def nuclei_volume():
             "image",
         )
     ]
+
+
+def blend_pair_arrays(size: int = 300) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return ``(cat, coffee, mask)``: two uint8 RGB crops and a uint8 label mask.
+
+    A cat's face (``chelsea``) and a cup of coffee (``coffee``), both bundled
+    with scikit-image, cropped to the same ``size`` x ``size`` grid; the mask is
+    1 on the left half (take the cat) and 0 on the right.
+    """
+    from skimage import data
+
+    cat = data.chelsea()[:size, 80 : 80 + size]
+    coffee = data.coffee()[50 : 50 + size, 150 : 150 + size]
+    mask = np.zeros((size, size), dtype=np.uint8)
+    mask[:, : size // 2] = 1
+    return cat, coffee, mask
+
+
+def blend_pair():
+    """Cat, coffee and a half-and-half mask: cut, feather and pyramid blends differ.
+
+    A hard cut shows the border, a wide feather ghosts the spoon over the fur,
+    and the pyramid blend joins the two without either.
+    """
+    cat, coffee, mask = blend_pair_arrays()
+    return [
+        (coffee, {"name": "coffee", "rgb": True}, "image"),
+        (cat, {"name": "cat", "rgb": True}, "image"),
+        (mask, {"name": "blend mask"}, "labels"),
+    ]
