@@ -8,6 +8,8 @@ The public API (a contract: tests, docs and users depend on these names)::
     npp.reconstruct(laplacian)
     npp.reduce(image) / npp.expand(image, shape)
     npp.equal_size_levels(pyramid)
+    npp.find_template(image, template, *, max_matches=1, ...) -> list[Match]
+    npp.zncc_map(image, template)  # exhaustive ZNCC, like skimage's match_template
     npp.add_pyramid(viewer, layer, kind="gaussian", output="octaves", ...)
 
 ``import napari_pyramids`` stays light: torch, Qt and napari load only when a
@@ -24,6 +26,7 @@ from napari_pyramids.core.pyramid import (
     reconstruct,
     reduce,
 )
+from napari_pyramids.core.search import Match, OctaveTrace, find_template, zncc_map
 
 __version__ = "0.1.0"
 
@@ -33,12 +36,16 @@ _LAZY = {
 }
 
 __all__ = [
+    "Match",
+    "OctaveTrace",
     "equal_size_levels",
     "expand",
+    "find_template",
     "gaussian_pyramid",
     "laplacian_pyramid",
     "reconstruct",
     "reduce",
+    "zncc_map",
     *_LAZY,
 ]
 
