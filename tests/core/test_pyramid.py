@@ -257,3 +257,16 @@ def test_expand_refuses_impossible_shape():
         npp.expand(np.zeros((5, 5)), (11, 10))
     with pytest.raises(ValueError, match="dimensions"):
         npp.expand(np.zeros((5, 5)), (10, 10, 1))
+
+
+def test_iter_pyramid_yields_the_same_levels_and_checks_eagerly():
+    img = RNG.random((50, 61), dtype=np.float32)
+    for kind, full in [
+        ("gaussian", npp.gaussian_pyramid),
+        ("laplacian", npp.laplacian_pyramid),
+    ]:
+        for lazy, eager in zip(npp.iter_pyramid(img, 4, kind=kind), full(img, 4)):
+            np.testing.assert_array_equal(lazy, eager)
+    with pytest.raises(ValueError, match="at most"):
+        npp.iter_pyramid(img, 40)  # raised at call time, before any work
+    assert npp.pyramid_depth(img.shape) == len(npp.gaussian_pyramid(img))

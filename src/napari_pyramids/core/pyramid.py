@@ -34,7 +34,9 @@ __all__ = [
     "expand",
     "gaussian_pyramid",
     "laplacian_pyramid",
+    "iter_pyramid",
     "max_levels",
+    "pyramid_depth",
     "reconstruct",
     "reduce",
     "spatial_axes",
@@ -282,21 +284,7 @@ def expand(
 
 
 # ----------------------------------------------------------------- pyramids
-def gaussian_pyramid(
-    image,
-    levels: int | None = None,
-    *,
-    a: float = DEFAULT_A,
-    channel_axis: int | None = None,
-    reduce_z: bool = False,
-    min_size: int = DEFAULT_MIN_SIZE,
-    preserve_dtype: bool = False,
-    backend: str = "auto",
-) -> list[np.ndarray]:
-    """Gaussian pyramid: the image and its repeated REDUCE steps.
-
-    Parameters
-    ----------
+_PARAMETERS_DOC = """
     image : array_like
         At least 2-D; the last two axes (three with ``reduce_z``, channel axis
         excepted) are spatial, any leading axes are frames processed one by one.
@@ -313,11 +301,127 @@ def gaussian_pyramid(
         anisotropic stacks.
     min_size : int
         Smallest side kept when ``levels`` is None.
+    backend : {"auto", "opencv", "numpy"}
+        Kernel implementation; they agree to float round-off."""
+
+
+def _shared_parameters(func):
+    """Fill ``{parameters}`` in a docstring with the parameters all pyramids share."""
+    func.__doc__ = func.__doc__.replace("{parameters}", _PARAMETERS_DOC)
+    return func
+
+
+def pyramid_depth(
+    shape: Sequence[int],
+    levels: int | None = None,
+    *,
+    channel_axis: int | None = None,
+    reduce_z: bool = False,
+    min_size: int = DEFAULT_MIN_SIZE,
+) -> int:
+    """Number of levels a pyramid of an image of ``shape`` will have.
+
+    Validates ``levels``, ``channel_axis`` and ``min_size`` exactly as the pyramid
+    functions do, so a caller (a widget, say) can report bad settings up front.
+    """
+    axes = spatial_axes(len(shape), channel_axis=channel_axis, reduce_z=reduce_z)
+    return _count_levels(tuple(shape), axes, levels, min_size)
+
+
+@_shared_parameters
+def iter_pyramid(
+    image,
+    levels: int | None = None,
+    *,
+    kind: str = "gaussian",
+    a: float = DEFAULT_A,
+    channel_axis: int | None = None,
+    reduce_z: bool = False,
+    min_size: int = DEFAULT_MIN_SIZE,
+    preserve_dtype: bool = False,
+    backend: str = "auto",
+):
+    """Yield the levels of a Gaussian or Laplacian pyramid one at a time.
+
+    The arguments are checked at call time; the work happens as levels are
+    consumed, so a caller can report progress or stop between octaves. NaN or
+    infinite input is reported when the last level is produced.
+    :func:`gaussian_pyramid` and :func:`laplacian_pyramid` collect this into a list.
+
+    Parameters
+    ----------{parameters}
+    kind : {"gaussian", "laplacian"}
+        Which pyramid.
+    preserve_dtype : bool
+        Gaussian only: cast levels back to the input dtype (rounded and clipped).
+    """
+    if kind not in ("gaussian", "laplacian"):
+        raise ValueError(f"kind must be 'gaussian' or 'laplacian', got {kind!r}")
+    if preserve_dtype and kind == "laplacian":
+        raise ValueError(
+            "Laplacian bands are signed; preserve_dtype applies to Gaussian"
+        )
+    arr = _as_array(image)
+    a = _check_a(a)
+    layout = _Layout(arr.ndim, channel_axis, reduce_z)
+    n_levels = _count_levels(arr.shape, layout.spatial, levels, min_size)
+    gauss = _gaussian_levels(arr, n_levels, layout, a, backend)
+    if kind == "laplacian":
+        return _laplacian_levels(gauss, a, backend)
+    if preserve_dtype:
+        return (
+            arr if k == 0 else _cast_like(g, arr.dtype) for k, g in enumerate(gauss)
+        )
+    return gauss
+
+
+def _gaussian_levels(arr, n_levels, layout, a, backend):
+    work = arr.astype(_float_dtype(arr.dtype), copy=False)
+    if work is arr:  # hand back the caller's pixels without a copy, but read-only
+        work = arr.view()
+        work.flags.writeable = False
+    x, lead = layout.to_kernel(work)
+    level = work
+    for k in range(n_levels):
+        if k:
+            x = _reduce_kernel(x, a, backend)
+            level = layout.from_kernel(x, lead)
+        if k == n_levels - 1 and np.issubdtype(arr.dtype, np.floating):
+            _check_finite(arr, level)
+        yield level
+
+
+def _laplacian_levels(gauss, a, backend):
+    fine = next(gauss)
+    n_bands = 0
+    for coarse in gauss:
+        band = _expand_level(coarse, fine.shape, a, backend)
+        np.subtract(fine, band, out=band)
+        n_bands += 1
+        yield band
+        fine = coarse
+    yield fine if n_bands else fine.copy()  # never hand out the caller's array
+
+
+@_shared_parameters
+def gaussian_pyramid(
+    image,
+    levels: int | None = None,
+    *,
+    a: float = DEFAULT_A,
+    channel_axis: int | None = None,
+    reduce_z: bool = False,
+    min_size: int = DEFAULT_MIN_SIZE,
+    preserve_dtype: bool = False,
+    backend: str = "auto",
+) -> list[np.ndarray]:
+    """Gaussian pyramid: the image and its repeated REDUCE steps.
+
+    Parameters
+    ----------{parameters}
     preserve_dtype : bool
         Return every level in the input dtype (rounded and clipped for integers)
         instead of float32/float64.
-    backend : {"auto", "opencv", "numpy"}
-        Kernel implementation; they agree to float round-off.
 
     Returns
     -------
@@ -331,24 +435,19 @@ def gaussian_pyramid(
     half-pixel shift) and the range of integer images is kept (no rescaling to
     [0, 1]). See Burt & Adelson (1983).
     """
-    arr = _as_array(image)
-    a = _check_a(a)
-    layout = _Layout(arr.ndim, channel_axis, reduce_z)
-    n_levels = _count_levels(arr.shape, layout.spatial, levels, min_size)
-    work = arr.astype(_float_dtype(arr.dtype), copy=False)
-    if work is arr:
-        work = arr.view()
-        work.flags.writeable = False
-    x, lead = layout.to_kernel(work)
-    pyramid = [work]
-    for _ in range(n_levels - 1):
-        x = _reduce_kernel(x, a, backend)
-        pyramid.append(layout.from_kernel(x, lead))
-    if np.issubdtype(arr.dtype, np.floating):
-        _check_finite(arr, pyramid[-1])
-    if preserve_dtype:
-        pyramid = [arr] + [_cast_like(level, arr.dtype) for level in pyramid[1:]]
-    return pyramid
+    return list(
+        iter_pyramid(
+            image,
+            levels,
+            kind="gaussian",
+            a=a,
+            channel_axis=channel_axis,
+            reduce_z=reduce_z,
+            min_size=min_size,
+            preserve_dtype=preserve_dtype,
+            backend=backend,
+        )
+    )
 
 
 def _cast_like(level: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -358,6 +457,7 @@ def _cast_like(level: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return level.astype(dtype, copy=False)
 
 
+@_shared_parameters
 def laplacian_pyramid(
     image,
     levels: int | None = None,
@@ -372,29 +472,30 @@ def laplacian_pyramid(
 
     Band ``k`` is ``G_k - EXPAND(G_{k+1})``; the last item is the coarsest Gaussian
     level ``G_{levels-1}``. :func:`reconstruct` inverts it exactly (to float
-    round-off). Parameters are those of :func:`gaussian_pyramid`.
+    round-off). Unlike ``skimage.transform.pyramid_laplacian`` (scikit-image
+    issue #7921) the bands are true differences of adjacent octaves and the
+    residual is kept, so the pyramid is invertible.
+
+    Parameters
+    ----------{parameters}
 
     Returns
     -------
     list of numpy.ndarray
         ``levels`` float arrays (float32, or float64 for float64 input).
     """
-    gauss = gaussian_pyramid(
-        image,
-        levels,
-        a=a,
-        channel_axis=channel_axis,
-        reduce_z=reduce_z,
-        min_size=min_size,
-        backend=backend,
+    return list(
+        iter_pyramid(
+            image,
+            levels,
+            kind="laplacian",
+            a=a,
+            channel_axis=channel_axis,
+            reduce_z=reduce_z,
+            min_size=min_size,
+            backend=backend,
+        )
     )
-    bands = []
-    for fine, coarse in zip(gauss[:-1], gauss[1:]):
-        band = _expand_level(coarse, fine.shape, a, backend)
-        np.subtract(fine, band, out=band)
-        bands.append(band)
-    bands.append(gauss[-1].copy() if len(gauss) == 1 else gauss[-1])
-    return bands
 
 
 def _expand_level(

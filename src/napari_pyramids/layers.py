@@ -1,0 +1,204 @@
+"""The one place that converts between napari layers and arrays + geometry.
+
+Widgets and the console helpers read a layer with :func:`source_from_layer`, hand
+plain arrays to ``core`` / ``nn`` / ``lazy``, and turn results back into napari
+``LayerDataTuple`` s with the builders below. Keeping the conversion here means
+scale, translate, axis labels and units are carried over the same way
+everywhere (the bug behind cellpose-napari #37 and stardist-napari #13).
+
+Alignment (DESIGN.md): REDUCE keeps sample ``2j``, so octave ``k`` pixel ``j`` sits
+on level-0 pixel ``j * 2**k``. As a layer, octave ``k`` gets
+``scale = base_scale * 2**k`` on the reduced axes and the base translate, and
+overlays the source exactly in world coordinates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+LayerDataTuple = tuple[Any, dict, str]
+
+#: Diverging colormap for Laplacian bands (zero is the neutral middle colour).
+BAND_COLORMAP = "PiYG"
+
+
+@dataclass(frozen=True)
+class Source:
+    """An image layer's pixels plus what is needed to put results in register.
+
+    ``data`` is the layer's own array (level 0 of a multiscale layer), never a
+    copy: nothing downstream modifies it. ``scale`` and ``translate`` have one
+    entry per non-channel axis, as napari stores them.
+    """
+
+    data: Any
+    name: str
+    scale: tuple[float, ...]
+    translate: tuple[float, ...]
+    channel_axis: int | None = None
+    axes_meta: dict = field(default_factory=dict)  # axis_labels, units
+    display: dict = field(default_factory=dict)  # colormap, contrast_limits
+
+    @property
+    def rgb(self) -> bool:
+        return self.channel_axis is not None
+
+    @property
+    def spatial_ndim(self) -> int:
+        """Number of non-channel axes (the length of ``scale``)."""
+        return len(self.scale)
+
+    @property
+    def is_lazy(self) -> bool:
+        """True for dask or zarr backed data, which should not be loaded whole."""
+        return not isinstance(self.data, np.ndarray)
+
+
+def source_from_layer(layer, *, role: str = "image") -> Source:
+    """Read an Image layer into a :class:`Source`, with clear errors for bad picks."""
+    if layer is None:
+        raise ValueError(f"choose an {role} layer first (the viewer has none selected)")
+    if getattr(layer, "_type_string", None) != "image":
+        raise TypeError(
+            f"{role} must be an Image layer, got a {type(layer).__name__} layer "
+            f"{layer.name!r}"
+        )
+    data = layer.data[0] if layer.multiscale else layer.data
+    if 0 in data.shape:
+        raise ValueError(
+            f"the {role} layer {layer.name!r} is empty (shape {data.shape})"
+        )
+    axes_meta = {}
+    for key in ("axis_labels", "units"):
+        value = getattr(layer, key, None)
+        if value is not None:
+            axes_meta[key] = tuple(str(v) for v in value)
+    display = {"contrast_limits": tuple(layer.contrast_limits)}
+    if not layer.rgb:
+        display["colormap"] = layer.colormap.name
+    return Source(
+        data=data,
+        name=layer.name,
+        scale=tuple(float(s) for s in layer.scale),
+        translate=tuple(float(t) for t in layer.translate),
+        channel_axis=-1 if layer.rgb else None,
+        axes_meta=axes_meta,
+        display=display,
+    )
+
+
+def octave_transform(
+    source: Source, octave: int, reduced_axes: tuple[int, ...]
+) -> dict[str, tuple[float, ...]]:
+    """``scale`` and ``translate`` that put octave ``octave`` on top of the source.
+
+    ``reduced_axes`` are array axes (non-negative) of the source data; for RGB
+    layers the channel axis is last, so array axis ``i`` is layer dimension ``i``.
+    """
+    factor = 2.0**octave
+    scale = [
+        s * factor if ax in reduced_axes else s for ax, s in enumerate(source.scale)
+    ]
+    return {"scale": tuple(scale), "translate": source.translate}
+
+
+def _spatial_meta(source: Source, octave: int, reduced_axes, *, new_axis=False):
+    meta = octave_transform(source, octave, reduced_axes)
+    meta.update(source.axes_meta)
+    if new_axis:  # a leading stack axis: unit spacing, no offset, labelled
+        meta["scale"] = (1.0,) + meta["scale"]
+        meta["translate"] = (0.0,) + meta["translate"]
+        if "axis_labels" in meta:
+            meta["axis_labels"] = ("octave",) + meta["axis_labels"]
+        if "units" in meta:
+            meta["units"] = ("pixel",) + meta["units"]
+    return meta
+
+
+def band_contrast(band: np.ndarray) -> tuple[float, float]:
+    """Contrast limits symmetric around 0 for a Laplacian band (robust 99.5 %)."""
+    flat = np.abs(np.asarray(band, dtype=np.float32)).ravel()
+    if flat.size > 1_000_000:  # a strided sample is enough for a percentile
+        flat = flat[:: flat.size // 1_000_000]
+    m = float(np.percentile(flat, 99.5)) if flat.size else 0.0
+    m = m if m > 0 else float(flat.max(initial=0.0)) or 1.0
+    return (-m, m)
+
+
+def _display_meta(source: Source, data, *, band: bool) -> dict:
+    """Colour settings: diverging around 0 for bands, the source's look otherwise."""
+    meta: dict = {"rgb": source.rgb}
+    if band:
+        meta["contrast_limits"] = band_contrast(data)
+        if not source.rgb:  # RGB bands keep colour; symmetric limits put 0 at grey
+            meta["colormap"] = BAND_COLORMAP
+    else:
+        meta.update(source.display)
+    return meta
+
+
+def octave_layer(
+    data,
+    source: Source,
+    octave: int,
+    reduced_axes: tuple[int, ...],
+    *,
+    name: str,
+    band: bool = False,
+) -> LayerDataTuple:
+    """One pyramid level as an Image layer aligned with ``source``."""
+    meta = _spatial_meta(source, octave, reduced_axes)
+    meta.update(_display_meta(source, data, band=band))
+    meta["name"] = name
+    meta["metadata"] = {"napari_pyramids": {"source": source.name, "octave": octave}}
+    return (data, meta, "image")
+
+
+def stack_layer(
+    stack, source: Source, *, name: str, band: bool = False
+) -> LayerDataTuple:
+    """Equal-size levels stacked on a new leading axis (a slider flips octaves)."""
+    meta = _spatial_meta(source, 0, (), new_axis=True)
+    meta.update(_display_meta(source, stack, band=band))
+    meta["name"] = name
+    return (stack, meta, "image")
+
+
+def multiscale_layer(
+    levels: list, source: Source, *, name: str, band: bool = False
+) -> LayerDataTuple:
+    """All levels as one multiscale Image layer.
+
+    napari draws level ``k`` of a multiscale layer as if it had been made by
+    area averaging (offset ``(2**k - 1) / 2`` level-0 pixels; napari issue #6320),
+    while REDUCE keeps sample ``2j``: coarse levels shown this way sit up to half
+    a coarse pixel off. Use :func:`octave_layer` when exact overlay matters.
+    """
+    meta = _spatial_meta(source, 0, ())
+    meta.update(_display_meta(source, levels[-1], band=band))
+    meta["name"] = name
+    meta["multiscale"] = True
+    return (levels, meta, "image")
+
+
+def labels_layer(data, source: Source, *, name: str, **meta) -> LayerDataTuple:
+    """A Labels layer on the source grid (same scale and translate)."""
+    full = _spatial_meta(source, 0, ())
+    full.update(meta)
+    full["name"] = name
+    return (data, full, "labels")
+
+
+def world_to_data(source: Source, world_coords) -> np.ndarray:
+    """Convert world coordinates (N, ndim) to the source's pixel coordinates."""
+    world = np.atleast_2d(np.asarray(world_coords, dtype=float))
+    return (world - np.asarray(source.translate)) / np.asarray(source.scale)
+
+
+def data_to_world(source: Source, data_coords) -> np.ndarray:
+    """Convert the source's pixel coordinates (N, ndim) to world coordinates."""
+    data = np.atleast_2d(np.asarray(data_coords, dtype=float))
+    return data * np.asarray(source.scale) + np.asarray(source.translate)

@@ -1,0 +1,48 @@
+"""Sample data (File > Open Sample > napari-pyramids), all available offline.
+
+Photos come from scikit-image's bundled images. The volume is generated
+(scikit-image's ``cells3d`` is a download, which offline machines cannot make),
+and its layer name says so.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def astronaut():
+    """Eileen Collins, RGB 512x512 (scikit-image, public domain NASA photo)."""
+    from skimage import data
+
+    return [(data.astronaut(), {"name": "astronaut", "rgb": True}, "image")]
+
+
+def _generated_volume(shape=(64, 256, 256), seed=0) -> np.ndarray:
+    """Nuclei-like blobs: random ellipsoids, blurred, with shot noise (uint16)."""
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(seed)
+    vol = np.zeros(shape, np.float32)
+    for _ in range(60):
+        centre = rng.uniform((6, 12, 12), np.subtract(shape, (6, 12, 12)))
+        radii = rng.uniform((4, 8, 8), (7, 16, 16))
+        lo = np.maximum(np.floor(centre - radii), 0).astype(int)
+        hi = np.minimum(np.ceil(centre + radii) + 1, shape).astype(int)
+        grid = np.ogrid[tuple(slice(a, b) for a, b in zip(lo, hi))]
+        inside = sum(((g - c) / r) ** 2 for g, c, r in zip(grid, centre, radii)) <= 1
+        box = vol[tuple(slice(a, b) for a, b in zip(lo, hi))]
+        box[inside] = rng.uniform(0.4, 1.0)
+    vol = ndi.gaussian_filter(vol, (1.5, 2.0, 2.0))
+    counts = rng.poisson(vol * 2000 + 100)
+    return counts.astype(np.uint16)
+
+
+def nuclei_volume():
+    """A 3-D (z, y, x) volume of generated nuclei-like blobs (uint16, offline)."""
+    return [
+        (
+            _generated_volume(),
+            {"name": "generated nuclei volume", "colormap": "magma"},
+            "image",
+        )
+    ]

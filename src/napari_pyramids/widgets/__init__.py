@@ -1,0 +1,1 @@
+"""Widgets, one module each and thin: gather inputs, call core, return layers."""
