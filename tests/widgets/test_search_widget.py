@@ -1,0 +1,63 @@
+"""The Search widget in a real napari viewer: a Shapes rectangle in, matches out."""
+
+import numpy as np
+import pytest
+from skimage import data
+
+from napari_pyramids.widgets.search import SearchWidget
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    return make_napari_viewer()
+
+
+def test_rectangle_on_a_scaled_image_finds_it(viewer, qtbot):
+    scene = data.camera().astype(np.float32)
+    before = scene.copy()
+    image = viewer.add_image(scene, name="camera", scale=(2.0, 2.0), translate=(5, 7))
+    # a rectangle over pixels rows 200..263, cols 300..363, in world coordinates
+    world = np.array([[200, 300], [264, 364]]) * 2.0 + np.array([5, 7])
+    shapes = viewer.add_shapes([world], shape_type="rectangle", name="roi")
+    widget = SearchWidget(viewer)
+    widget.image.value = image
+    widget.template_image.value = image
+    widget.rectangle.value = shapes
+    worker = widget.run()
+    assert worker is not None, widget.status
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=30_000)
+    names = [layer.name for layer in widget.last_layers]
+    assert names[:2] == ["camera matches", "camera match boxes"]
+    assert any(n.startswith("camera search octave") for n in names)
+    points = viewer.layers["camera matches"]
+    # the match centre, in world coordinates, is the rectangle's centre
+    centre = points.data_to_world(points.data[0])
+    np.testing.assert_allclose(centre, np.array([231.5, 331.5]) * 2 + [5, 7])
+    assert points.features["score"][0] == pytest.approx(1.0, abs=1e-5)
+    # octave k candidates overlay the image: octave k layer scale is 2**k times
+    octave = viewer.layers[names[-2]]
+    k = int(octave.name.rsplit(" ", 1)[1])
+    assert tuple(octave.scale) == (2.0 * 2**k, 2.0 * 2**k)
+    assert "exhaustive" in widget.status
+    np.testing.assert_array_equal(scene, before)
+
+
+def test_empty_shapes_and_outside_rectangle_are_reported(viewer):
+    image = viewer.add_image(data.camera(), name="camera")
+    widget = SearchWidget(viewer)
+    widget.image.value = image
+    widget.template_image.value = image
+    empty = viewer.add_shapes(name="empty")
+    widget.reset_choices()  # napari does this when the widget is docked
+    widget.rectangle.value = empty
+    assert widget.run() is None
+    assert "empty" in widget.status
+    outside = viewer.add_shapes(
+        [np.array([[900, 900], [950, 990]])], shape_type="rectangle", name="far"
+    )
+    widget.reset_choices()
+    widget.rectangle.value = outside
+    assert widget.run() is None
+    assert "outside" in widget.status
+    with pytest.raises(ValueError, match="outside"):
+        widget.run(blocking=True)
