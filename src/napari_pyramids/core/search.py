@@ -49,10 +49,14 @@ FLAT_TOLERANCE = 1e-5
 #: noise and blur can reorder scores that close when the octave gets finer.
 MARGIN = 0.2
 
-#: Most candidates followed from the coarsest octave. Where more look-alikes
-#: than this score within MARGIN of the best (repetitive texture like bricks),
-#: the search starts one octave finer instead.
+#: Most candidates followed from one octave to the next, per CROWD_AREA pixels
+#: of the image (look-alikes are expected in proportion to the area searched).
+#: Where more than that score within MARGIN of the best at the coarsest octave
+#: (repetitive texture like bricks, star fields), that octave cannot tell them
+#: apart and the search starts one octave finer, down to octave 0 (exhaustive)
+#: if need be. ``max_matches`` above half of it raises it.
 MAX_CANDIDATES = 48
+CROWD_AREA = 512 * 512
 
 #: Smallest template side at the coarsest octave when ``levels`` is None (the
 #: pyramids' default); MARGIN and MAX_CANDIDATES keep it reliable (see the
@@ -223,13 +227,11 @@ def _window_moments(x: np.ndarray, shape: tuple[int, int, int]):
 
     ``x`` is ``(Z, H, W, C)`` float32; channels are summed. OpenCV's integral
     images accumulate in float64 [3]_, then each (y, x) window is four lookups and
-    z windows are differences of a running sum. Also returns the total of
-    ``x**2`` (for the flatness test).
+    z windows are differences of a running sum.
     """
     tz, th, tw = shape
     z, h, w, n_ch = x.shape
     sums = np.zeros((2, z, h - th + 1, w - tw + 1))
-    total_sq = 0.0
     for k in range(z):
         for c in range(n_ch):
             plane = np.ascontiguousarray(x[k, :, :, c])
@@ -238,11 +240,10 @@ def _window_moments(x: np.ndarray, shape: tuple[int, int, int]):
             ):
                 sums[i, k] += ii[th:, tw:] - ii[:-th, tw:] - ii[th:, :-tw]
                 sums[i, k] += ii[:-th, :-tw]
-            total_sq += float(ii[-1, -1])
     if tz > 1:
         run = np.concatenate([np.zeros_like(sums[:, :1]), sums.cumsum(axis=1)], 1)
         sums = run[:, tz:] - run[:, :-tz]
-    return sums[0], sums[1], total_sq
+    return sums[0], sums[1]
 
 
 def _ccorr(image: np.ndarray, template: np.ndarray) -> np.ndarray:
@@ -269,7 +270,13 @@ def _ccorr(image: np.ndarray, template: np.ndarray) -> np.ndarray:
 
 
 class _Scorer:
-    """ZNCC of one (internal-layout) template against image regions."""
+    """ZNCC of one (internal-layout) template against image regions.
+
+    A single grey 2-D template is scored by OpenCV's ``TM_CCOEFF_NORMED`` (the
+    same ZNCC, computed by one well-kept call); colour and volumes correlate
+    channels and z planes jointly, as skimage does, which OpenCV cannot (it
+    centres each channel on its own mean).
+    """
 
     def __init__(self, template: np.ndarray):
         t = template.astype(np.float64)
@@ -282,26 +289,86 @@ class _Scorer:
         self.std = self.norm / np.sqrt(self.size)
         #: True when this template is flat to float32 precision (ZNCC undefined)
         self.flat = _is_flat(self.std, rms)
+        #: one grey plane: OpenCV's TM_CCOEFF_NORMED scores it directly
+        self.plain = template.shape[0] == 1 and template.shape[-1] == 1
+
+    def _centred(self, region: np.ndarray):
+        """``region`` minus its mean in float32, and its mean square.
+
+        The mean changes no score (the template sums to zero) and removing it
+        keeps float32 correlation and variance free of cancellation for images
+        with a large offset.
+        """
+        mean = float(region.mean(dtype=np.float64))
+        r = np.subtract(region, mean, dtype=np.float32)
+        return r, float(np.vdot(r, r)) / r.size + mean * mean
+
+    def _opencv(self, r: np.ndarray) -> np.ndarray:
+        plane = self.zero_mean[0, :, :, 0]
+        return cv2.matchTemplate(r[0, :, :, 0], plane, cv2.TM_CCOEFF_NORMED)
 
     def __call__(self, region: np.ndarray) -> np.ndarray:
-        """ZNCC at every valid position of ``region``; NaN where a window is flat.
-
-        The region's mean is subtracted first: it changes no score (the template
-        sums to zero) and keeps the float32 correlation and the variance free of
-        cancellation for images with a large offset.
-        """
-        mean = region.mean(dtype=np.float64)
-        r = np.subtract(region, mean, dtype=np.float32)
-        num = _ccorr(r, self.zero_mean).astype(np.float64)
-        s1, s2, total_sq = _window_moments(r, self.shape)
+        """ZNCC at every valid position of ``region``; NaN where a window is flat
+        (standard deviation below FLAT_TOLERANCE x the region's RMS value)."""
+        r, mean_square = self._centred(region)
+        s1, s2 = _window_moments(r, self.shape)
         var = np.maximum(s2 - s1 * s1 / self.size, 0.0)  # n * variance of window
-        # flat: window std below FLAT_TOLERANCE x the region's RMS value
-        mean_square = total_sq / r.size + mean**2
         flat = var <= FLAT_TOLERANCE**2 * self.size * mean_square
-        with np.errstate(divide="ignore", invalid="ignore"):
-            score = num / (np.sqrt(var) * self.norm)
+        if self.plain:
+            score = self._opencv(r)[None].astype(np.float64)
+        else:
+            num = _ccorr(r, self.zero_mean).astype(np.float64)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                score = num / (np.sqrt(var) * self.norm)
         score[flat] = np.nan
         return np.clip(score, -1.0, 1.0)
+
+    def _flat_at(self, r: np.ndarray, at, mean_square: float) -> bool:
+        """Whether the window of centred plane ``r`` at ``(z, y, x)`` is flat."""
+        _, y, x = at
+        window = r[0, y : y + self.shape[1], x : x + self.shape[2], 0]
+        _, std = cv2.meanStdDev(window)
+        return std[0, 0] ** 2 <= FLAT_TOLERANCE**2 * mean_square
+
+    def best(self, region: np.ndarray):
+        """``(index, score)`` of the best window of ``region`` that is not flat,
+        or None where every window is flat.
+
+        Refinement only needs this maximum. For a grey plane OpenCV scores the
+        region and only the winning window is tested for flatness (OpenCV gives
+        flat windows 0 or an arbitrary value); the full map with its flat mask is
+        computed only when that window is flat.
+        """
+        if self.plain:
+            r, mean_square = self._centred(region)
+            _, value, _, (x, y) = cv2.minMaxLoc(self._opencv(r))
+            if not self._flat_at(r, (0, y, x), mean_square):
+                return (0, y, x), min(max(value, -1.0), 1.0)
+        scores = self(region)
+        if np.isnan(scores).all():
+            return None
+        at = np.unravel_index(np.nanargmax(scores), scores.shape)
+        return tuple(int(i) for i in at), float(scores[at])
+
+    def survey(self, level: np.ndarray, count: int):
+        """Positions and scores of the best ``count`` local maxima of the ZNCC
+        map of a whole octave, best first, flat windows left out.
+
+        For a grey plane this is OpenCV's map with the flatness test on the
+        maxima only, so it costs about one ``cv2.matchTemplate`` call.
+        """
+        if not self.plain:
+            scores = self(level)
+            positions = _local_maxima(scores, count)
+            return positions, scores[tuple(positions.T)]
+        r, mean_square = self._centred(level)
+        scores = self._opencv(r)[None]
+        positions = _local_maxima(scores, count)
+        positions = np.array(
+            [p for p in positions if not self._flat_at(r, p, mean_square)], dtype=int
+        ).reshape(-1, 3)
+        values = np.clip(scores[tuple(positions.T)], -1.0, 1.0).astype(np.float64)
+        return positions, values
 
 
 def zncc_map(image, template, *, channel_axis: int | None = None) -> np.ndarray:
@@ -424,32 +491,31 @@ def iter_find_template(
     factor = np.array([2 if kw["reduce_z"] else 1, 2, 2])
     count = max(candidates, 2 * max_matches)
 
+    area = float(np.prod(layout.image_shape[-2:])) / CROWD_AREA
+    most = max(round(MAX_CANDIDATES * max(area, 1.0)), count)
     top = len(scorers) - 1
     while True:
-        scores = scorers[top](img_levels[top])
-        if np.isnan(scores).all():
+        positions, values = scorers[top].survey(img_levels[top], most + 1)
+        if not len(values):
             raise ValueError(
                 "every window of the image is flat (constant), so zero-mean "
                 "normalised cross-correlation is undefined everywhere; search an "
                 "image with texture"
             )
-        positions = _local_maxima(scores, MAX_CANDIDATES + 1)
-        values = scores[tuple(positions.T)]
-        close = int(np.count_nonzero(values >= values[0] - MARGIN))
-        if close <= MAX_CANDIDATES or top == 0:
+        crowded = _shortlist(values, count, most + 1) > most
+        if not crowded or top == 0:
             break
-        top -= 1  # too many look-alikes at this octave to follow them all
-    keep = max(count, close)
+        top -= 1  # too many look-alikes to follow: search one octave finer
+    keep = _shortlist(values, count, most)
     positions, values = positions[:keep], values[:keep]
     parents = np.full(len(positions), -1)
     trace = []
     for k in range(top, -1, -1):
         if k < top:
             positions, values, parents = _refine(
-                img_levels[k], scorers[k], positions * factor, refine_radius, count
+                img_levels[k], scorers[k], positions * factor, refine_radius
             )
-            close = np.count_nonzero(values >= values[0] - MARGIN)
-            keep = max(close, 2 * max_matches)
+            keep = _shortlist(values, 2 * max_matches, most)
             positions, values, parents = positions[:keep], values[:keep], parents[:keep]
         octave = OctaveTrace(
             octave=k,
@@ -486,22 +552,25 @@ def _climb(level, scorer, start, radius, last):
     window there and score again. Returns ``(position, score)``, or None where
     every window in reach is flat.
     """
-    centre = np.clip(start, 0, last)
+    centre = [min(max(int(s), 0), n) for s, n in zip(start, last)]
     best = None
     for _ in range(_MAX_CLIMBS):
-        lo = np.clip(centre - radius, 0, last)
-        hi = np.clip(centre + radius, 0, last)
+        lo = [max(c - radius, 0) for c in centre]
+        hi = [min(c + radius, n) for c, n in zip(centre, last)]
         region = level[tuple(slice(a, b + t) for a, b, t in zip(lo, hi, scorer.shape))]
-        window = scorer(region)
-        if np.isnan(window).all():
+        found = scorer.best(region)
+        if found is None:
             return best
-        at = np.array(np.unravel_index(np.nanargmax(window), window.shape))
-        pos, value = lo + at, float(window[tuple(at)])
+        at, value = found
         if best is not None and value <= best[1]:
             return best
-        best = (tuple(int(v) for v in pos), value)
-        on_edge = ((at == 0) & (lo > 0)) | ((at == hi - lo) & (hi < last))
-        if not on_edge.any():
+        pos = tuple(a + i for a, i in zip(lo, at))
+        best = (pos, value)
+        on_edge = [
+            (i == 0 and a > 0) or (i == b - a and b < n)
+            for i, a, b, n in zip(at, lo, hi, last)
+        ]
+        if not any(on_edge):
             return best
         centre = pos
     return best
@@ -511,9 +580,16 @@ def _climb(level, scorer, start, radius, last):
 _MAX_CLIMBS = 4
 
 
-def _refine(level, scorer, starts, radius, count):
+def _shortlist(values, least: int, most: int) -> int:
+    """How many of the ``values`` (sorted best first) to follow: those within
+    MARGIN of the best, but at least ``least`` and at most ``most``."""
+    close = int(np.count_nonzero(values >= values[0] - MARGIN)) if len(values) else 0
+    return min(max(close, least), most)
+
+
+def _refine(level, scorer, starts, radius):
     """Refine each start by :func:`_climb`; deduplicated, best first."""
-    last = np.array(level.shape[:3]) - np.array(scorer.shape)
+    last = [n - t for n, t in zip(level.shape[:3], scorer.shape)]
     best: dict[tuple, tuple[float, int]] = {}
     for parent, start in enumerate(starts):
         found = _climb(level, scorer, start, radius, last)
@@ -522,7 +598,7 @@ def _refine(level, scorer, starts, radius, count):
         pos, value = found
         if pos not in best or best[pos][0] < value:
             best[pos] = (value, parent)
-    ranked = sorted(best.items(), key=lambda item: -item[1][0])[:count]
+    ranked = sorted(best.items(), key=lambda item: -item[1][0])
     positions = np.array([p for p, _ in ranked], dtype=int).reshape(-1, 3)
     values = np.array([v for _, (v, _) in ranked], dtype=np.float64)
     parents = np.array([i for _, (_, i) in ranked], dtype=int)
@@ -566,8 +642,9 @@ def find_template(
         Pyramid levels used, level 0 included (1 is exhaustive search). ``None``
         reduces until the template's smallest side would drop below ``min_size``.
     candidates : int
-        Candidates kept per octave (at least ``2 * max_matches``). More is more
-        robust on repetitive or noisy images, and slower.
+        Fewest candidates followed from the coarsest octave (at least
+        ``2 * max_matches``); all those scoring within MARGIN of the best are
+        followed too, up to MAX_CANDIDATES per 512x512 pixels of the image.
     refine_radius : int
         Half-width of the window scored around each candidate at finer octaves.
     channel_axis : int, optional
