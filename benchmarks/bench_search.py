@@ -206,16 +206,16 @@ def main() -> None:
     parser.add_argument("--min-size", type=int, default=None, help="find_template")
     parser.add_argument("--candidates", type=int, default=None, help="find_template")
     args = parser.parse_args()
-    rng = np.random.default_rng(args.seed)
     print(f"OpenCV {cv2.__version__}, {cv2.getNumThreads()} threads")
     if not args.skip_speed:
-        speed(args.repeats, args.templates, rng)
+        speed(args.repeats, args.templates, np.random.default_rng(args.seed))
     options = {
         key: value
         for key, value in (("min_size", args.min_size), ("candidates", args.candidates))
         if value is not None
     }
-    agreement(args.cases, rng, **options)
+    # its own generator: the same cases with or without --skip-speed
+    agreement(args.cases, np.random.default_rng(args.seed), **options)
 
 
 if __name__ == "__main__":

@@ -61,3 +61,46 @@ def test_empty_shapes_and_outside_rectangle_are_reported(viewer):
     assert "outside" in widget.status
     with pytest.raises(ValueError, match="outside"):
         widget.run(blocking=True)
+
+
+def test_cancel_mid_search_adds_nothing(viewer, qtbot):
+    """Cancel after the coarsest octave: the search stops there, no layer added."""
+    import threading
+
+    from napari_pyramids.widgets._base import Job
+
+    image = viewer.add_image(data.camera(), name="camera")
+    template = viewer.add_image(data.camera()[100:164, 200:264], name="template")
+    widget = SearchWidget(viewer)
+    widget.reset_choices()
+    widget.image.value = image
+    widget.template_image.value = template
+    widget.rectangle.value = None  # the whole "template from" layer
+    real_job = widget.prepare()
+    resume = threading.Event()
+
+    def paused_run():
+        steps = real_job.run()
+        yield next(steps)
+        resume.wait(10)  # the user clicks Cancel here
+        return (yield from steps)
+
+    widget.prepare = lambda: Job(run=paused_run, description=real_job.description)
+    assert widget.run() is not None
+    qtbot.waitUntil(lambda: widget.status.startswith("octave"), timeout=10_000)
+    widget.cancel()
+    resume.set()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=30_000)
+    assert [layer.name for layer in viewer.layers] == ["camera", "template"]
+    assert "Cancelled" in widget.status
+
+
+def test_exhaustive_timing_is_opencv_on_2d_only():
+    from napari_pyramids.layers import Source
+    from napari_pyramids.widgets.search import exhaustive_seconds
+
+    rgb = Source(data.astronaut(), "astronaut", (1.0, 1.0), (0.0, 0.0), -1)
+    assert exhaustive_seconds(rgb, data.astronaut()[10:40, 10:40]) > 0
+    vol = np.zeros((4, 30, 30), np.float32)
+    volume = Source(vol, "vol", (1.0, 1.0, 1.0), (0.0, 0.0, 0.0))
+    assert exhaustive_seconds(volume, vol[:2, :8, :8]) is None
