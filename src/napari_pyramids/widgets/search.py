@@ -100,7 +100,12 @@ def match_layers(source: Source, matches, octaves) -> list:
     spatial = len(source.scale)
     centres = np.array([m.center for m in matches]).reshape(-1, spatial)
     scores = np.array([m.score for m in matches])
-    text = {"string": "{score:.3f}", "anchor": "upper_left", "color": "yellow"}
+    text = {
+        "string": "{score:.2f}",
+        "anchor": "upper_left",
+        "color": "yellow",
+        "size": 8,
+    }
     transform = {"scale": source.scale, "translate": source.translate}
     layers = [
         (
@@ -169,9 +174,11 @@ def describe(summary: dict) -> str:
     text += f"; coarse-to-fine {1e3 * summary['seconds']:.0f} ms"
     if summary.get("exhaustive") is not None:
         ratio = summary["exhaustive"] / max(summary["seconds"], 1e-9)
+        text += f", exhaustive (OpenCV) {1e3 * summary['exhaustive']:.0f} ms: "
         text += (
-            f", exhaustive (OpenCV) {1e3 * summary['exhaustive']:.0f} ms: "
             f"{ratio:.1f}x faster"
+            if ratio >= 1
+            else "exhaustive wins on an image this small"
         )
     return text
 
