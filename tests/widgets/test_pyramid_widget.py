@@ -211,5 +211,6 @@ def test_manifest_widget_and_samples_load(viewer):
     dock, widget = viewer.window.add_plugin_dock_widget("napari-pyramids", "Pyramid")
     assert isinstance(widget, PyramidWidget)
     for key in [s.key for s in manifest.contributions.sample_data]:
+        before = len(viewer.layers)
         viewer.open_sample("napari-pyramids", key)
-    assert len(viewer.layers) == len(manifest.contributions.sample_data)
+        assert len(viewer.layers) > before, key  # a sample may add several layers
