@@ -13,6 +13,8 @@ The public API (a contract: tests, docs and users depend on these names)::
     npp.iter_blend(image_a, image_b, mask, ...)  # yields (done, total); returns blend
     npp.cut_blend(image_a, image_b, mask, *, channel_axis=None)
     npp.seam_energy(image, mask, *, channel_axis=None, width=1)
+    npp.find_template(image, template, *, max_matches=1, ...) -> list[Match]
+    npp.zncc_map(image, template)  # exhaustive ZNCC, like skimage's match_template
     npp.add_pyramid(viewer, layer, kind="gaussian", output="octaves", ...)
     npp.write_ome_zarr(image_or_pyramid, path, *, levels=None, overwrite=False, ...)
     npp.read_ome_zarr(path)    # lazy levels + axes, scale, translate
@@ -41,6 +43,7 @@ from napari_pyramids.core.pyramid import (
     reconstruct,
     reduce,
 )
+from napari_pyramids.core.search import Match, OctaveTrace, find_template, zncc_map
 
 __version__ = "0.1.0"
 
@@ -57,14 +60,18 @@ __all__ = [
     "feather_blend",
     "iter_blend",
     "seam_energy",
+    "Match",
+    "OctaveTrace",
     "equal_size_levels",
     "expand",
+    "find_template",
     "gaussian_pyramid",
     "iter_pyramid",
     "laplacian_pyramid",
     "pyramid_depth",
     "reconstruct",
     "reduce",
+    "zncc_map",
     *_LAZY,
 ]
 

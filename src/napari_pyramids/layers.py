@@ -346,3 +346,39 @@ def _rasterise_shapes(layer, image: Source, grid) -> np.ndarray:
             "them over the image"
         )
     return weights.astype(np.float32)
+
+
+def rectangle_crop(source: Source, shapes_layer) -> tuple[slice, ...]:
+    """Pixel slices of ``source`` under the last shape of ``shapes_layer``.
+
+    The shape's vertices go from the Shapes layer's data coordinates to world
+    coordinates and on to the source's pixels, so a rectangle drawn over any
+    layer (with its own scale and translate) cuts the right pixels. Only the
+    last two (y, x) axes are cut; the bounding box of the shape is used.
+    """
+    if shapes_layer is None or getattr(shapes_layer, "_type_string", "") != "shapes":
+        raise TypeError("choose a Shapes layer holding a rectangle")
+    if len(shapes_layer.data) == 0:
+        raise ValueError(
+            f"the Shapes layer {shapes_layer.name!r} is empty: draw a rectangle "
+            "over what you want to find"
+        )
+    if source.spatial_ndim != 2:
+        raise ValueError(
+            "a rectangle cuts templates from 2-D images only; for a volume, pick "
+            "an image layer holding the sub-volume as the template"
+        )
+    vertices = np.asarray(shapes_layer.data[-1], dtype=float)[:, -2:]
+    world = np.asarray([shapes_layer.data_to_world(v) for v in vertices])[:, -2:]
+    pixels = world_to_data(source, world)
+    lo = np.floor(pixels.min(axis=0) + 0.5).astype(int)
+    hi = np.floor(pixels.max(axis=0) + 0.5).astype(int)
+    shape = np.asarray(source.data.shape[:2])
+    lo_in, hi_in = np.clip(lo, 0, shape), np.clip(hi, 0, shape)
+    if np.any(hi_in - lo_in < 2):
+        raise ValueError(
+            f"the rectangle (pixels {lo.tolist()} to {hi.tolist()}) lies outside "
+            f"the image {source.name!r} of shape {tuple(shape)} or is too thin; "
+            "draw it over the image"
+        )
+    return tuple(slice(a, b) for a, b in zip(lo_in, hi_in))

@@ -76,3 +76,36 @@ def blend_pair():
         (cat, {"name": "cat", "rgb": True}, "image"),
         (mask, {"name": "blend mask"}, "labels"),
     ]
+
+
+#: One coin of scikit-image's ``coins``: (top, left, height, width) in pixels.
+COIN = (176, 252, 52, 52)
+
+
+def coins_with_template():
+    """Scikit-image's coins photo and a rectangle over one coin (the template).
+
+    Open it, then Layers > Register > Template search and press Search: the
+    other coins are found (raise "max matches"). There is no hippo offline;
+    24 similar coins show several matches better than one eye would.
+    """
+    from skimage import data
+
+    top, left, height, width = COIN
+    # rectangle on pixel edges, so it covers exactly rows top..top+height-1
+    y0, x0, y1, x1 = top - 0.5, left - 0.5, top + height - 0.5, left + width - 0.5
+    rectangle = np.array([[y0, x0], [y0, x1], [y1, x1], [y1, x0]])
+    return [
+        (data.coins(), {"name": "coins"}, "image"),
+        (
+            [rectangle],
+            {
+                "name": "template rectangle",
+                "shape_type": "rectangle",
+                "edge_color": "cyan",
+                "face_color": "transparent",
+                "edge_width": 2,
+            },
+            "shapes",
+        ),
+    ]

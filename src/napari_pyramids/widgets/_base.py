@@ -129,6 +129,7 @@ class JobWidget(Container):
         self._run_button = PushButton(text=self.run_label)
         self._run_button.changed.connect(self._on_run_clicked)
         self._status = Label(value="")
+        self._status.native.setWordWrap(True)  # long messages must not widen the dock
         self._worker = None
         self._progress = None
         #: layers added by the last successful run (for scripts and tests)
