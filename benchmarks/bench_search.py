@@ -214,8 +214,8 @@ def main() -> None:
         for key, value in (("min_size", args.min_size), ("candidates", args.candidates))
         if value is not None
     }
-    # its own generator: the same cases with or without --skip-speed
-    agreement(args.cases, np.random.default_rng(args.seed), **options)
+    if args.cases:  # its own generator: the same cases with or without --skip-speed
+        agreement(args.cases, np.random.default_rng(args.seed), **options)
 
 
 if __name__ == "__main__":

@@ -350,12 +350,14 @@ class _Scorer:
         at = np.unravel_index(np.nanargmax(scores), scores.shape)
         return tuple(int(i) for i in at), float(scores[at])
 
-    def survey(self, level: np.ndarray, count: int):
-        """Positions and scores of the best ``count`` local maxima of the ZNCC
-        map of a whole octave, best first, flat windows left out.
+    def survey(self, level: np.ndarray, count: int, least: int = 1):
+        """Positions and scores of the best local maxima of the ZNCC map of a
+        whole octave, best first, flat windows left out: all those within MARGIN
+        of the best (at most ``count``), and at least ``least`` of them.
 
-        For a grey plane this is OpenCV's map with the flatness test on the
-        maxima only, so it costs about one ``cv2.matchTemplate`` call.
+        For a grey plane this is OpenCV's map; flatness is tested on the maxima
+        in order, and the scan stops once the rest cannot be wanted, so it costs
+        about one ``cv2.matchTemplate`` call.
         """
         if not self.plain:
             scores = self(level)
@@ -363,10 +365,14 @@ class _Scorer:
             return positions, scores[tuple(positions.T)]
         r, mean_square = self._centred(level)
         scores = self._opencv(r)[None]
-        positions = _local_maxima(scores, count)
-        positions = np.array(
-            [p for p in positions if not self._flat_at(r, p, mean_square)], dtype=int
-        ).reshape(-1, 3)
+        kept = []
+        for p in _local_maxima(scores, count):
+            value = scores[tuple(p)]
+            if len(kept) >= least and value < scores[tuple(kept[0])] - MARGIN:
+                break
+            if not self._flat_at(r, p, mean_square):
+                kept.append(p)
+        positions = np.array(kept, dtype=int).reshape(-1, 3)
         values = np.clip(scores[tuple(positions.T)], -1.0, 1.0).astype(np.float64)
         return positions, values
 
@@ -495,7 +501,7 @@ def iter_find_template(
     most = max(round(MAX_CANDIDATES * max(area, 1.0)), count)
     top = len(scorers) - 1
     while True:
-        positions, values = scorers[top].survey(img_levels[top], most + 1)
+        positions, values = scorers[top].survey(img_levels[top], most + 1, count)
         if not len(values):
             raise ValueError(
                 "every window of the image is flat (constant), so zero-mean "
@@ -588,14 +594,24 @@ def _shortlist(values, least: int, most: int) -> int:
 
 
 def _refine(level, scorer, starts, radius):
-    """Refine each start by :func:`_climb`; deduplicated, best first."""
+    """Refine each start by a hill climb (:func:`_climb`); deduplicated, best first.
+
+    Grey 2-D searches climb all starts at once (:func:`_climb_together`);
+    starts it cannot settle (windows at the image border, a flat winner) climb
+    one by one.
+    """
     last = [n - t for n, t in zip(level.shape[:3], scorer.shape)]
+    found = [None] * len(starts)
+    alone = range(len(starts))
+    if scorer.plain and len(starts) > 1 and min(last[1:]) >= 2 * radius:
+        alone = _climb_together(level, scorer, np.asarray(starts), radius, last, found)
+    for i in alone:
+        found[i] = _climb(level, scorer, starts[i], radius, last)
     best: dict[tuple, tuple[float, int]] = {}
-    for parent, start in enumerate(starts):
-        found = _climb(level, scorer, start, radius, last)
-        if found is None:
+    for parent, result in enumerate(found):
+        if result is None:
             continue  # flat everywhere here: no score, no candidate
-        pos, value = found
+        pos, value = result
         if pos not in best or best[pos][0] < value:
             best[pos] = (value, parent)
     ranked = sorted(best.items(), key=lambda item: -item[1][0])
@@ -603,6 +619,59 @@ def _refine(level, scorer, starts, radius):
     values = np.array([v for _, (v, _) in ranked], dtype=np.float64)
     parents = np.array([i for _, (_, i) in ranked], dtype=int)
     return positions, values, parents
+
+
+def _climb_together(level, scorer, starts, radius, last, found) -> list[int]:
+    """Hill-climb many starts of a grey 2-D search with one OpenCV call per step.
+
+    Every start's ``(2 radius + 1)``-wide window of positions is cut from the
+    octave (shifted inward at the image border, so all have one size) and the
+    cuts are laid side by side: one ``cv2.matchTemplate`` over the strip scores
+    all windows, and scores of positions straddling two cuts are ignored. As in
+    :func:`_climb`, a start whose best lies on its window's edge moves there and
+    climbs again. Fills ``found[i] = (position, score)`` and returns the indices
+    of starts left to :func:`_climb` (a flat winner: ZNCC undefined there).
+    """
+    plane = level[0, :, :, 0]
+    _, th, tw = scorer.shape
+    width = 2 * radius + 1
+    last = np.array(last[1:])
+    centre = np.clip(starts[:, 1:], 0, last)
+    best_value = np.full(len(starts), -np.inf)
+    best_pos = np.zeros((len(starts), 2), int)
+    todo = np.arange(len(starts))
+    for _ in range(_MAX_CLIMBS):
+        lo = np.clip(centre[todo] - radius, 0, last - 2 * radius)
+        rows = lo[:, :1] + np.arange(width + th - 1)  # (n, cut height)
+        cols = lo[:, 1:] + np.arange(width + tw - 1)  # (n, cut width)
+        cuts = plane[rows[:, :, None], cols[:, None, :]]  # (n, h, w)
+        strip = cuts.transpose(1, 0, 2).reshape(cuts.shape[1], -1)
+        strip = np.subtract(strip, strip.mean(dtype=np.float64), dtype=np.float32)
+        scores = scorer._opencv(strip[None, :, :, None])
+        scores = np.pad(scores, ((0, 0), (0, tw - 1)), constant_values=-np.inf)
+        scores = scores.reshape(width, len(todo), -1)[:, :, :width].transpose(1, 0, 2)
+        flat_idx = scores.reshape(len(todo), -1).argmax(axis=1)
+        at = np.stack(np.unravel_index(flat_idx, (width, width)), axis=1)
+        value = scores.reshape(len(todo), -1)[np.arange(len(todo)), flat_idx]
+        better = value > best_value[todo]
+        best_value[todo[better]] = value[better]
+        best_pos[todo[better]] = lo[better] + at[better]
+        on_edge = ((at == 0) & (lo > 0)) | (
+            (at == width - 1) & (lo < last - 2 * radius)
+        )
+        moving = better & on_edge.any(axis=1)
+        centre[todo[moving]] = best_pos[todo[moving]]
+        todo = todo[moving]
+        if not len(todo):
+            break
+    alone = []
+    for i, (y, x) in enumerate(best_pos):
+        mean, std = cv2.meanStdDev(plane[y : y + th, x : x + tw])
+        if _is_flat(std[0, 0], np.hypot(mean[0, 0], std[0, 0])):  # RMS of the window
+            alone.append(i)
+        else:
+            found[i] = ((0, int(y), int(x)), min(max(float(best_value[i]), -1.0), 1.0))
+    return alone
 
 
 def find_template(
