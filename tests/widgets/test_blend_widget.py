@@ -1,7 +1,6 @@
 """The Blend widget in a real napari viewer: each mask source, octaves, bad input."""
 
 import re
-import threading
 
 import numpy as np
 import pytest
@@ -9,16 +8,11 @@ import pytest
 import napari_pyramids as npp
 from napari_pyramids.layers import mask_source_from_layer, source_from_layer
 from napari_pyramids.sample_data import blend_pair_arrays
-from napari_pyramids.widgets._base import Job
 from napari_pyramids.widgets.blend import BlendWidget
+from widget_helpers import cancel_after_first_step, run_widget
 
 RNG = np.random.default_rng(3)
 SCALE, TRANSLATE = (2.0, 2.0), (10.0, 20.0)
-
-
-@pytest.fixture
-def viewer(make_napari_viewer):
-    return make_napari_viewer()
 
 
 @pytest.fixture
@@ -37,15 +31,6 @@ def make_widget(viewer, a, b, mask, **values):
     for key, value in values.items():
         getattr(widget, key).value = value
     return widget
-
-
-def run_widget(qtbot, widget):
-    """Click Blend and wait for the worker to finish."""
-    # Wait on the widget, not on worker.finished: a fast job may finish before a
-    # signal spy could connect.
-    assert widget.run() is not None, widget.status
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=30_000)
-    return widget.last_layers
 
 
 def test_labels_mask_any_label_or_one_label(viewer, qtbot, pair):
@@ -185,23 +170,8 @@ def test_cancel_adds_nothing(viewer, qtbot, pair):
     triangle = np.tri(*a.data.shape[:2], dtype=np.uint8)
     mask = viewer.add_labels(triangle, name="m", scale=SCALE, translate=TRANSLATE)
     widget = make_widget(viewer, a, b, mask)
-    job = widget.prepare()
-    resume = threading.Event()
-
-    def paused_run():
-        steps = job.run()
-        yield next(steps)
-        resume.wait(10)  # the user clicks Cancel here
-        return (yield from steps)
-
-    widget.prepare = lambda: Job(run=paused_run, description=job.description)
-    assert widget.run() is not None
-    qtbot.waitUntil(lambda: widget.status.startswith("pyramid step 1"), timeout=10_000)
-    widget.cancel()
-    resume.set()
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=30_000)
+    cancel_after_first_step(qtbot, widget, "pyramid step 1")
     assert [layer.name for layer in viewer.layers] == ["cat", "coffee", "m"]
-    assert "Cancelled" in widget.status
 
 
 def test_blend_from_the_menu_on_the_sample(viewer):

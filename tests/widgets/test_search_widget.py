@@ -5,11 +5,7 @@ import pytest
 from skimage import data
 
 from napari_pyramids.widgets.search import SearchWidget
-
-
-@pytest.fixture
-def viewer(make_napari_viewer):
-    return make_napari_viewer()
+from widget_helpers import cancel_after_first_step
 
 
 def test_rectangle_on_a_scaled_image_finds_it(viewer, qtbot):
@@ -65,10 +61,6 @@ def test_empty_shapes_and_outside_rectangle_are_reported(viewer):
 
 def test_cancel_mid_search_adds_nothing(viewer, qtbot):
     """Cancel after the coarsest octave: the search stops there, no layer added."""
-    import threading
-
-    from napari_pyramids.widgets._base import Job
-
     image = viewer.add_image(data.camera(), name="camera")
     template = viewer.add_image(data.camera()[100:164, 200:264], name="template")
     widget = SearchWidget(viewer)
@@ -76,23 +68,8 @@ def test_cancel_mid_search_adds_nothing(viewer, qtbot):
     widget.image.value = image
     widget.template_image.value = template
     widget.rectangle.value = None  # the whole "template from" layer
-    real_job = widget.prepare()
-    resume = threading.Event()
-
-    def paused_run():
-        steps = real_job.run()
-        yield next(steps)
-        resume.wait(10)  # the user clicks Cancel here
-        return (yield from steps)
-
-    widget.prepare = lambda: Job(run=paused_run, description=real_job.description)
-    assert widget.run() is not None
-    qtbot.waitUntil(lambda: widget.status.startswith("octave"), timeout=10_000)
-    widget.cancel()
-    resume.set()
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=30_000)
+    cancel_after_first_step(qtbot, widget, "octave")
     assert [layer.name for layer in viewer.layers] == ["camera", "template"]
-    assert "Cancelled" in widget.status
 
 
 def test_exhaustive_timing_is_opencv_on_2d_only():

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from napari_pyramids.core._kernels import DEFAULT_A
+from napari_pyramids.core._steps import drain
 from napari_pyramids.core.pyramid import (
     _as_array,
     _cast_like,
@@ -274,11 +275,7 @@ def blend(
         a=a,
         backend=backend,
     )
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            return done.value
+    return drain(steps)
 
 
 def iter_blend(

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from napari_pyramids.core._steps import drain
 from napari_pyramids.core.pyramid import gaussian_pyramid
 
 __all__ = ["Match", "OctaveTrace", "find_template", "iter_find_template", "zncc_map"]
@@ -746,8 +747,4 @@ def find_template(
         reduce_z=reduce_z,
         min_size=min_size,
     )
-    while True:
-        try:
-            next(search)
-        except StopIteration as done:
-            return done.value
+    return drain(search)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from magicgui.widgets import Container, Label, PushButton
 
+from napari_pyramids.core._steps import drain
 from napari_pyramids.layers import LayerDataTuple
 
 
@@ -55,14 +56,7 @@ class Job:
 
 def run_to_completion(job: Job, progress: Callable[[Step], None] | None = None):
     """Run a job on the calling thread (console, scripts, tests); return its layers."""
-    gen = job.run()
-    try:
-        while True:
-            step = next(gen)
-            if progress is not None:
-                progress(step)
-    except StopIteration as stop:
-        return stop.value or []
+    return drain(job.run(), progress) or []
 
 
 def add_layer_tuples(viewer, tuples: list[LayerDataTuple]) -> list:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, SpinBox, create_widget
 
+from napari_pyramids.core._steps import map_steps
 from napari_pyramids.core.blend import (
     DEFAULT_FEATHER_WIDTH,
     cut_blend,
@@ -91,12 +92,9 @@ def make_blend_job(a: Source, b: Source, mask: Source, settings: BlendSettings) 
 
 def _as_steps(steps):
     """Turn the core's ``(done, total)`` progress into :class:`Step` items."""
-    while True:
-        try:
-            done, total = next(steps)
-        except StopIteration as finished:
-            return finished.value
-        yield Step(done, total, f"pyramid step {done} of {total}")
+    return map_steps(
+        steps, lambda p: Step(p[0], p[1], f"pyramid step {p[0]} of {p[1]}")
+    )
 
 
 def _blend_job(compute, a: Source, b: Source, mask: Source, settings, n_levels):

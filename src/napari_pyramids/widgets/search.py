@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 from magicgui.widgets import CheckBox, FloatSlider, SpinBox, create_widget
 
+from napari_pyramids.core._steps import map_steps
 from napari_pyramids.core.search import iter_find_template
 from napari_pyramids.layers import (
     Source,
@@ -54,14 +55,13 @@ def search_job(
         channel_axis=source.channel_axis,
     )
     octaves = []
-    try:
-        while True:
-            octave = next(search)
-            octaves.append(octave)
-            total = octaves[0].octave + 1 + compare_exhaustive
-            yield Step(len(octaves), total, f"octave {octave.octave}")
-    except StopIteration as done:
-        matches = done.value
+
+    def step(octave):
+        octaves.append(octave)
+        total = octaves[0].octave + 1 + compare_exhaustive
+        return Step(len(octaves), total, f"octave {octave.octave}")
+
+    matches = yield from map_steps(search, step)
     elapsed = time.perf_counter() - t0
     exhaustive = None
     if compare_exhaustive:
