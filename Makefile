@@ -38,6 +38,7 @@ test: $(VENV)/.installed system-deps
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_pyramid.py
+	$(PY) benchmarks/bench_blend.py
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check src tests benchmarks

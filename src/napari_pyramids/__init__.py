@@ -8,6 +8,13 @@ The public API (a contract: tests, docs and users depend on these names)::
     npp.reconstruct(laplacian)
     npp.reduce(image) / npp.expand(image, shape)
     npp.equal_size_levels(pyramid)
+    npp.blend(image_a, image_b, mask, levels=None, *, channel_axis=None, ...)
+    npp.feather_blend(image_a, image_b, mask, *, width=16.0, ...)
+    npp.iter_blend(image_a, image_b, mask, ...)  # yields (done, total); returns blend
+    npp.cut_blend(image_a, image_b, mask, *, channel_axis=None)
+    npp.seam_energy(image, mask, *, channel_axis=None, width=1)
+    npp.find_template(image, template, *, max_matches=1, ...) -> list[Match]
+    npp.zncc_map(image, template)  # exhaustive ZNCC, like skimage's match_template
     npp.add_pyramid(viewer, layer, kind="gaussian", output="octaves", ...)
     npp.write_ome_zarr(image_or_pyramid, path, *, levels=None, overwrite=False, ...)
     npp.read_ome_zarr(path)    # lazy levels + axes, scale, translate
@@ -22,6 +29,13 @@ name that needs them is first used (module ``__getattr__``, PEP 562).
 
 from importlib import import_module
 
+from napari_pyramids.core.blend import (
+    blend,
+    cut_blend,
+    feather_blend,
+    iter_blend,
+    seam_energy,
+)
 from napari_pyramids.core.pyramid import (
     equal_size_levels,
     expand,
@@ -32,6 +46,7 @@ from napari_pyramids.core.pyramid import (
     reconstruct,
     reduce,
 )
+from napari_pyramids.core.search import Match, OctaveTrace, find_template, zncc_map
 
 __version__ = "0.1.0"
 
@@ -47,14 +62,23 @@ _LAZY = {
 _LAZY_MODULES = {"nn": "napari_pyramids.nn"}
 
 __all__ = [
+    "blend",
+    "cut_blend",
+    "feather_blend",
+    "iter_blend",
+    "seam_energy",
+    "Match",
+    "OctaveTrace",
     "equal_size_levels",
     "expand",
+    "find_template",
     "gaussian_pyramid",
     "iter_pyramid",
     "laplacian_pyramid",
     "pyramid_depth",
     "reconstruct",
     "reduce",
+    "zncc_map",
     *_LAZY,
     *_LAZY_MODULES,
 ]

@@ -228,3 +228,178 @@ def data_to_world(source: Source, data_coords) -> np.ndarray:
     """Convert the source's pixel coordinates (N, ndim) to world coordinates."""
     data = np.atleast_2d(np.asarray(data_coords, dtype=float))
     return data * np.asarray(source.scale) + np.asarray(source.translate)
+
+
+def result_layer(data, source: Source, *, name: str) -> LayerDataTuple:
+    """A processed image on the source grid (same scale and translate), shown alike."""
+    meta = _spatial_meta(source, 0, ())
+    meta.update(_display_meta(source, data, band=False))
+    meta["name"] = name
+    return (data, meta, "image")
+
+
+def mask_source_from_layer(layer, image: Source, *, label: int | None = None) -> Source:
+    """Read a Labels, Shapes or Image layer as weights in [0, 1] on ``image``'s grid.
+
+    * Labels: pixels holding ``label`` weigh 1 (any non-zero label when None).
+    * Shapes: the shapes are rasterised onto the image grid through world
+      coordinates, so they land where they are drawn whatever the layers' scales.
+    * Image (grey): values already in [0, 1] are used as they are; others are
+      scaled from their minimum (0) to their maximum (1).
+
+    Returns a :class:`Source` whose ``data`` is the float32 weights, with the
+    image's geometry and a grey 0-1 display. Raises a ValueError naming the
+    problem and the fix for empty layers, another grid, or RGB/constant images.
+    """
+    if layer is None:
+        raise ValueError("choose a mask layer (Labels, Shapes or Image) first")
+    kind = getattr(layer, "_type_string", None)
+    grid = tuple(image.data.shape)
+    if image.channel_axis is not None:
+        del_axis = image.channel_axis % len(grid)
+        grid = grid[:del_axis] + grid[del_axis + 1 :]
+    if kind == "shapes":
+        weights = _rasterise_shapes(layer, image, grid)
+    elif kind in ("labels", "image"):
+        data = np.asarray(layer.data[0] if layer.multiscale else layer.data)
+        _check_on_grid(layer, image, data.shape, grid)
+        if kind == "labels":
+            weights = _label_weights(layer.name, data, label)
+        else:
+            weights = _image_weights(layer, data)
+    else:
+        raise TypeError(
+            f"the mask must be a Labels, Shapes or Image layer, got a "
+            f"{type(layer).__name__} layer {layer.name!r}"
+        )
+    return Source(
+        data=weights,
+        name=layer.name,
+        scale=image.scale,
+        translate=image.translate,
+        axes_meta=image.axes_meta,
+        display={"colormap": "gray", "contrast_limits": (0.0, 1.0)},
+    )
+
+
+def _check_on_grid(layer, image: Source, shape, grid) -> None:
+    if tuple(shape) != grid:
+        raise ValueError(
+            f"the mask layer {layer.name!r} has shape {tuple(shape)} but image "
+            f"{image.name!r} has the grid {grid}; make the mask on that grid (e.g. "
+            "a new Labels layer while the image is selected) or resize it"
+        )
+    same_place = np.allclose(layer.scale, image.scale) and np.allclose(
+        layer.translate, image.translate
+    )
+    if not same_place:
+        scale = tuple(float(s) for s in layer.scale)
+        translate = tuple(float(t) for t in layer.translate)
+        raise ValueError(
+            f"the mask layer {layer.name!r} sits elsewhere in the world than image "
+            f"{image.name!r} (scale {scale} vs {image.scale}, translate "
+            f"{translate} vs {image.translate}); give it the image's "
+            "scale and translate"
+        )
+
+
+def _label_weights(name: str, data: np.ndarray, label: int | None) -> np.ndarray:
+    selected = data != 0 if label is None else data == label
+    if not selected.any():
+        if label is None or not data.any():
+            raise ValueError(
+                f"the Labels layer {name!r} has no painted pixels; paint the region "
+                "to take from image A"
+            )
+        present = ", ".join(str(v) for v in np.unique(data[data != 0])[:10])
+        raise ValueError(
+            f"the Labels layer {name!r} has no pixel with label {label} (it has "
+            f"{present}); pick one of those or tick 'any label'"
+        )
+    return selected.astype(np.float32)
+
+
+def _image_weights(layer, data: np.ndarray) -> np.ndarray:
+    if layer.rgb:
+        raise ValueError(
+            f"the mask Image layer {layer.name!r} is RGB; use a grey image (one "
+            "weight per pixel) or a Labels layer"
+        )
+    weights = data.astype(np.float32)
+    lo, hi = float(weights.min()), float(weights.max())
+    if np.isnan(lo) or np.isnan(hi):
+        raise ValueError(f"the mask Image layer {layer.name!r} contains NaN")
+    if lo >= 0 and hi <= 1:
+        return weights
+    if hi == lo:
+        raise ValueError(
+            f"the mask Image layer {layer.name!r} is constant ({lo:g}), so it cannot "
+            "be scaled to [0, 1]; use an image whose values vary, or a Labels layer"
+        )
+    weights -= lo
+    weights /= hi - lo
+    return weights
+
+
+def _rasterise_shapes(layer, image: Source, grid) -> np.ndarray:
+    from napari.layers import Shapes
+
+    if len(layer.data) == 0:
+        raise ValueError(
+            f"the Shapes layer {layer.name!r} has no shapes; draw the region to take "
+            "from image A"
+        )
+    if layer.ndim != len(grid):
+        raise ValueError(
+            f"the Shapes layer {layer.name!r} has {layer.ndim} dimensions but image "
+            f"{image.name!r} has {len(grid)}; draw the shapes on a layer with the "
+            "image's dimensions"
+        )
+    on_grid = [  # vertices: shapes' data -> world -> image pixels
+        world_to_data(image, [layer.data_to_world(v) for v in vertices])
+        for vertices in layer.data
+    ]
+    masks = Shapes(on_grid, shape_type=layer.shape_type).to_masks(grid)
+    weights = masks.any(axis=0)
+    if not weights.any():
+        raise ValueError(
+            f"the shapes of {layer.name!r} lie outside image {image.name!r}; draw "
+            "them over the image"
+        )
+    return weights.astype(np.float32)
+
+
+def rectangle_crop(source: Source, shapes_layer) -> tuple[slice, ...]:
+    """Pixel slices of ``source`` under the last shape of ``shapes_layer``.
+
+    The shape's vertices go from the Shapes layer's data coordinates to world
+    coordinates and on to the source's pixels, so a rectangle drawn over any
+    layer (with its own scale and translate) cuts the right pixels. Only the
+    last two (y, x) axes are cut; the bounding box of the shape is used.
+    """
+    if shapes_layer is None or getattr(shapes_layer, "_type_string", "") != "shapes":
+        raise TypeError("choose a Shapes layer holding a rectangle")
+    if len(shapes_layer.data) == 0:
+        raise ValueError(
+            f"the Shapes layer {shapes_layer.name!r} is empty: draw a rectangle "
+            "over what you want to find"
+        )
+    if source.spatial_ndim != 2:
+        raise ValueError(
+            "a rectangle cuts templates from 2-D images only; for a volume, pick "
+            "an image layer holding the sub-volume as the template"
+        )
+    vertices = np.asarray(shapes_layer.data[-1], dtype=float)[:, -2:]
+    world = np.asarray([shapes_layer.data_to_world(v) for v in vertices])[:, -2:]
+    pixels = world_to_data(source, world)
+    lo = np.floor(pixels.min(axis=0) + 0.5).astype(int)
+    hi = np.floor(pixels.max(axis=0) + 0.5).astype(int)
+    shape = np.asarray(source.data.shape[:2])
+    lo_in, hi_in = np.clip(lo, 0, shape), np.clip(hi, 0, shape)
+    if np.any(hi_in - lo_in < 2):
+        raise ValueError(
+            f"the rectangle (pixels {lo.tolist()} to {hi.tolist()}) lies outside "
+            f"the image {source.name!r} of shape {tuple(shape)} or is too thin; "
+            "draw it over the image"
+        )
+    return tuple(slice(a, b) for a, b in zip(lo_in, hi_in))

@@ -58,3 +58,66 @@ def nuclei_2d():
 
     image, _ = make_nuclei_image((512, 512), np.random.default_rng(5))
     return [(image, {"name": "synthetic nuclei", "colormap": "gray"}, "image")]
+
+
+def blend_pair_arrays(size: int = 300) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return ``(cat, coffee, mask)``: two uint8 RGB crops and a uint8 label mask.
+
+    A cat's face (``chelsea``) and a cup of coffee (``coffee``), both bundled
+    with scikit-image, cropped to the same ``size`` x ``size`` grid; the mask is
+    1 on the left half (take the cat) and 0 on the right.
+    """
+    from skimage import data
+
+    cat = data.chelsea()[:size, 80 : 80 + size]
+    coffee = data.coffee()[50 : 50 + size, 150 : 150 + size]
+    mask = np.zeros((size, size), dtype=np.uint8)
+    mask[:, : size // 2] = 1
+    return cat, coffee, mask
+
+
+def blend_pair():
+    """Cat, coffee and a half-and-half mask: cut, feather and pyramid blends differ.
+
+    A hard cut shows the border, a wide feather ghosts the spoon over the fur,
+    and the pyramid blend joins the two without either.
+    """
+    cat, coffee, mask = blend_pair_arrays()
+    return [
+        (coffee, {"name": "coffee", "rgb": True}, "image"),
+        (cat, {"name": "cat", "rgb": True}, "image"),
+        (mask, {"name": "blend mask"}, "labels"),
+    ]
+
+
+#: One coin of scikit-image's ``coins``: (top, left, height, width) in pixels.
+COIN = (176, 252, 52, 52)
+
+
+def coins_with_template():
+    """Scikit-image's coins photo and a rectangle over one coin (the template).
+
+    Open it, then Layers > Register > Template search and press Search: the
+    other coins are found (raise "max matches"). There is no hippo offline;
+    24 similar coins show several matches better than one eye would.
+    """
+    from skimage import data
+
+    top, left, height, width = COIN
+    # rectangle on pixel edges, so it covers exactly rows top..top+height-1
+    y0, x0, y1, x1 = top - 0.5, left - 0.5, top + height - 0.5, left + width - 0.5
+    rectangle = np.array([[y0, x0], [y0, x1], [y1, x1], [y1, x0]])
+    return [
+        (data.coins(), {"name": "coins"}, "image"),
+        (
+            [rectangle],
+            {
+                "name": "template rectangle",
+                "shape_type": "rectangle",
+                "edge_color": "cyan",
+                "face_color": "transparent",
+                "edge_width": 2,
+            },
+            "shapes",
+        ),
+    ]

@@ -5,21 +5,9 @@ import pytest
 
 import napari_pyramids as npp
 from napari_pyramids.widgets.pyramid import PyramidWidget
+from widget_helpers import cancel_after_first_step, run_widget
 
 RNG = np.random.default_rng(7)
-
-
-@pytest.fixture
-def viewer(make_napari_viewer):
-    return make_napari_viewer()
-
-
-def run_widget(qtbot, widget):
-    """Click Run and wait for the worker to finish."""
-    worker = widget.run()
-    assert worker is not None, widget.status
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=30_000)
-    return widget.last_layers
 
 
 @pytest.mark.parametrize(
@@ -149,33 +137,11 @@ def test_nan_image_reports_error_from_worker(viewer, qtbot, monkeypatch):
 
 
 def test_cancel_adds_nothing(viewer, qtbot):
-    """Cancel between two steps: the job stops at its next yield, no layer is added."""
-    import threading
-
-    from napari_pyramids.widgets._base import Job
-
+    """Cancel between two octaves: the job stops at its next yield, adds nothing."""
     viewer.add_image(RNG.random((64, 64), dtype=np.float32), name="img")
     widget = PyramidWidget(viewer)
-    real_job = widget.prepare()
-    resume = threading.Event()
-
-    def paused_run():
-        steps = real_job.run()
-        yield next(steps)
-        resume.wait(10)  # the user clicks Cancel here
-        return (yield from steps)
-
-    widget.prepare = lambda: Job(run=paused_run, description=real_job.description)
-    worker = widget.run()
-    assert worker is not None and widget._run_button.text == "Cancel"
-    qtbot.waitUntil(lambda: widget.status.startswith("octave 0"), timeout=10_000)
-    widget.cancel()
-    assert widget._run_button.text == "Cancelling…"
-    resume.set()
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=30_000)
+    cancel_after_first_step(qtbot, widget, "octave 0")
     assert [lyr.name for lyr in viewer.layers] == ["img"]
-    assert widget._run_button.text == "Run"
-    assert "Cancelled" in widget.status
 
 
 def test_gaussian_octaves_keep_integer_dtype_unless_asked(viewer, qtbot):
@@ -211,5 +177,5 @@ def test_manifest_widget_and_samples_load(viewer):
     dock, widget = viewer.window.add_plugin_dock_widget("napari-pyramids", "Pyramid")
     assert isinstance(widget, PyramidWidget)
     for key in [s.key for s in manifest.contributions.sample_data]:
-        viewer.open_sample("napari-pyramids", key)
-    assert len(viewer.layers) == len(manifest.contributions.sample_data)
+        added = viewer.open_sample("napari-pyramids", key)  # a sample may hold several
+        assert added and all(layer in viewer.layers for layer in added), key

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from magicgui.widgets import Container, Label, PushButton
 
+from napari_pyramids.core._steps import drain
 from napari_pyramids.layers import LayerDataTuple
 
 
@@ -55,14 +56,7 @@ class Job:
 
 def run_to_completion(job: Job, progress: Callable[[Step], None] | None = None):
     """Run a job on the calling thread (console, scripts, tests); return its layers."""
-    gen = job.run()
-    try:
-        while True:
-            step = next(gen)
-            if progress is not None:
-                progress(step)
-    except StopIteration as stop:
-        return stop.value or []
+    return drain(job.run(), progress) or []
 
 
 def add_layer_tuples(viewer, tuples: list[LayerDataTuple]) -> list:
@@ -129,6 +123,7 @@ class JobWidget(Container):
         self._run_button = PushButton(text=self.run_label)
         self._run_button.changed.connect(self._on_run_clicked)
         self._status = Label(value="")
+        self._status.native.setWordWrap(True)  # long messages must not widen the dock
         self._worker = None
         self._progress = None
         #: layers added by the last successful run (for scripts and tests)

@@ -1,0 +1,232 @@
+"""Coarse-to-fine template search: exact positions, agreement with exhaustive
+search (scikit-image, OpenCV), several matches, the trace, 3-D, RGB, bad input."""
+
+import cv2
+import numpy as np
+import pytest
+from skimage import data
+from skimage.feature import match_template
+
+import napari_pyramids as npp
+
+RNG = np.random.default_rng(7)
+
+
+def peak(scores):
+    return tuple(int(i) for i in np.unravel_index(np.argmax(scores), scores.shape))
+
+
+@pytest.fixture(scope="module")
+def camera():
+    return data.camera().astype(np.float32)
+
+
+# ------------------------------------------------------------------ zncc_map
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
+def test_zncc_map_equals_skimage(dtype):
+    image = data.camera()[:200, :240].astype(dtype)
+    template = image[50:90, 100:131]
+    ours = npp.zncc_map(image, template)
+    # skimage in float64 (its float32 path loses ~1e-2 to cancellation)
+    ref = match_template(image.astype(np.float64), template.astype(np.float64))
+    assert ours.shape == ref.shape
+    np.testing.assert_allclose(ours, ref, atol=1e-4)
+
+
+def test_zncc_map_equals_skimage_for_rgb_and_volumes():
+    rgb = data.astronaut()[100:220, 150:300].astype(np.float64)
+    tpl = rgb[30:60, 40:75]
+    ref = match_template(rgb, tpl)[..., 0]  # skimage keeps a length-1 channel axis
+    np.testing.assert_allclose(npp.zncc_map(rgb, tpl, channel_axis=-1), ref, atol=1e-4)
+
+    vol = RNG.random((12, 40, 36))
+    sub = vol[3:8, 10:22, 5:17]
+    np.testing.assert_allclose(
+        npp.zncc_map(vol, sub), match_template(vol, sub), atol=1e-4
+    )
+
+
+def test_zncc_map_scores_flat_windows_zero_like_skimage():
+    image = RNG.random((60, 60)).astype(np.float32)
+    image[:30, :30] = 5.0  # a flat corner
+    template = image[35:45, 40:52].copy()
+    scores = npp.zncc_map(image, template)
+    assert np.isfinite(scores).all()
+    assert (scores[:20, :18] == 0).all()
+
+
+# ------------------------------------------------------------- find_template
+@pytest.mark.parametrize("corner", [(0, 0), (101, 57), (448, 448), (233, 370)])
+def test_planted_template_found_exactly(camera, corner):
+    y, x = corner
+    template = camera[y : y + 64, x : x + 64].copy()
+    (match,) = npp.find_template(camera, template)
+    assert match.position == corner
+    assert match.score == pytest.approx(1.0, abs=1e-5)
+    assert match.shape == (64, 64)
+    assert match.center == (y + 31.5, x + 31.5)
+
+
+def test_agrees_with_exhaustive_opencv_under_noise_and_contrast(camera):
+    """The peak equals cv2.matchTemplate's exhaustive peak and its score."""
+    for _ in range(6):
+        size = int(RNG.choice([24, 40, 64]))
+        y, x = RNG.integers(0, 512 - size, 2)
+        template = camera[y : y + size, x : x + size]
+        if template.std() < 10:
+            continue
+        image = (0.7 * camera + 20 + RNG.normal(0, 6, camera.shape)).astype(np.float32)
+        exhaustive = cv2.matchTemplate(image, template, cv2.TM_CCOEFF_NORMED)
+        (match,) = npp.find_template(image, template)
+        assert match.position == peak(exhaustive)
+        assert match.score == pytest.approx(exhaustive.max(), abs=1e-4)
+
+
+def test_uint8_input_is_not_modified(camera):
+    image = camera.astype(np.uint8)
+    template = image[200:240, 300:350].copy()
+    before, tbefore = image.copy(), template.copy()
+    (match,) = npp.find_template(image, template)
+    assert match.position == (200, 300)
+    np.testing.assert_array_equal(image, before)
+    np.testing.assert_array_equal(template, tbefore)
+
+
+def test_several_matches_with_non_maximum_suppression():
+    rng = np.random.default_rng(3)
+    image = rng.normal(0, 1, (300, 400)).astype(np.float32)
+    image = cv2.GaussianBlur(image, (0, 0), 1.0)
+    spot = cv2.GaussianBlur(rng.normal(0, 1, (32, 32)).astype(np.float32), (0, 0), 1.5)
+    corners = [(20, 30), (150, 300), (240, 60), (100, 180)]
+    for y, x in corners:
+        image[y : y + 32, x : x + 32] = spot * 3
+    matches = npp.find_template(image, spot, max_matches=4)
+    assert sorted(m.position for m in matches) == sorted(corners)
+    assert [m.score for m in matches] == sorted(
+        (m.score for m in matches), reverse=True
+    )
+    # min_score drops the rest; never two matches on one object
+    more = npp.find_template(image, spot, max_matches=10, min_score=0.9)
+    assert sorted(m.position for m in more) == sorted(corners)
+
+
+def test_trace_is_consistent_with_the_result(camera):
+    template = camera[300:364, 120:184].copy()
+    (match,) = npp.find_template(camera, template)
+    trace = match.trace
+    assert [o.octave for o in trace] == list(range(len(trace) - 1, -1, -1))
+    assert len(trace) >= 3  # a 64 px template is searched from octave >= 2
+    assert trace[-1].scale == (1, 1) and trace[0].scale == (2 ** trace[0].octave,) * 2
+    # the match is octave 0's best candidate, with the same score
+    best = int(np.argmax(trace[-1].scores))
+    assert tuple(trace[-1].positions[best]) == match.position
+    assert trace[-1].scores[best] == pytest.approx(match.score)
+    # follow the parents up: each ancestor sits near position / 2**k
+    i = best
+    for finer, coarser in zip(trace[::-1][:-1], trace[::-1][1:]):
+        i = finer.parents[i]
+        ancestor = coarser.positions[i]
+        expected = np.array(match.position) / coarser.scale
+        assert np.abs(ancestor - expected).max() <= 2
+    assert (trace[0].parents == -1).all()
+    # candidates are inside the image at their octave, scores are ZNCC
+    for octave in trace:
+        assert (octave.positions >= 0).all()
+        assert np.all((octave.scores >= -1) & (octave.scores <= 1))
+
+
+def test_levels_one_is_exhaustive(camera):
+    template = camera[10:40, 20:60].copy()
+    (match,) = npp.find_template(camera, template, levels=1)
+    assert len(match.trace) == 1 and match.position == (10, 20)
+
+
+def test_volume_sub_volume_found():
+    rng = np.random.default_rng(5)
+    vol = rng.normal(0, 1, (24, 96, 80)).astype(np.float32)
+    vol = np.stack([cv2.GaussianBlur(s, (0, 0), 1.2) for s in vol])
+    sub = vol[7:15, 30:62, 20:52].copy()
+    (match,) = npp.find_template(vol, sub)
+    assert match.position == (7, 30, 20)
+    assert match.trace[0].scale[0] == 1  # z is not reduced by default
+    (iso,) = npp.find_template(vol, sub, reduce_z=True, levels=2)
+    assert iso.position == (7, 30, 20) and iso.trace[0].scale == (2, 2, 2)
+
+
+def test_rgb_template_found():
+    rgb = data.astronaut()
+    template = rgb[180:240, 200:260].copy()  # the astronaut's eye region
+    (match,) = npp.find_template(rgb, template, channel_axis=-1)
+    assert match.position == (180, 200)
+    assert match.shape == (60, 60)
+    channels_first = np.moveaxis(rgb, -1, 0)
+    (again,) = npp.find_template(
+        channels_first, np.moveaxis(template, -1, 0), channel_axis=0
+    )
+    assert again.position == (180, 200)
+
+
+def test_iter_find_template_yields_each_octave(camera):
+    from napari_pyramids.core.search import iter_find_template
+
+    search = iter_find_template(camera, camera[100:164, 100:164])
+    octaves = []
+    with pytest.raises(StopIteration) as done:
+        while True:
+            octaves.append(next(search).octave)
+    assert octaves == sorted(octaves, reverse=True) and octaves[-1] == 0
+    assert done.value.value[0].position == (100, 100)
+
+
+# ----------------------------------------------------------------- bad input
+def test_template_larger_than_image():
+    with pytest.raises(ValueError, match="larger than the image"):
+        npp.find_template(np.ones((20, 20)), RNG.random((30, 10)))
+
+
+def test_flat_template_is_undefined():
+    with pytest.raises(ValueError, match="template is flat"):
+        npp.find_template(RNG.random((50, 50)), np.full((10, 10), 3.0))
+    with pytest.raises(ValueError, match="template is flat"):
+        npp.zncc_map(RNG.random((50, 50)), np.zeros((10, 10)))
+
+
+def test_flat_image_is_undefined_and_flat_regions_never_match():
+    with pytest.raises(ValueError, match="every window of the image is flat"):
+        npp.find_template(np.full((64, 64), 7.0), RNG.random((16, 16)))
+    image = np.full((128, 128), 7.0, np.float32)
+    texture = cv2.GaussianBlur(RNG.random((32, 32)).astype(np.float32), (0, 0), 2)
+    patch = 7.0 + 10 * (texture - texture.mean())
+    image[90:122, 40:72] = patch
+    matches = npp.find_template(image, patch, max_matches=5)
+    assert matches[0].position == (90, 40)
+    assert all(np.isfinite(m.score) for m in matches)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"max_matches": 0}, ValueError, "max_matches"),
+        ({"candidates": 2.5}, TypeError, "candidates"),
+        ({"min_score": 1.5}, ValueError, "min_score"),
+        ({"channel_axis": 3}, ValueError, "channel_axis"),
+    ],
+)
+def test_bad_parameters(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        npp.find_template(RNG.random((40, 40)), RNG.random((8, 8)), **kwargs)
+
+
+def test_bad_arrays():
+    with pytest.raises(ValueError, match="dimensions"):
+        npp.find_template(RNG.random((40, 40)), RNG.random((8, 8, 3)))
+    with pytest.raises(ValueError, match="channels"):
+        npp.find_template(
+            RNG.random((40, 40, 3)), RNG.random((8, 8, 4)), channel_axis=-1
+        )
+    with pytest.raises(ValueError, match="NaN"):
+        npp.find_template(RNG.random((40, 40)), np.full((8, 8), np.nan))
+    with pytest.raises(ValueError, match="empty"):
+        npp.find_template(RNG.random((40, 40)), np.zeros((0, 8)))
+    with pytest.raises(ValueError, match="2-D"):
+        npp.find_template(RNG.random((4, 5, 40, 40)), RNG.random((2, 2, 8, 8)))

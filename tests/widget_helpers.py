@@ -1,0 +1,43 @@
+"""Helpers for the widget tests: run-and-wait and cancel between two steps."""
+
+import threading
+
+from napari_pyramids.widgets._base import Job
+
+
+def run_widget(qtbot, widget):
+    """Click Run and wait until the worker is done; return the layers it added.
+
+    Waits on the widget, not on ``worker.finished``: a fast job may finish
+    before a signal spy could connect.
+    """
+    assert widget.run() is not None, widget.status
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=30_000)
+    return widget.last_layers
+
+
+def cancel_after_first_step(qtbot, widget, first_status: str) -> None:
+    """Run the widget's job, press Cancel after its first step, wait for the end.
+
+    The job is paused after that step (as if it were slow) until Cancel has been
+    pressed, so the cancel lands between two steps every time.
+    """
+    real_job = widget.prepare()
+    resume = threading.Event()
+
+    def paused_run():
+        steps = real_job.run()
+        yield next(steps)
+        resume.wait(10)  # the user clicks Cancel here
+        return (yield from steps)
+
+    widget.prepare = lambda: Job(run=paused_run, description=real_job.description)
+    assert widget.run() is not None
+    assert widget._run_button.text == "Cancel"
+    qtbot.waitUntil(lambda: widget.status.startswith(first_status), timeout=10_000)
+    widget.cancel()
+    assert widget._run_button.text == "Cancelling…"
+    resume.set()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=30_000)
+    assert widget._run_button.text == widget.run_label
+    assert "Cancelled" in widget.status

@@ -1,0 +1,83 @@
+"""The Search widget in a real napari viewer: a Shapes rectangle in, matches out."""
+
+import numpy as np
+import pytest
+from skimage import data
+
+from napari_pyramids.widgets.search import SearchWidget
+from widget_helpers import cancel_after_first_step
+
+
+def test_rectangle_on_a_scaled_image_finds_it(viewer, qtbot):
+    scene = data.camera().astype(np.float32)
+    before = scene.copy()
+    image = viewer.add_image(scene, name="camera", scale=(2.0, 2.0), translate=(5, 7))
+    # a rectangle over pixels rows 200..263, cols 300..363, in world coordinates
+    world = np.array([[200, 300], [264, 364]]) * 2.0 + np.array([5, 7])
+    shapes = viewer.add_shapes([world], shape_type="rectangle", name="roi")
+    widget = SearchWidget(viewer)
+    widget.image.value = image
+    widget.template_image.value = image
+    widget.rectangle.value = shapes
+    worker = widget.run()
+    assert worker is not None, widget.status
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=30_000)
+    names = [layer.name for layer in widget.last_layers]
+    assert names[:2] == ["camera matches", "camera match boxes"]
+    assert any(n.startswith("camera search octave") for n in names)
+    points = viewer.layers["camera matches"]
+    # the match centre, in world coordinates, is the rectangle's centre
+    centre = points.data_to_world(points.data[0])
+    np.testing.assert_allclose(centre, np.array([231.5, 331.5]) * 2 + [5, 7])
+    assert points.features["score"][0] == pytest.approx(1.0, abs=1e-5)
+    # octave k candidates overlay the image: octave k layer scale is 2**k times
+    octave = viewer.layers[names[-2]]
+    k = int(octave.name.rsplit(" ", 1)[1])
+    assert tuple(octave.scale) == (2.0 * 2**k, 2.0 * 2**k)
+    assert "exhaustive" in widget.status
+    np.testing.assert_array_equal(scene, before)
+
+
+def test_empty_shapes_and_outside_rectangle_are_reported(viewer):
+    image = viewer.add_image(data.camera(), name="camera")
+    widget = SearchWidget(viewer)
+    widget.image.value = image
+    widget.template_image.value = image
+    empty = viewer.add_shapes(name="empty")
+    widget.reset_choices()  # napari does this when the widget is docked
+    widget.rectangle.value = empty
+    assert widget.run() is None
+    assert "empty" in widget.status
+    outside = viewer.add_shapes(
+        [np.array([[900, 900], [950, 990]])], shape_type="rectangle", name="far"
+    )
+    widget.reset_choices()
+    widget.rectangle.value = outside
+    assert widget.run() is None
+    assert "outside" in widget.status
+    with pytest.raises(ValueError, match="outside"):
+        widget.run(blocking=True)
+
+
+def test_cancel_mid_search_adds_nothing(viewer, qtbot):
+    """Cancel after the coarsest octave: the search stops there, no layer added."""
+    image = viewer.add_image(data.camera(), name="camera")
+    template = viewer.add_image(data.camera()[100:164, 200:264], name="template")
+    widget = SearchWidget(viewer)
+    widget.reset_choices()
+    widget.image.value = image
+    widget.template_image.value = template
+    widget.rectangle.value = None  # the whole "template from" layer
+    cancel_after_first_step(qtbot, widget, "octave")
+    assert [layer.name for layer in viewer.layers] == ["camera", "template"]
+
+
+def test_exhaustive_timing_is_opencv_on_2d_only():
+    from napari_pyramids.layers import Source
+    from napari_pyramids.widgets.search import exhaustive_seconds
+
+    rgb = Source(data.astronaut(), "astronaut", (1.0, 1.0), (0.0, 0.0), -1)
+    assert exhaustive_seconds(rgb, data.astronaut()[10:40, 10:40]) > 0
+    vol = np.zeros((4, 30, 30), np.float32)
+    volume = Source(vol, "vol", (1.0, 1.0, 1.0), (0.0, 0.0, 0.0))
+    assert exhaustive_seconds(volume, vol[:2, :8, :8]) is None
