@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from napari_pyramids.core._steps import drain
 from napari_pyramids.nn import (
     SegmentationCancelled,
     aspp_branch_responses,
@@ -133,7 +134,7 @@ def test_one_pass_gives_labels_probabilities_and_branches(model, scene):
     steps = predict_steps(
         image, model, device="cpu", tile_size=128, probabilities=True, branches=True
     )
-    prediction = _drive_to_end(steps)
+    prediction = drain(steps)
     np.testing.assert_array_equal(
         prediction.labels, segment(image, model, device="cpu", tile_size=128)
     )
@@ -155,11 +156,3 @@ def test_one_pass_gives_labels_probabilities_and_branches(model, scene):
 def test_threshold_outside_zero_one_is_rejected(model, threshold):
     with pytest.raises(ValueError, match="threshold must be between 0 and 1"):
         segment(np.zeros((32, 32)), model, threshold=threshold)
-
-
-def _drive_to_end(steps):
-    try:
-        while True:
-            next(steps)
-    except StopIteration as stop:
-        return stop.value

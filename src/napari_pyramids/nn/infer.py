@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from ..core._steps import drain
 from .aspp import ASPPPooling
 from .instances import instances_from_masks
 from .model import CompactDeepLab
@@ -536,16 +537,16 @@ def segment(
 
 def _drive(steps, progress: Progress | None, cancel: Callable[[], bool] | None):
     """Run a step generator to its return value, reporting and checking cancel."""
-    try:
-        while True:
-            done, total = next(steps)
-            if progress is not None:
-                progress(done, total)
-            if cancel is not None and done < total and cancel():
-                steps.close()
-                raise SegmentationCancelled(f"cancelled after {done} of {total} tiles")
-    except StopIteration as stop:
-        return stop.value
+
+    def on_step(step: tuple[int, int]) -> None:
+        done, total = step
+        if progress is not None:
+            progress(done, total)
+        if cancel is not None and done < total and cancel():
+            steps.close()
+            raise SegmentationCancelled(f"cancelled after {done} of {total} tiles")
+
+    return drain(steps, on_step)
 
 
 def aspp_branch_responses(

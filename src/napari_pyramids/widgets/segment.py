@@ -23,6 +23,7 @@ from magicgui.widgets import (
     create_widget,
 )
 
+from napari_pyramids.core._steps import map_steps
 from napari_pyramids.layers import Source, labels_layer, map_layer, source_from_layer
 from napari_pyramids.widgets._base import Job, JobWidget, Step
 
@@ -141,12 +142,9 @@ def segment_job(source, image, model, label, device, settings, result):
         probabilities=settings.probabilities,
         branches=settings.branches,
     )
-    try:
-        while True:
-            done, total = next(steps)
-            yield Step(done, total, f"tile {done} of {total} on {device}")
-    except StopIteration as stop:
-        prediction = stop.value
+    prediction = yield from map_steps(
+        steps, lambda step: Step(*step, f"tile {step[0]} of {step[1]} on {device}")
+    )
     result.update(
         count=int(prediction.labels.max()),
         device=prediction.device,
