@@ -1,8 +1,15 @@
 import numpy as np
+import pytest
 import torch
+from scipy import ndimage as ndi
 
 from napari_pyramids.nn import load_model
-from napari_pyramids.nn.synthetic import classes_from_labels, make_nuclei_image
+from napari_pyramids.nn.instances import instances_from_masks, match_instances
+from napari_pyramids.nn.synthetic import (
+    classes_from_labels,
+    make_dataset,
+    make_nuclei_image,
+)
 from napari_pyramids.nn.train import save, train
 
 
@@ -17,7 +24,7 @@ def test_training_smoke_and_save_load_round_trip(tmp_path):
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
-def test_synthetic_is_seeded_and_boundaries_split_touching_nuclei():
+def test_synthetic_is_seeded_and_cores_split_touching_nuclei():
     a, la = make_nuclei_image((96, 96), 5)
     b, lb = make_nuclei_image((96, 96), 5)
     np.testing.assert_array_equal(a, b)
@@ -25,13 +32,31 @@ def test_synthetic_is_seeded_and_boundaries_split_touching_nuclei():
     labels = np.zeros((20, 20), np.int32)
     labels[5:15, 2:10], labels[5:15, 10:18] = 1, 2
     classes = classes_from_labels(labels)
-    # the touching line is boundary
-    assert list(classes[10, 7:13]) == [1, 1, 2, 2, 1, 1]
-    assert (classes[7:13, 4:8] == 1).all()
-    wide = classes_from_labels(labels, boundary_width=2)
-    assert list(wide[10, :12]) == [0, 0, 2, 2, 1, 1, 1, 1, 2, 2, 2, 2]
-    assert list(wide[:9, 5]) == [0, 0, 0, 0, 0, 2, 2, 1, 1]
-    assert (wide[labels == 0] == 0).all()  # the rim never leaves the nuclei
+    assert (classes[labels == 0] == 0).all()  # the rim never leaves the nuclei
+    assert (classes[labels > 0] > 0).all()
+    # the two cores do not touch: each nucleus seeds one instance
+    cores, n = ndi.label(classes == 1)
+    assert n == 2
+    assert set(np.unique(labels[cores == 1])) == {1}
+    assert set(np.unique(labels[cores == 2])) == {2}
+    # the touching line and the outlines are rim
+    assert list(classes[10, 8:12]) == [2, 2, 2, 2]
+    assert classes[5, 5] == 2 and classes[9, 5] == 1
+    with pytest.raises(ValueError, match="core_fraction"):
+        classes_from_labels(labels, core_fraction=1.5)
+
+
+def test_ground_truth_classes_give_back_the_instances():
+    """Post-processing fed the true class map recovers the nuclei (F1 > 0.95)."""
+    totals = dict(tp=0, fp=0, fn=0)
+    for _, labels in make_dataset(4, (128, 128), 77):
+        classes = classes_from_labels(labels)
+        pred = instances_from_masks(classes == 1, classes > 0)
+        for key, value in match_instances(labels, pred).items():
+            if key in totals:
+                totals[key] += value
+    f1 = 2 * totals["tp"] / (2 * totals["tp"] + totals["fp"] + totals["fn"])
+    assert f1 > 0.95
 
 
 def test_checkpoints_are_saved_during_training():

@@ -62,8 +62,8 @@ def test_probabilities_and_branches_are_aligned_layers(viewer, qtbot, nuclei):
     widget.branches.value = True
     layers = run_widget(qtbot, widget)
     assert [lyr.name for lyr in layers] == [
-        "cells nuclei interior probability",
-        "cells nuclei boundary probability",
+        "cells nuclei core probability",
+        "cells nuclei rim probability",
         "cells nuclei ASPP image pooling",
         "cells nuclei ASPP 1x1",
         "cells nuclei ASPP rate 2",
@@ -76,9 +76,11 @@ def test_probabilities_and_branches_are_aligned_layers(viewer, qtbot, nuclei):
         assert_on_source_grid(layer, src)
     assert [lyr.visible for lyr in layers[-2:]] == [True, True]
     assert not any(lyr.visible for lyr in layers[:-2])  # only the top map shows
-    interior = layers[0].data
+    core, rim = layers[0].data, layers[1].data
     inside = layers[-1].data > 0
-    assert interior[inside].mean() > interior[~inside].mean() + 0.3
+    nucleus = core + rim  # probability of "not background"
+    assert nucleus[inside].mean() > nucleus[~inside].mean() + 0.5
+    assert core[inside].mean() > core[~inside].mean() + 0.1
     assert np.ptp(layers[2].data) < 1e-5 < np.ptp(layers[4].data)
 
 

@@ -39,7 +39,7 @@ from .aspp import ASPPPooling
 from .instances import instances_from_masks
 from .model import CompactDeepLab
 from .normalize import normalize, percentile_range
-from .synthetic import BACKGROUND, CLASS_NAMES, INTERIOR
+from .synthetic import BACKGROUND, CLASS_NAMES, CORE
 from .weights import load_model
 
 __all__ = [
@@ -320,8 +320,8 @@ class Prediction:
     labels : ndarray (H, W)
         Nucleus instance labels, 0 for background, smallest unsigned dtype.
     probabilities : dict of str to ndarray
-        Per-class probabilities (``"background"``, ``"interior"``,
-        ``"boundary"``), float32 (H, W); empty unless asked for.
+        Per-class probabilities (``"background"``, ``"core"``,
+        ``"rim"``), float32 (H, W); empty unless asked for.
     branches : dict of str to ndarray
         ASPP branch responses as in :func:`aspp_branch_responses`; empty
         unless asked for.
@@ -397,7 +397,7 @@ def predict_steps(
         probs = torch.softmax(net(batch)[0], dim=0)
         maps = {
             "masks": torch.stack(
-                [probs[INTERIOR] > threshold, probs[BACKGROUND] < 1.0 - threshold]
+                [probs[CORE] > threshold, probs[BACKGROUND] < 1.0 - threshold]
             )
             .cpu()
             .numpy()
@@ -504,7 +504,7 @@ def segment(
     channel_axis : int, optional
         Axis of a channel axis of length 1 (or of ``in_channels``).
     threshold : float
-        Class-probability threshold for interior and foreground, in (0, 1).
+        Class-probability threshold for core and foreground, in (0, 1).
     min_size : int
         Smallest nucleus kept, in pixels.
     context_size : int

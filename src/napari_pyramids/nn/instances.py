@@ -1,11 +1,11 @@
 """From per-pixel class probabilities to instance labels, and instance F1.
 
-The model predicts background / interior / boundary. The boundary class
-separates touching nuclei, so the connected components of the interior are
-one seed per nucleus; each seed then grows back over its predicted boundary
-rim (a marker-based region growing: the seeded-watershed idea restricted to
-the thin foreground band, which costs a few dilations instead of a priority
-flood and scales to gigapixel images).
+The model predicts background / core / rim. The rim separates the cores of
+touching nuclei, so the connected components of the core are one seed per
+nucleus; each seed then grows back over its predicted rim (a marker-based
+region growing: the seeded-watershed idea restricted to the foreground band,
+which costs a few dilations instead of a priority flood and scales to
+gigapixel images).
 """
 
 from __future__ import annotations
@@ -31,23 +31,22 @@ def instances_from_masks(
     interior: np.ndarray,
     foreground: np.ndarray,
     *,
-    grow: int = 2,
+    grow: int = 12,
     min_size: int = 6,
 ) -> np.ndarray:
-    """Instance labels from the interior and foreground masks.
+    """Instance labels from the core (``interior``) and foreground masks.
 
     Parameters
     ----------
     interior, foreground : ndarray of bool (H, W)
-        Pixels predicted as nucleus interior, and as not background
-        (interior or boundary).
+        Pixels predicted as nucleus core, and as not background (core or rim).
     grow : int
-        How far (pixels, 8-connected) seeds grow into the foreground; the
-        predicted boundary rim is one or two pixels wide.
+        How far (pixels, 8-connected) seeds grow into the foreground: the rim
+        around a predicted core is up to half a nucleus radius wide.
     min_size : int
         Instances with fewer pixels are dropped (noise, debris). Foreground
         blobs that contain no seed but reach this size become instances of
-        their own (small nuclei whose interior was not predicted).
+        their own (small nuclei whose core was not predicted).
 
     Returns
     -------

@@ -140,7 +140,7 @@ class CompactDeepLab(nn.Module):
     in_channels : int
         Image channels (1 for a fluorescence channel).
     num_classes : int
-        Output classes (3 for nuclei: background, interior, boundary).
+        Output classes (3 for nuclei: background, core, rim).
     output_stride : {8, 16}
         Stride of the ASPP input.
     widths : sequence of 4 ints

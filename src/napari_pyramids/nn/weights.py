@@ -44,10 +44,10 @@ class RegisteredModel:
 REGISTRY: dict[str, RegisteredModel] = {
     "nuclei": RegisteredModel(
         filename="nuclei.safetensors",
-        sha256="7f572ae5e9845c9fbdf375dbf51f5d716bb993020fb50aef6183ab4d2befcfdb",
+        sha256="8cc0fd253e1cf61e69f5bd254097fdfe2a6f70c0d5f65d28c25af32ae3872c9f",
         description=(
             "Fluorescence nuclei (DAPI/Hoechst-like), one channel; classes "
-            "background, interior, boundary. Trained by napari_pyramids.nn.train "
+            "background, core, rim. Trained by napari_pyramids.nn.train "
             "on synthetic images."
         ),
     ),

@@ -176,7 +176,7 @@ def map_layers(source: Source, label: str, prediction) -> list:
             colormap=PROBABILITY_COLORMAP,
             contrast_limits=(0.0, 1.0),
         )
-        for name in ("interior", "boundary")
+        for name in ("core", "rim")
         if name in prediction.probabilities
     ]
     branches = dict(prediction.branches)
