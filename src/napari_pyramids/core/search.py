@@ -527,7 +527,7 @@ def iter_find_template(
         octave = OctaveTrace(
             octave=k,
             scale=layout.public(factor**k),
-            positions=np.array([layout.public(p) for p in positions], dtype=int),
+            positions=np.asarray(positions, dtype=int)[:, 3 - layout.ndim :],
             scores=values.astype(np.float64),
             parents=parents,
         )
@@ -665,13 +665,18 @@ def _climb_together(level, scorer, starts, radius, last, found) -> list[int]:
         todo = todo[moving]
         if not len(todo):
             break
-    alone = []
-    for i, (y, x) in enumerate(best_pos):
-        mean, std = cv2.meanStdDev(plane[y : y + th, x : x + tw])
-        if _is_flat(std[0, 0], np.hypot(mean[0, 0], std[0, 0])):  # RMS of the window
-            alone.append(i)
-        else:
-            found[i] = ((0, int(y), int(x)), min(max(float(best_value[i]), -1.0), 1.0))
+    # Flatness of every winner's window at once (ZNCC is undefined on a flat one).
+    windows = plane[
+        (best_pos[:, :1] + np.arange(th))[:, :, None],
+        (best_pos[:, 1:] + np.arange(tw))[:, None, :],
+    ].astype(np.float64)
+    mean = windows.mean(axis=(1, 2))
+    std = windows.std(axis=(1, 2))
+    flat = _is_flat(std, np.hypot(mean, std))  # std vs the window's RMS value
+    for i in np.flatnonzero(~flat):
+        y, x = best_pos[i]
+        found[i] = ((0, int(y), int(x)), min(max(float(best_value[i]), -1.0), 1.0))
+    alone = [int(i) for i in np.flatnonzero(flat)]
     return alone
 
 
