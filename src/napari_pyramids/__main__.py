@@ -27,12 +27,14 @@ def build_demo_viewer(*, show: bool = True):
     viewer.layers.selection.active = viewer.layers["astronaut"]
 
     manifest = npe2.PluginManager.instance().get_manifest("napari-pyramids")
-    for i, contribution in enumerate(manifest.contributions.widgets):
+    docks = [
         viewer.window.add_plugin_dock_widget(
             "napari-pyramids", contribution.display_name, tabify=i > 0
-        )
-    first = manifest.contributions.widgets[0].display_name
-    viewer.window._dock_widgets[f"{first} (napari-pyramids)"].raise_()
+        )[0]
+        for i, contribution in enumerate(manifest.contributions.widgets)
+    ]
+    docks[0].show()
+    docks[0].raise_()  # the Pyramid tab in front
     viewer.reset_view()
     return viewer
 

@@ -150,6 +150,7 @@ def test_gaussian_octaves_keep_integer_dtype_unless_asked(viewer, qtbot):
     widget.auto_levels.value = False
     widget.levels.value = 3
     assert run_widget(qtbot, widget)[0].data.dtype == np.uint8
+    assert widget.keep_dtype in widget  # the user can see and untick it
     widget.keep_dtype.value = False
     octave1 = run_widget(qtbot, widget)[0]
     assert octave1.data.dtype == np.float32

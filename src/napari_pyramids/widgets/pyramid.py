@@ -181,6 +181,7 @@ class PyramidWidget(JobWidget):
                 self.levels,
                 self.output,
                 self.reduce_z,
+                self.keep_dtype,
             ]
         )
         self._finish()
@@ -194,7 +195,7 @@ class PyramidWidget(JobWidget):
     def _sync(self, *_):
         """Show only the options that apply to the current choices."""
         self.levels.enabled = not self.auto_levels.value
-        self.keep_dtype.visible = self.kind.value == "gaussian"
+        self.keep_dtype.enabled = self.kind.value == "gaussian"
         self.reduce_z.visible = self._is_volume()
         if self._is_lazy():  # out-of-core data: only the lazy multiscale output
             self.output.value = "multiscale"

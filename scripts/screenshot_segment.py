@@ -3,7 +3,7 @@
 Run from the repository root under a virtual display::
 
     xvfb-run -a -s "-screen 0 1600x1000x24" env PYTHONPATH=src \\
-        python docs/segment_screenshot.py [docs/images/segment.png]
+        python scripts/screenshot_segment.py [docs/images/segment.png]
 
 Opens the generated 2-D nuclei sample, runs the widget (labels plus the ASPP
 branches, the widest atrous rate on show, added over the image), draws the
