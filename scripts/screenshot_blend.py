@@ -27,9 +27,10 @@ def main(path: str = "docs/images/blend.png") -> None:
         widget.run(blocking=True)
     for name in ("cat", "coffee", "blend mask"):
         viewer.layers[name].visible = False
-    viewer.grid.enabled = True
-    viewer.grid.shape = (1, 3)
-    viewer.grid.spacing = 0.02  # a thin gap, so the three results read apart
+    grid = viewer.canvas.grid  # napari >= 0.9 (viewer.grid before)
+    grid.enabled = True
+    grid.shape = (1, 3)
+    grid.spacing = 0.02  # a thin gap, so the three results read apart
     for _ in range(3):  # let Qt lay out the dock and canvas before framing the view
         QApplication.processEvents()
     viewer.reset_view()

@@ -23,7 +23,9 @@ def build_demo_viewer(*, show: bool = True):
     viewer = napari.Viewer(title="napari-pyramids demo", show=show)
     viewer.open_sample("napari-pyramids", "astronaut")
     add_pyramid(viewer, "astronaut", kind="gaussian", levels=5)
-    viewer.grid.enabled = True
+    # napari >= 0.9 keeps grid settings on viewer.canvas; older ones on viewer
+    canvas = getattr(viewer, "canvas", None)
+    (canvas.grid if hasattr(canvas, "grid") else viewer.grid).enabled = True
     viewer.layers.selection.active = viewer.layers["astronaut"]
 
     manifest = npe2.PluginManager.instance().get_manifest("napari-pyramids")
