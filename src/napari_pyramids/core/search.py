@@ -324,13 +324,6 @@ class _Scorer:
         score[flat] = np.nan
         return np.clip(score, -1.0, 1.0)
 
-    def _flat_at(self, r: np.ndarray, at, mean_square: float) -> bool:
-        """Whether the window of centred plane ``r`` at ``(z, y, x)`` is flat."""
-        _, y, x = at
-        window = r[0, y : y + self.shape[1], x : x + self.shape[2], 0]
-        _, std = cv2.meanStdDev(window)
-        return std[0, 0] ** 2 <= FLAT_TOLERANCE**2 * mean_square
-
     def best(self, region: np.ndarray):
         """``(index, score)`` of the best window of ``region`` that is not flat,
         or None where every window is flat.
@@ -343,7 +336,9 @@ class _Scorer:
         if self.plain:
             r, mean_square = self._centred(region)
             _, value, _, (x, y) = cv2.minMaxLoc(self._opencv(r))
-            if not self._flat_at(r, (0, y, x), mean_square):
+            if not self._flat_windows(
+                r[0, :, :, 0], np.array([[0, y, x]]), mean_square
+            )[0]:
                 return (0, y, x), min(max(value, -1.0), 1.0)
         scores = self(region)
         if np.isnan(scores).all():
@@ -366,16 +361,31 @@ class _Scorer:
             return positions, scores[tuple(positions.T)]
         r, mean_square = self._centred(level)
         scores = self._opencv(r)[None]
-        kept = []
-        for p in _local_maxima(scores, count):
-            value = scores[tuple(p)]
-            if len(kept) >= least and value < scores[tuple(kept[0])] - MARGIN:
-                break
-            if not self._flat_at(r, p, mean_square):
-                kept.append(p)
-        positions = np.array(kept, dtype=int).reshape(-1, 3)
+        positions = _local_maxima(scores, count)
+        positions = positions[
+            ~self._flat_windows(r[0, :, :, 0], positions, mean_square)
+        ]
         values = np.clip(scores[tuple(positions.T)], -1.0, 1.0).astype(np.float64)
+        if len(values):  # all within MARGIN of the best, and at least `least`
+            keep = max(least, int(np.count_nonzero(values >= values[0] - MARGIN)))
+            positions, values = positions[:keep], values[:keep]
         return positions, values
+
+    def _flat_windows(self, plane, positions, mean_square=None) -> np.ndarray:
+        """Which ``(z, y, x)`` windows of a grey ``plane`` are flat, all at once.
+
+        Flat: variance at most ``FLAT_TOLERANCE**2`` times ``mean_square`` (of
+        the region searched), or of each window's own mean square when None.
+        """
+        _, th, tw = self.shape
+        windows = plane[
+            (positions[:, 1:2] + np.arange(th))[:, :, None],
+            (positions[:, 2:3] + np.arange(tw))[:, None, :],
+        ].astype(np.float64)
+        variance = windows.var(axis=(1, 2))
+        if mean_square is None:
+            mean_square = np.square(windows).mean(axis=(1, 2))
+        return variance <= FLAT_TOLERANCE**2 * mean_square
 
 
 def zncc_map(image, template, *, channel_axis: int | None = None) -> np.ndarray:
@@ -666,13 +676,7 @@ def _climb_together(level, scorer, starts, radius, last, found) -> list[int]:
         if not len(todo):
             break
     # Flatness of every winner's window at once (ZNCC is undefined on a flat one).
-    windows = plane[
-        (best_pos[:, :1] + np.arange(th))[:, :, None],
-        (best_pos[:, 1:] + np.arange(tw))[:, None, :],
-    ].astype(np.float64)
-    mean = windows.mean(axis=(1, 2))
-    std = windows.std(axis=(1, 2))
-    flat = _is_flat(std, np.hypot(mean, std))  # std vs the window's RMS value
+    flat = scorer._flat_windows(plane, np.c_[np.zeros(len(best_pos), int), best_pos])
     for i in np.flatnonzero(~flat):
         y, x = best_pos[i]
         found[i] = ((0, int(y), int(x)), min(max(float(best_value[i]), -1.0), 1.0))
