@@ -18,6 +18,7 @@ Run: ``python benchmarks/bench_search.py [--cases 300] [--repeats 5] [--template
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 
 import cv2
@@ -102,7 +103,7 @@ def textured_template(image, tsize, rng):
             return (y, x), template
 
 
-def speed(repeats: int, templates: int, rng: np.random.Generator) -> None:
+def speed(repeats: int, templates: int, rng: np.random.Generator, **options) -> None:
     print(
         f"Speed: {templates} random textured templates per case; each time is the "
         f"median of {repeats} runs (skimage: {max(1, repeats // 3)}), in ms; "
@@ -122,7 +123,8 @@ def speed(repeats: int, templates: int, rng: np.random.Generator) -> None:
         for _ in range(templates):
             _, template = textured_template(image, tsize, rng)
             args = (image, template)
-            t_ours, ours = median_ms(find_template, repeats, *args)
+            search = functools.partial(find_template, **options)
+            t_ours, ours = median_ms(search, repeats, *args)
             t_cv, cv = median_ms(
                 cv2.matchTemplate, repeats, *args, cv2.TM_CCOEFF_NORMED
             )
@@ -207,13 +209,13 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=None, help="find_template")
     args = parser.parse_args()
     print(f"OpenCV {cv2.__version__}, {cv2.getNumThreads()} threads")
-    if not args.skip_speed:
-        speed(args.repeats, args.templates, np.random.default_rng(args.seed))
-    options = {
+    options = {  # find_template settings for both parts
         key: value
         for key, value in (("min_size", args.min_size), ("candidates", args.candidates))
         if value is not None
     }
+    if not args.skip_speed:
+        speed(args.repeats, args.templates, np.random.default_rng(args.seed), **options)
     if args.cases:  # its own generator: the same cases with or without --skip-speed
         agreement(args.cases, np.random.default_rng(args.seed), **options)
 
