@@ -38,10 +38,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from napari_pyramids.core._checks import as_real_array, normalize_channel_axis
 from napari_pyramids.core._kernels import DEFAULT_A
 from napari_pyramids.core._steps import drain
 from napari_pyramids.core.pyramid import (
-    _as_array,
     _cast_like,
     _float_dtype,
     expand,
@@ -160,13 +160,13 @@ def mask_weights(mask, shape=None, *, dtype=np.float32) -> np.ndarray:
 
 
 def _check_inputs(image_a, image_b, mask, channel_axis, reduce_z) -> _Inputs:
-    a = _as_array(image_a, "image_a")
-    b = _as_array(image_b, "image_b")
+    a = as_real_array(image_a, "image_a")
+    b = as_real_array(image_b, "image_b")
     if a.shape != b.shape:
         raise ValueError(_shape_mismatch(a.shape, b.shape))
     spatial_axes(a.ndim, channel_axis=channel_axis, reduce_z=reduce_z)  # validates
     out_dtype = np.result_type(a.dtype, b.dtype)
-    ch = None if channel_axis is None else channel_axis % a.ndim
+    ch = normalize_channel_axis(channel_axis, a.ndim)
     mask_shape = a.shape if ch is None else a.shape[:ch] + a.shape[ch + 1 :]
     m_shape = np.shape(mask)
     if ch is None and m_shape == a.shape[:-1] and a.shape[-1] in (3, 4):
@@ -445,9 +445,9 @@ def seam_energy(
     """
     from scipy import ndimage
 
-    img = _as_array(image)
+    img = as_real_array(image)
     sp = spatial_axes(img.ndim, channel_axis=channel_axis)
-    ch = None if channel_axis is None else channel_axis % img.ndim
+    ch = normalize_channel_axis(channel_axis, img.ndim)
     mask_shape = img.shape if ch is None else img.shape[:ch] + img.shape[ch + 1 :]
     inside = mask_weights(mask, mask_shape) >= 0.5
     if int(width) < 1:

@@ -26,6 +26,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from napari_pyramids.core import _kernels
+from napari_pyramids.core._checks import (  # noqa: F401  check_real: lazy/ uses it
+    as_real_array,
+    check_real,
+    normalize_channel_axis,
+)
 from napari_pyramids.core._kernels import DEFAULT_A
 
 __all__ = [
@@ -47,26 +52,6 @@ DEFAULT_MIN_SIZE = 8
 
 
 # ------------------------------------------------------------------ checking
-def _as_array(image, name: str = "image") -> np.ndarray:
-    arr = np.asarray(image)
-    if arr.dtype == bool:
-        arr = arr.astype(np.float32)
-    check_real(arr, name)
-    return arr
-
-
-def check_real(arr, name: str = "image") -> None:
-    """Raise unless ``arr`` (numpy, dask or zarr) holds real numbers, not empty."""
-    if not (
-        np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
-    ):
-        raise TypeError(
-            f"{name} must hold real numbers (integers or floats), got dtype {arr.dtype}"
-        )
-    if math.prod(arr.shape) == 0:
-        raise ValueError(f"{name} is empty (shape {arr.shape}); nothing to reduce")
-
-
 def is_lazy(image) -> bool:
     """True for dask and zarr arrays, which go to the out-of-core engine.
 
@@ -88,13 +73,7 @@ def spatial_axes(
     Raises a ValueError naming the problem when the array has too few dimensions
     or ``channel_axis`` is out of range.
     """
-    if channel_axis is not None:
-        if not -ndim <= channel_axis < ndim:
-            raise ValueError(
-                f"channel_axis={channel_axis} is out of range for an image with "
-                f"{ndim} dimensions (valid: {-ndim} to {ndim - 1}, or None)"
-            )
-        channel_axis %= ndim
+    channel_axis = normalize_channel_axis(channel_axis, ndim)
     others = [ax for ax in range(ndim) if ax != channel_axis]
     need = 3 if reduce_z else 2
     if len(others) < need:
@@ -245,7 +224,7 @@ def reduce(
     numpy.ndarray
         Float array whose spatial sides are ``ceil(n / 2)``.
     """
-    arr = _as_array(image)
+    arr = as_real_array(image)
     a = _check_a(a)
     layout = _Layout(arr.ndim, channel_axis, reduce_z)
     x, lead = layout.to_kernel(arr.astype(_float_dtype(arr.dtype), copy=False))
@@ -265,7 +244,7 @@ def expand(
     be ``2n - 1`` or ``2n`` for an input size ``n`` (the sizes REDUCE came from).
     Axes whose sizes agree are left alone, so channels need no flag.
     """
-    arr = _as_array(image)
+    arr = as_real_array(image)
     a = _check_a(a)
     shape = tuple(int(s) for s in shape)
     if len(shape) != arr.ndim:
@@ -386,7 +365,7 @@ def iter_pyramid(
                 image, levels, preserve_dtype=preserve_dtype, backend=backend, **kw
             )
         )
-    arr = _as_array(image)
+    arr = as_real_array(image)
     a = _check_a(a)
     layout = _Layout(arr.ndim, channel_axis, reduce_z)
     n_levels = _count_levels(arr.shape, layout.spatial, levels, min_size)
@@ -544,7 +523,7 @@ def reconstruct(
     """
     if len(laplacian) == 0:
         raise ValueError("laplacian is an empty list; expected bands and a residual")
-    out = _as_array(laplacian[-1], "the residual")
+    out = as_real_array(laplacian[-1], "the residual")
     out = out.astype(_float_dtype(out.dtype), copy=True)
     for k in range(len(laplacian) - 2, -1, -1):
         band = np.asarray(laplacian[k])

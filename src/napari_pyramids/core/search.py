@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from napari_pyramids.core._checks import as_real_array, normalize_channel_axis
 from napari_pyramids.core._steps import drain
 from napari_pyramids.core.pyramid import gaussian_pyramid
 
@@ -137,18 +138,15 @@ class _Layout:
                 "searched (same axes, same channels)"
             )
         ndim = image.ndim
-        if channel_axis is not None:
-            if not -ndim <= channel_axis < ndim:
-                raise ValueError(
-                    f"channel_axis={channel_axis} is out of range for "
-                    f"{ndim}-D arrays (valid: {-ndim} to {ndim - 1}, or None)"
-                )
-            channel_axis %= ndim
-            if image.shape[channel_axis] != template.shape[channel_axis]:
-                raise ValueError(
-                    f"image has {image.shape[channel_axis]} channels but template "
-                    f"has {template.shape[channel_axis]}; they must match"
-                )
+        channel_axis = normalize_channel_axis(channel_axis, ndim)
+        if (
+            channel_axis is not None
+            and image.shape[channel_axis] != template.shape[channel_axis]
+        ):
+            raise ValueError(
+                f"image has {image.shape[channel_axis]} channels but template "
+                f"has {template.shape[channel_axis]}; they must match"
+            )
         self.channel_axis = channel_axis
         self.ndim = ndim - (channel_axis is not None)
         if self.ndim not in (2, 3):
@@ -182,19 +180,6 @@ class _Layout:
     def public(self, position) -> tuple[int, ...]:
         """User-facing spatial position from an internal ``(z, y, x)`` one."""
         return tuple(int(p) for p in position[3 - self.ndim :])
-
-
-def _as_real(arr, name: str) -> np.ndarray:
-    arr = np.asarray(arr)
-    if arr.dtype == bool:
-        arr = arr.astype(np.float32)
-    if not (
-        np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
-    ):
-        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
-    if arr.size == 0:
-        raise ValueError(f"{name} is empty (shape {arr.shape}); nothing to match")
-    return arr
 
 
 def _check_finite(arr: np.ndarray, name: str) -> None:
@@ -414,8 +399,8 @@ def zncc_map(image, template, *, channel_axis: int | None = None) -> np.ndarray:
     ValueError
         If the template is larger than the image, flat, or holds NaN.
     """
-    image = _as_real(image, "image")
-    template = _as_real(template, "template")
+    image = as_real_array(image, "image")
+    template = as_real_array(template, "template")
     layout = _Layout(image, template, channel_axis)
     _check_finite(template, "template")
     _check_finite(image, "image")
@@ -480,8 +465,8 @@ def iter_find_template(
 
     Widgets use it to report progress and to be cancelled between octaves.
     """
-    image = _as_real(image, "image")
-    template = _as_real(template, "template")
+    image = as_real_array(image, "image")
+    template = as_real_array(template, "template")
     layout = _Layout(image, template, channel_axis)
     _check_finite(template, "template")
     _template_scorer(layout.internal(template))

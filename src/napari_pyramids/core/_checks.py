@@ -1,0 +1,44 @@
+"""Input checks shared by the pyramid, blending and search engines.
+
+One wording for one problem, wherever it is found: a dtype that is not real
+numbers, an empty array, a ``channel_axis`` outside the array.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def check_real(arr, name: str = "image") -> None:
+    """Raise unless ``arr`` (numpy, dask or zarr) holds real numbers, not empty."""
+    if not (
+        np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
+    ):
+        raise TypeError(
+            f"{name} must hold real numbers (integers or floats), got dtype {arr.dtype}"
+        )
+    if math.prod(arr.shape) == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape}); nothing to compute")
+
+
+def as_real_array(image, name: str = "image") -> np.ndarray:
+    """``image`` as a numpy array of real numbers (bool becomes float32)."""
+    arr = np.asarray(image)
+    if arr.dtype == bool:
+        arr = arr.astype(np.float32)
+    check_real(arr, name)
+    return arr
+
+
+def normalize_channel_axis(channel_axis: int | None, ndim: int) -> int | None:
+    """``channel_axis`` as a non-negative axis of an ``ndim``-D array, or None."""
+    if channel_axis is None:
+        return None
+    if not -ndim <= channel_axis < ndim:
+        raise ValueError(
+            f"channel_axis={channel_axis} is out of range for an array with {ndim} "
+            f"dimensions (valid: {-ndim} to {ndim - 1}, or None)"
+        )
+    return channel_axis % ndim
