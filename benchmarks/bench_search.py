@@ -207,11 +207,16 @@ def main() -> None:
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--min-size", type=int, default=None, help="find_template")
     parser.add_argument("--candidates", type=int, default=None, help="find_template")
+    parser.add_argument("--refine-radius", type=int, default=None, help="find_template")
     args = parser.parse_args()
     print(f"OpenCV {cv2.__version__}, {cv2.getNumThreads()} threads")
     options = {  # find_template settings for both parts
         key: value
-        for key, value in (("min_size", args.min_size), ("candidates", args.candidates))
+        for key, value in (
+            ("min_size", args.min_size),
+            ("candidates", args.candidates),
+            ("refine_radius", args.refine_radius),
+        )
         if value is not None
     }
     if not args.skip_speed:
