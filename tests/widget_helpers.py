@@ -5,31 +5,35 @@ import threading
 from napari_pyramids.widgets._base import Job
 
 
-def run_widget(qtbot, widget):
+def run_widget(qtbot, widget, timeout: int = 30_000):
     """Click Run and wait until the worker is done; return the layers it added.
 
     Waits on the widget, not on ``worker.finished``: a fast job may finish
     before a signal spy could connect.
     """
     assert widget.run() is not None, widget.status
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=30_000)
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
     return widget.last_layers
 
 
-def cancel_after_first_step(qtbot, widget, first_status: str) -> None:
-    """Run the widget's job, press Cancel after its first step, wait for the end.
+def cancel_after_first_step(
+    qtbot, widget, first_status: str, *, steps: int = 1
+) -> None:
+    """Run the widget's job, press Cancel after its first ``steps`` steps, wait.
 
-    The job is paused after that step (as if it were slow) until Cancel has been
-    pressed, so the cancel lands between two steps every time.
+    The job is paused there (as if it were slow) until Cancel has been pressed,
+    so the cancel lands between two steps every time; ``first_status`` is the
+    status line that shows the pause has been reached.
     """
     real_job = widget.prepare()
     resume = threading.Event()
 
     def paused_run():
-        steps = real_job.run()
-        yield next(steps)
+        job_steps = real_job.run()
+        for _ in range(steps):
+            yield next(job_steps)
         resume.wait(10)  # the user clicks Cancel here
-        return (yield from steps)
+        return (yield from job_steps)
 
     widget.prepare = lambda: Job(run=paused_run, description=real_job.description)
     assert widget.run() is not None

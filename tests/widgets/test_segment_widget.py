@@ -1,34 +1,19 @@
 """The Segment nuclei (ASPP) widget in a real napari viewer."""
 
-import threading
-
 import numpy as np
 import pytest
 
 from napari_pyramids.nn.synthetic import make_nuclei_image
-from napari_pyramids.widgets._base import Job
 from napari_pyramids.widgets.segment import SegmentWidget
+from widget_helpers import cancel_after_first_step, run_widget
 
 SCALE, TRANSLATE = (0.5, 2.0), (10.0, -4.0)
-
-
-@pytest.fixture
-def viewer(make_napari_viewer):
-    return make_napari_viewer()
 
 
 @pytest.fixture(scope="module")
 def nuclei():
     image, _ = make_nuclei_image((160, 200), np.random.default_rng(3))
     return image
-
-
-def run_widget(qtbot, widget):
-    """Click Run and wait for the worker to finish."""
-    worker = widget.run()
-    assert worker is not None, widget.status
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
-    return widget.last_layers
 
 
 def assert_on_source_grid(layer, src):
@@ -42,7 +27,7 @@ def test_labels_on_the_image_grid(viewer, qtbot, nuclei):
     widget = SegmentWidget(viewer)
     assert widget.channel.native.isHidden()  # not RGB: no channel choice
     widget.tile_size.value = 128  # six tiles
-    (labels,) = run_widget(qtbot, widget)
+    (labels,) = run_widget(qtbot, widget, timeout=60_000)
     assert labels.name == "cells nuclei labels"
     assert labels._type_string == "labels"
     assert labels.data.shape == nuclei.shape and labels.data.max() > 5
@@ -51,7 +36,7 @@ def test_labels_on_the_image_grid(viewer, qtbot, nuclei):
     assert "nuclei in" in widget.status and "on cpu" in widget.status
     np.testing.assert_array_equal(src.data, before)
     # a re-run updates the layer in place
-    assert run_widget(qtbot, widget)[0] is labels
+    assert run_widget(qtbot, widget, timeout=60_000)[0] is labels
     assert len(viewer.layers) == 2
 
 
@@ -60,7 +45,7 @@ def test_probabilities_and_branches_are_aligned_layers(viewer, qtbot, nuclei):
     widget = SegmentWidget(viewer)
     widget.probabilities.value = True
     widget.branches.value = True
-    layers = run_widget(qtbot, widget)
+    layers = run_widget(qtbot, widget, timeout=60_000)
     assert [lyr.name for lyr in layers] == [
         "cells nuclei core probability",
         "cells nuclei rim probability",
@@ -99,7 +84,7 @@ def test_rgb_needs_a_channel(viewer, qtbot, nuclei, monkeypatch):
     assert "RGB" in shown[0] and "blue for DAPI" in shown[0]
     assert len(viewer.layers) == 1
     widget.channel.value = 2
-    (labels,) = run_widget(qtbot, widget)
+    (labels,) = run_widget(qtbot, widget, timeout=60_000)
     assert labels.data.shape == u8.shape and labels.data.max() > 5
 
 
@@ -107,25 +92,9 @@ def test_cancel_between_tiles_adds_nothing(viewer, qtbot, nuclei):
     viewer.add_image(nuclei, name="cells")
     widget = SegmentWidget(viewer)
     widget.tile_size.value = 128
-    real_job = widget.prepare()
-    resume = threading.Event()
-
-    def paused_run():
-        steps = real_job.run()
-        yield next(steps)
-        yield next(steps)  # one tile done
-        resume.wait(10)  # the user clicks Cancel here
-        return (yield from steps)
-
-    widget.prepare = lambda: Job(run=paused_run, description=real_job.description)
-    assert widget.run() is not None
-    qtbot.waitUntil(lambda: widget.status.startswith("tile 1 of"), timeout=30_000)
-    widget.cancel()
-    assert widget._run_button.text == "Cancelling…"
-    resume.set()
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=30_000)
+    # the first step announces the run, the second reports one tile done
+    cancel_after_first_step(qtbot, widget, "tile 1 of", steps=2)
     assert [lyr.name for lyr in viewer.layers] == ["cells"]
-    assert "Cancelled" in widget.status
 
 
 def test_bad_checkpoint_and_stack_notify(viewer, qtbot, tmp_path, monkeypatch):
@@ -155,3 +124,15 @@ def test_manifest_opens_the_widget(viewer):
         "napari-pyramids", "Segment nuclei (ASPP)"
     )
     assert isinstance(widget, SegmentWidget)
+
+
+def test_device_and_tile_size_are_remembered(viewer, plugin_settings_dir):
+    """npe2 configurations: a new widget starts where the user left the last one."""
+    first = SegmentWidget(viewer)
+    assert first.tile_size.value == 1024 and first.device.value == "auto"
+    first.tile_size.value = 512
+    first.device.value = "cpu"
+    saved = (plugin_settings_dir / "napari-pyramids.yaml").read_text()
+    assert "tile_size: 512" in saved and "device: cpu" in saved
+    second = SegmentWidget(viewer)
+    assert second.tile_size.value == 512 and second.device.value == "cpu"

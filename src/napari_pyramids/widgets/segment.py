@@ -26,6 +26,7 @@ from magicgui.widgets import (
 from napari_pyramids.core._steps import map_steps
 from napari_pyramids.layers import Source, labels_layer, map_layer, source_from_layer
 from napari_pyramids.widgets._base import Job, JobWidget, Step
+from napari_pyramids.widgets._settings import remember
 
 if TYPE_CHECKING:
     import napari
@@ -265,6 +266,9 @@ class SegmentWidget(JobWidget):
             ]
         )
         self._finish()
+        devices = available_devices()
+        remember("segment", self.device, "device", valid=devices.__contains__)
+        remember("segment", self.tile_size, "tile_size")
         self.image.changed.connect(self._sync)
         self.model.changed.connect(self._sync)
         self._sync()
