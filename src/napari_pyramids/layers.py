@@ -224,12 +224,6 @@ def world_to_data(source: Source, world_coords) -> np.ndarray:
     return (world - np.asarray(source.translate)) / np.asarray(source.scale)
 
 
-def data_to_world(source: Source, data_coords) -> np.ndarray:
-    """Convert the source's pixel coordinates (N, ndim) to world coordinates."""
-    data = np.atleast_2d(np.asarray(data_coords, dtype=float))
-    return data * np.asarray(source.scale) + np.asarray(source.translate)
-
-
 def result_layer(data, source: Source, *, name: str) -> LayerDataTuple:
     """A processed image on the source grid (same scale and translate), shown alike."""
     meta = _spatial_meta(source, 0, ())

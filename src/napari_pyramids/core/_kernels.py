@@ -60,7 +60,7 @@ def reflect101(index: np.ndarray, n: int) -> np.ndarray:
     return np.where(index >= n, period - index, index)
 
 
-def resolve_backend(backend: str, *, dtype: np.dtype, a: float) -> str:
+def resolve_backend(backend: str, *, dtype: np.dtype) -> str:
     """Pick the backend that will run a 2-D step; validate the user's choice."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -180,7 +180,7 @@ def expand_yx_opencv(
 # ------------------------------------------------------------------- dispatch
 def reduce_yx(x: np.ndarray, a: float, backend: str) -> np.ndarray:
     """REDUCE the (y, x) axes (1 and 2) of an ``(F, H, W, C)`` float array."""
-    if resolve_backend(backend, dtype=x.dtype, a=a) == "opencv":
+    if resolve_backend(backend, dtype=x.dtype) == "opencv":
         return reduce_yx_opencv(x, a)
     return reduce_axis(reduce_axis(x, 1, a), 2, a)
 
@@ -189,6 +189,6 @@ def expand_yx(
     x: np.ndarray, size_yx: tuple[int, int], a: float, backend: str
 ) -> np.ndarray:
     """EXPAND the (y, x) axes (1 and 2) of an ``(F, H, W, C)`` float array."""
-    if resolve_backend(backend, dtype=x.dtype, a=a) == "opencv":
+    if resolve_backend(backend, dtype=x.dtype) == "opencv":
         return expand_yx_opencv(x, size_yx, a)
     return expand_axis(expand_axis(x, 1, size_yx[0], a), 2, size_yx[1], a)
