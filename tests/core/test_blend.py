@@ -276,7 +276,7 @@ def test_other_bad_input():
     bad = img.copy()
     bad[3, 3] = np.nan
     mask = soft_disc((16, 16))
-    with pytest.raises(ValueError, match="image_b contains NaN"):
+    with pytest.raises(ValueError, match=r"image_b contains \d+ NaN"):
         npp.blend(img, bad, mask)
     with pytest.raises(ValueError, match="levels=9"):
         npp.blend(img, img, mask, 9)

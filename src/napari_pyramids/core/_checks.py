@@ -1,7 +1,8 @@
 """Input checks shared by the pyramid, blending and search engines.
 
 One wording for one problem, wherever it is found: a dtype that is not real
-numbers, an empty array, a ``channel_axis`` outside the array.
+numbers, an empty array, NaN or infinite values, a ``channel_axis`` outside the
+array.
 """
 
 from __future__ import annotations
@@ -21,6 +22,17 @@ def check_real(arr, name: str = "image") -> None:
         )
     if math.prod(arr.shape) == 0:
         raise ValueError(f"{name} is empty (shape {arr.shape}); nothing to compute")
+
+
+def check_finite(arr: np.ndarray, name: str = "image") -> None:
+    """Raise if a numpy array of floats holds NaN or infinite values (counted)."""
+    if not np.issubdtype(arr.dtype, np.floating) or np.isfinite(arr).all():
+        return
+    bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+    raise ValueError(
+        f"{name} contains {bad} NaN or infinite value(s); replace them first, "
+        f"e.g. np.nan_to_num({name}) or fill them from neighbours"
+    )
 
 
 def as_real_array(image, name: str = "image") -> np.ndarray:

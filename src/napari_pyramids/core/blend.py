@@ -38,7 +38,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from napari_pyramids.core._checks import as_real_array, normalize_channel_axis
+from napari_pyramids.core._checks import (
+    as_real_array,
+    check_finite,
+    normalize_channel_axis,
+)
 from napari_pyramids.core._kernels import DEFAULT_A
 from napari_pyramids.core._steps import drain
 from napari_pyramids.core.pyramid import (
@@ -185,12 +189,8 @@ def _check_inputs(image_a, image_b, mask, channel_axis, reduce_z) -> _Inputs:
 
 
 def _check_finite(inputs: _Inputs) -> None:
-    for name, image in (("image_a", inputs.a), ("image_b", inputs.b)):
-        if np.issubdtype(image.dtype, np.floating) and not np.isfinite(image).all():
-            raise ValueError(
-                f"{name} contains NaN or infinite values; replace them first, "
-                "e.g. np.nan_to_num(image)"
-            )
+    check_finite(inputs.a, "image_a")
+    check_finite(inputs.b, "image_b")
 
 
 def _uniform(inputs: _Inputs) -> np.ndarray | None:

@@ -28,6 +28,7 @@ import numpy as np
 from napari_pyramids.core import _kernels
 from napari_pyramids.core._checks import (  # noqa: F401  check_real: lazy/ uses it
     as_real_array,
+    check_finite,
     check_real,
     normalize_channel_axis,
 )
@@ -128,14 +129,8 @@ def _check_finite(image: np.ndarray, smallest_level: np.ndarray) -> None:
     level, so NaN/inf anywhere shows up there; the full (costly) scan runs only
     when the cheap one finds something, to give an exact count.
     """
-    if np.isfinite(smallest_level).all():
-        return
-    bad = int(image.size - np.count_nonzero(np.isfinite(image)))
-    if bad:
-        raise ValueError(
-            f"image contains {bad} NaN or infinite value(s); replace them first, "
-            "e.g. np.nan_to_num(image) or fill them from neighbours"
-        )
+    if not np.isfinite(smallest_level).all():
+        check_finite(image)
 
 
 # -------------------------------------------------------------- array layout

@@ -36,7 +36,11 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from napari_pyramids.core._checks import as_real_array, normalize_channel_axis
+from napari_pyramids.core._checks import (
+    as_real_array,
+    check_finite,
+    normalize_channel_axis,
+)
 from napari_pyramids.core._steps import drain
 from napari_pyramids.core.pyramid import gaussian_pyramid
 
@@ -180,14 +184,6 @@ class _Layout:
     def public(self, position) -> tuple[int, ...]:
         """User-facing spatial position from an internal ``(z, y, x)`` one."""
         return tuple(int(p) for p in position[3 - self.ndim :])
-
-
-def _check_finite(arr: np.ndarray, name: str) -> None:
-    if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
-        raise ValueError(
-            f"{name} contains NaN or infinite values; replace them first, "
-            f"e.g. np.nan_to_num({name})"
-        )
 
 
 def _template_scorer(template: np.ndarray) -> _Scorer:
@@ -402,8 +398,8 @@ def zncc_map(image, template, *, channel_axis: int | None = None) -> np.ndarray:
     image = as_real_array(image, "image")
     template = as_real_array(template, "template")
     layout = _Layout(image, template, channel_axis)
-    _check_finite(template, "template")
-    _check_finite(image, "image")
+    check_finite(template, "template")
+    check_finite(image, "image")
     scores = _template_scorer(layout.internal(template))(layout.internal(image))
     scores = np.nan_to_num(scores, nan=0.0).astype(np.float32)
     return scores[0] if layout.ndim == 2 else scores
@@ -468,7 +464,7 @@ def iter_find_template(
     image = as_real_array(image, "image")
     template = as_real_array(template, "template")
     layout = _Layout(image, template, channel_axis)
-    _check_finite(template, "template")
+    check_finite(template, "template")
     _template_scorer(layout.internal(template))
     for name, value, least in (
         ("max_matches", max_matches, 1),

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from ..core._checks import check_finite
 from ..core._steps import drain
 from .aspp import ASPPPooling
 from .instances import instances_from_masks
@@ -156,11 +157,7 @@ def _check_image(
         )
     if image.size == 0:
         raise ValueError(f"image is empty (shape {image.shape})")
-    if image.dtype.kind == "f" and not np.isfinite(image).all():
-        bad = int(np.count_nonzero(~np.isfinite(image)))
-        raise ValueError(
-            f"image contains {bad} NaN or infinite values; replace them first"
-        )
+    check_finite(image)
     return image
 
 
@@ -200,7 +197,7 @@ def _pinned_image_pooling(
     blocks = image[..., : hc * fy, : wc * fx].reshape(*image.shape[:-2], hc, fy, wc, fx)
     coarse = blocks.mean(axis=(-3, -1), dtype=np.float32)
     with torch.inference_mode():
-        _, features = net.backbone(net.pad_to_stride(tensor(coarse)))
+        *_, features = net.backbone(net.pad_to_stride(tensor(coarse)))
         for pool in pools:
             pool.fixed = pool.pool(features)
     try:
