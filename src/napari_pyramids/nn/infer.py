@@ -43,6 +43,9 @@ from .normalize import normalize, percentile_range
 from .synthetic import BACKGROUND, CLASS_NAMES, CORE
 from .weights import load_model
 
+#: A pixel belongs to a nucleus (core or rim) where P(background) is below this.
+FOREGROUND_BELOW = 0.4
+
 __all__ = [
     "Prediction",
     "SegmentationCancelled",
@@ -394,7 +397,7 @@ def predict_steps(
         probs = torch.softmax(net(batch)[0], dim=0)
         maps = {
             "masks": torch.stack(
-                [probs[CORE] > threshold, probs[BACKGROUND] < 1.0 - threshold]
+                [probs[CORE] > threshold, probs[BACKGROUND] < FOREGROUND_BELOW]
             )
             .cpu()
             .numpy()
@@ -501,7 +504,10 @@ def segment(
     channel_axis : int, optional
         Axis of a channel axis of length 1 (or of ``in_channels``).
     threshold : float
-        Class-probability threshold for core and foreground, in (0, 1).
+        Core probability above which a pixel seeds a nucleus, in (0, 1).
+        Nucleus pixels (core or rim) are those whose background probability
+        is below ``FOREGROUND_BELOW`` (0.4: a little tight, so the glow around
+        bright nuclei stays background).
     min_size : int
         Smallest nucleus kept, in pixels.
     context_size : int

@@ -31,8 +31,9 @@ def instances_from_masks(
     interior: np.ndarray,
     foreground: np.ndarray,
     *,
-    grow: int = 12,
+    grow: int = 20,
     min_size: int = 6,
+    min_seed: int = 4,
 ) -> np.ndarray:
     """Instance labels from the core (``interior``) and foreground masks.
 
@@ -47,6 +48,12 @@ def instances_from_masks(
         Instances with fewer pixels are dropped (noise, debris). Foreground
         blobs that contain no seed but reach this size become instances of
         their own (small nuclei whose core was not predicted).
+    min_seed : int
+        Core components with fewer pixels seed nothing: a speck of core
+        probability inside a large, textured nucleus would otherwise split it.
+        (Measured on held-out generated images and the real DSB 2018 sample of
+        benchmarks/bench_segment.py: 4 removes most splits and costs few small
+        nuclei, which the foreground still gives as orphan blobs.)
 
     Returns
     -------
@@ -54,6 +61,12 @@ def instances_from_masks(
         Labels 0..n in the smallest unsigned dtype that holds n.
     """
     seeds, count = ndi.label(interior)
+    if min_seed > 1 and count:
+        small = np.bincount(seeds.ravel(), minlength=count + 1) < min_seed
+        small[0] = False
+        if small.any():
+            seeds[small[seeds]] = 0
+            seeds, count = ndi.label(seeds > 0)
     if count >= _FLOAT_EXACT:
         raise ValueError(f"{count} seeds: too many to grow exactly in float32")
     grown = seeds.astype(np.float32)

@@ -5,18 +5,20 @@ elliptical blob with a soft edge and some chromatin texture, on a dark,
 uneven background. The generator draws that scene with the nuisances real
 widefield images have, so a model trained on it transfers:
 
-- sizes that vary within an image and (more) between images, elongated and
-  lumpy outlines (ellipses with low-order harmonic wobble);
+- sizes that vary within an image and (more) between images: mean diameters
+  of about 9 to 50 px, as nuclei are at 10x to 40x magnification, elongated
+  and lumpy outlines (ellipses with low-order harmonic wobble);
 - touching clusters and overlapping nuclei (intensities add, the nucleus on
   top owns the overlap in the labels);
 - per-nucleus brightness spread over a decade, dim nuclei included, and a few
-  small, very bright, ragged "mitotic" nuclei with condensed chromatin;
+  small, very bright (2-6x), ragged "mitotic" nuclei with condensed chromatin;
 - chromatin texture, a domed or flat intensity profile;
 - uneven background (offset, gradient, low-frequency haze), unlabelled
   out-of-focus blobs and small bright debris;
-- optical blur (Gaussian PSF), Poisson shot noise at photon counts from a
-  few to hundreds, Gaussian read noise, gain/offset, occasional saturation
-  and uint8 / uint16 quantisation.
+- optical blur (Gaussian PSF) plus the faint, wide glow of out-of-focus
+  light a widefield microscope puts around bright nuclei, Poisson shot noise
+  at photon counts from a few to hundreds, Gaussian read noise, gain/offset,
+  occasional saturation and uint8 / uint16 quantisation.
 """
 
 from __future__ import annotations
@@ -105,10 +107,10 @@ def make_nuclei_image(
     height, width = shape
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
 
-    mean_radius = np.exp(rng.uniform(np.log(3.5), np.log(17.0)))
+    mean_radius = np.exp(rng.uniform(np.log(4.5), np.log(25.0)))
     coverage = rng.uniform(0.05, 0.45)
     count = int(coverage * height * width / (np.pi * mean_radius**2)) + 1
-    radii = np.clip(mean_radius * rng.lognormal(0.0, 0.22, count), 2.5, 40.0)
+    radii = np.clip(mean_radius * rng.lognormal(0.0, 0.22, count), 3.0, 45.0)
     centres, radii = _place_centres(rng, shape, radii, cluster_p=rng.uniform(0.1, 0.7))
 
     signal = np.zeros(shape, np.float32)
@@ -145,7 +147,7 @@ def make_nuclei_image(
             * np.clip(dist / np.maximum(outline, 1e-3), 0, 1) ** 2
         )
         brightness = rng.lognormal(0.0, 0.5) * (
-            rng.uniform(2.0, 3.5) if mitotic else 1.0
+            rng.uniform(2.0, 6.0) if mitotic else 1.0
         )
         amp = texture_amp * (2.5 if mitotic else 1.0)
         tex = np.clip(1.0 + amp * texture[y0:y1, x0:x1], 0.1, None)
@@ -174,7 +176,13 @@ def make_nuclei_image(
         background + gy * (yy / height - 0.5) + gx * (xx / width - 0.5), 0.0, None
     )
 
-    scene = ndi.gaussian_filter(signal + clutter, rng.uniform(0.4, 2.0)) + background
+    # Widefield optics: a sharp core (in-focus PSF) plus a faint, wide glow of
+    # out-of-focus light around every bright object.
+    psf = rng.uniform(0.4, 2.0)
+    scene = ndi.gaussian_filter(signal + clutter, psf) + background
+    scene += rng.uniform(0.0, 0.2) * ndi.gaussian_filter(
+        signal, psf * rng.uniform(4.0, 8.0)
+    )
     photons = np.exp(rng.uniform(np.log(8), np.log(600)))
     noisy = rng.poisson(scene * photons).astype(np.float32)
     noisy += rng.normal(0.0, rng.uniform(0.0, 3.0), shape).astype(np.float32)

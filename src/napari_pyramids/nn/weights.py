@@ -44,7 +44,7 @@ class RegisteredModel:
 REGISTRY: dict[str, RegisteredModel] = {
     "nuclei": RegisteredModel(
         filename="nuclei.safetensors",
-        sha256="8cc0fd253e1cf61e69f5bd254097fdfe2a6f70c0d5f65d28c25af32ae3872c9f",
+        sha256="aa29ef42ba44a93e5bde18e84d86748b0dc82664f95ea6ffe00d3a9f3c8808f1",
         description=(
             "Fluorescence nuclei (DAPI/Hoechst-like), one channel; classes "
             "background, core, rim. Trained by napari_pyramids.nn.train "

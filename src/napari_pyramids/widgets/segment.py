@@ -244,7 +244,13 @@ class SegmentWidget(JobWidget):
             label="tile size", min=128, max=8192, step=64, value=1024
         )
         self.threshold = FloatSpinBox(
-            label="threshold", min=0.05, max=0.95, step=0.05, value=0.5
+            label="core threshold",
+            min=0.05,
+            max=0.95,
+            step=0.05,
+            value=0.5,
+            tooltip="core probability above which a pixel seeds a nucleus: "
+            "higher splits touching nuclei more, lower merges more",
         )
         self.min_size = SpinBox(
             label="smallest nucleus (px)", min=0, max=100_000, value=6
