@@ -207,37 +207,35 @@ def _is_flat(std, rms):
 def _window_moments(x: np.ndarray, shape: tuple[int, int, int]):
     """Sums of ``x`` and ``x**2`` over every ``shape`` window of ``x``.
 
-    ``x`` is ``(Z, H, W, C)`` float32; channels are summed. OpenCV's unnormalised
-    box filters accumulate float input in float64 [3]_; z windows are
-    differences of a running sum.
+    ``x`` is ``(Z, H, W, C)`` float32; channels are summed. OpenCV's integral
+    images accumulate in float64 [3]_ (one pass gives both), then each (y, x)
+    window is four lookups and z windows are differences of a running sum.
     """
     tz, th, tw = shape
     z, h, w, n_ch = x.shape
-    valid = (slice(0, h - th + 1), slice(0, w - tw + 1))
 
-    def box(filter_, plane):
-        return filter_(
-            plane,
-            cv2.CV_64F,
-            (tw, th),
-            anchor=(0, 0),
-            normalize=False,
-            borderType=cv2.BORDER_CONSTANT,
-        )[valid]
+    def windows(ii):
+        out = ii[th:, tw:] - ii[:-th, tw:]
+        out -= ii[th:, :-tw]
+        out += ii[:-th, :-tw]
+        return out
 
     if z == 1 and n_ch == 1:  # one grey plane: no sums to add up
         plane = np.ascontiguousarray(x[0, :, :, 0])
-        return box(cv2.boxFilter, plane)[None], box(cv2.sqrBoxFilter, plane)[None]
-    sums = np.zeros((2, z, h - th + 1, w - tw + 1))
+        sums, squares = cv2.integral2(plane, sdepth=cv2.CV_64F, sqdepth=cv2.CV_64F)
+        return windows(sums)[None], windows(squares)[None]
+    out = np.zeros((2, z, h - th + 1, w - tw + 1))
     for k in range(z):
         for c in range(n_ch):
             plane = np.ascontiguousarray(x[k, :, :, c])
-            sums[0, k] += box(cv2.boxFilter, plane)
-            sums[1, k] += box(cv2.sqrBoxFilter, plane)
+            for i, ii in enumerate(
+                cv2.integral2(plane, sdepth=cv2.CV_64F, sqdepth=cv2.CV_64F)
+            ):
+                out[i, k] += windows(ii)
     if tz > 1:
-        run = np.concatenate([np.zeros_like(sums[:, :1]), sums.cumsum(axis=1)], 1)
-        sums = run[:, tz:] - run[:, :-tz]
-    return sums[0], sums[1]
+        run = np.concatenate([np.zeros_like(out[:, :1]), out.cumsum(axis=1)], 1)
+        out = run[:, tz:] - run[:, :-tz]
+    return out[0], out[1]
 
 
 def _correlate(plane: np.ndarray, kernel: np.ndarray) -> np.ndarray:
@@ -286,7 +284,7 @@ class _Scorer:
     centred region with the zero-mean template, summed over channels and z
     planes (colour and volumes are correlated jointly, as skimage does; OpenCV's
     ``TM_CCOEFF_NORMED`` would centre each channel on its own mean). The window
-    variances come from float64 box filters, which also tell which windows are
+    variances come from float64 integral images, which also tell which windows are
     flat. For small templates this is several times faster than
     ``TM_CCOEFF_NORMED``, whose normalisation pass dominates there.
     """
