@@ -59,6 +59,18 @@ def test_ground_truth_classes_give_back_the_instances():
     assert f1 > 0.95
 
 
+def test_core_specks_do_not_split_a_nucleus():
+    """A core speck smaller than min_seed seeds nothing; a real core still does."""
+    foreground = np.zeros((40, 40), bool)
+    foreground[5:35, 5:35] = True
+    interior = np.zeros_like(foreground)
+    interior[12:28, 12:20] = True  # the nucleus's core
+    interior[25:27, 30:31] = True  # a 2-pixel speck near its edge
+    labels = instances_from_masks(interior, foreground, min_seed=4)
+    assert labels.max() == 1 and (labels[foreground] == 1).all()
+    assert instances_from_masks(interior, foreground, min_seed=1).max() == 2
+
+
 def test_checkpoints_are_saved_during_training():
     seen = []
     train(
