@@ -44,7 +44,7 @@ class RegisteredModel:
 REGISTRY: dict[str, RegisteredModel] = {
     "nuclei": RegisteredModel(
         filename="nuclei.safetensors",
-        sha256="aa29ef42ba44a93e5bde18e84d86748b0dc82664f95ea6ffe00d3a9f3c8808f1",
+        sha256="6720b48ed6aa5ae874b6fdc2a7cadce95914e60f84d0edf981a20b6e3e2e311e",
         description=(
             "Fluorescence nuclei (DAPI/Hoechst-like), one channel; classes "
             "background, core, rim. Trained by napari_pyramids.nn.train "
