@@ -258,10 +258,14 @@ def _ccorr(image: np.ndarray, template: np.ndarray) -> np.ndarray:
     tz = template.shape[0]
     n_ch = image.shape[-1]
     out = None
-    # cv2 sums channels itself for up to 4 of them; more go one by one.
-    groups = [slice(None)] if n_ch <= 4 else [slice(c, c + 1) for c in range(n_ch)]
+    # One channel goes as a 2-D plane (so _correlate may filter directly); cv2
+    # sums up to 4 channels itself; more go one by one.
     if n_ch == 1:
         groups = [0]
+    elif n_ch <= 4:
+        groups = [slice(None)]
+    else:
+        groups = [slice(c, c + 1) for c in range(n_ch)]
     for z in range(image.shape[0] - tz + 1):
         plane = None
         for dz in range(tz):
