@@ -62,11 +62,11 @@ def instances_from_masks(
     """
     seeds, count = ndi.label(interior)
     if min_seed > 1 and count:
+        # Dropped seeds leave gaps in the numbering; the final relabelling
+        # below closes them (they grow nothing, so they have no pixels).
         small = np.bincount(seeds.ravel(), minlength=count + 1) < min_seed
         small[0] = False
-        if small.any():
-            seeds[small[seeds]] = 0
-            seeds, count = ndi.label(seeds > 0)
+        seeds[small[seeds]] = 0
     if count >= _FLOAT_EXACT:
         raise ValueError(f"{count} seeds: too many to grow exactly in float32")
     grown = seeds.astype(np.float32)
@@ -87,7 +87,7 @@ def instances_from_masks(
         del found
     del orphans
     sizes = np.bincount(labels.ravel(), minlength=count + 1)
-    keep = sizes >= min_size
+    keep = sizes >= max(min_size, 1)  # dropped seeds have no pixels
     keep[0] = False
     lookup = np.zeros(count + 1, np.int64)
     lookup[keep] = np.arange(1, int(keep.sum()) + 1)
