@@ -170,7 +170,9 @@ class CompactDeepLab(nn.Module):
     output_stride : {8, 16}
         Stride of the ASPP input.
     widths : sequence of 4 ints
-        Channels of the stem and of the three stages.
+        Channels of the stem and of the three stages. The defaults (and
+        ``aspp_channels``) are the shipped "nuclei" model's architecture, which
+        weights without a recorded config are assumed to have.
     atrous_rates : sequence of int
         ASPP rates at output stride 16; at output stride 8 they are doubled,
         so the branches cover the same image distances either way.
@@ -199,9 +201,9 @@ class CompactDeepLab(nn.Module):
         num_classes: int = 3,
         *,
         output_stride: int = 8,
-        widths: Sequence[int] = (16, 32, 48, 64),
+        widths: Sequence[int] = (24, 48, 64, 96),
         atrous_rates: Sequence[int] = (1, 2, 3),
-        aspp_channels: int = 32,
+        aspp_channels: int = 48,
         decoder: bool = True,
         separable: bool = False,
         dropout: float = 0.1,

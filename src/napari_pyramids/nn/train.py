@@ -4,8 +4,7 @@ The shipped weights ``weights/nuclei.safetensors`` were made with the
 defaults::
 
     python -m napari_pyramids.nn.train --seed 0 --steps 3500 --patch 192 \\
-        --core-fraction 0.5 --widths 24 48 64 96 --aspp-channels 48 \\
-        --out src/napari_pyramids/nn/weights/nuclei.safetensors
+        --core-fraction 0.5 --out src/napari_pyramids/nn/weights/nuclei.safetensors
 
 which took 21.9 minutes on 2 CPU cores (torch 2.13, ``--threads 2``, about
 0.37 s per step). Every image comes from :mod:`.synthetic`,
@@ -25,9 +24,9 @@ defaults: 0.85 (16 held-out images, seed 1000), 0.83 (10, seed 2024), 0.93
 with nuclei under 10 px wide stay near 0.75 (touching small nuclei merge),
 large textured nuclei are sometimes split. On the one real annotated image at
 hand (DSB 2018, benchmarks/bench_segment.py) it is 0.80, against 0.67 for
-Otsu + distance-transform watershed. The narrower default of
-:class:`.model.CompactDeepLab` (widths 16 32 48 64, ASPP 32) trained for 4000
-steps reached 0.83 / 0.81 / 0.91 and 0.77.
+Otsu + distance-transform watershed. A narrower network (``--widths 16 32 48
+64 --aspp-channels 32``) trained for 4000 steps reached 0.83 / 0.81 / 0.91
+and 0.77.
 """
 
 from __future__ import annotations
@@ -37,6 +36,7 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -103,20 +103,22 @@ def train(
     lr: float = 3e-3,
     pool_size: int = 48,
     core_fraction: float = 0.5,
-    widths: tuple[int, int, int, int] = (24, 48, 64, 96),
-    aspp_channels: int = 48,
+    model_options: dict[str, Any] | None = None,
     log_every: int = 50,
     checkpoint_every: int = 250,
     on_checkpoint: Callable[[CompactDeepLab, int], None] | None = None,
 ) -> CompactDeepLab:
     """Train a :class:`CompactDeepLab` from scratch and return it in eval mode.
 
+    ``model_options`` are passed to :class:`CompactDeepLab` (its defaults are
+    the shipped architecture).
+
     Every ``checkpoint_every`` steps ``on_checkpoint(model, step)`` is called
     (the command saves the weights then, so a run cut short leaves a model).
     """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model = CompactDeepLab(widths=widths, aspp_channels=aspp_channels)
+    model = CompactDeepLab(**(model_options or {}))
     pool = _Pool(rng, pool_size, (256, 256), core_fraction)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
@@ -188,10 +190,12 @@ def main(argv: list[str] | None = None) -> None:
         "--widths",
         type=int,
         nargs=4,
-        default=(24, 48, 64, 96),
-        help="channels of the stem and the three backbone stages",
+        help="channels of the stem and the three backbone stages "
+        "(default: CompactDeepLab's)",
     )
-    parser.add_argument("--aspp-channels", type=int, default=48)
+    parser.add_argument(
+        "--aspp-channels", type=int, help="ASPP width (default: CompactDeepLab's)"
+    )
     parser.add_argument(
         "--checkpoint-every", type=int, default=250, help="save to --out every N steps"
     )
@@ -213,8 +217,14 @@ def main(argv: list[str] | None = None) -> None:
         patch=args.patch,
         lr=args.lr,
         core_fraction=args.core_fraction,
-        widths=tuple(args.widths),
-        aspp_channels=args.aspp_channels,
+        model_options={
+            key: value
+            for key, value in (
+                ("widths", args.widths),
+                ("aspp_channels", args.aspp_channels),
+            )
+            if value is not None
+        },
         checkpoint_every=args.checkpoint_every,
         on_checkpoint=checkpoint,
     )
