@@ -74,7 +74,9 @@ def instances_from_masks(
     kernel = np.ones((3, 3), np.uint8)
     for _ in range(grow):
         dilated = cv2.dilate(grown, kernel)
-        fill = foreground & (grown == 0)
+        fill = foreground & (grown == 0) & (dilated > 0)
+        if not fill.any():  # every reachable rim pixel is labelled
+            break
         grown[fill] = dilated[fill]
         del dilated, fill
     labels = grown.astype(np.int32)
