@@ -178,6 +178,9 @@ class CompactDeepLab(nn.Module):
         so the branches cover the same image distances either way.
     aspp_channels : int
         Width of the ASPP branches and the head.
+    skip_widths, decoder_widths : (int, int)
+        Decoder channels at strides 2 and 4: the 1x1-reduced skips, and the
+        3x3 fusions (:class:`SkipDecoder`).
     decoder : bool
         Add the DeepLab v3+ skip decoder (sharper boundaries). Without it
         the head predicts classes at ``output_stride`` and they are upsampled
@@ -204,6 +207,8 @@ class CompactDeepLab(nn.Module):
         widths: Sequence[int] = (24, 48, 64, 96),
         atrous_rates: Sequence[int] = (1, 2, 3),
         aspp_channels: int = 48,
+        skip_widths: Sequence[int] = (8, 16),
+        decoder_widths: Sequence[int] = (24, 32),
         decoder: bool = True,
         separable: bool = False,
         dropout: float = 0.1,
@@ -221,6 +226,8 @@ class CompactDeepLab(nn.Module):
             "widths": list(widths),
             "atrous_rates": [int(r) for r in atrous_rates],
             "aspp_channels": aspp_channels,
+            "skip_widths": [int(w) for w in skip_widths],
+            "decoder_widths": [int(w) for w in decoder_widths],
             "decoder": decoder,
             "separable": separable,
             "dropout": dropout,
@@ -239,7 +246,13 @@ class CompactDeepLab(nn.Module):
             dropout=dropout,
         )
         self.decoder = (
-            SkipDecoder(aspp_channels, (widths[0], widths[1]), num_classes)
+            SkipDecoder(
+                aspp_channels,
+                (widths[0], widths[1]),
+                num_classes,
+                reduced_channels=tuple(skip_widths),
+                channels=tuple(decoder_widths),
+            )
             if decoder
             else None
         )
