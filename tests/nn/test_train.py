@@ -10,7 +10,7 @@ from napari_pyramids.nn.synthetic import (
     make_dataset,
     make_nuclei_image,
 )
-from napari_pyramids.nn.train import save, train
+from napari_pyramids.nn.train import pixel_weights, save, train
 
 
 def test_training_smoke_and_save_load_round_trip(tmp_path):
@@ -22,6 +22,32 @@ def test_training_smoke_and_save_load_round_trip(tmp_path):
     with torch.inference_mode():
         torch.testing.assert_close(loaded(x), model(x))
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_saved_decoder_widths_come_back(tmp_path):
+    options = dict(widths=(4, 8, 8, 8), aspp_channels=8, skip_widths=(4, 6))
+    model = train(steps=1, batch_size=2, patch=32, pool_size=1, model_options=options)
+    path = tmp_path / "narrow.safetensors"
+    save(model, path)
+    loaded = load_model(path)
+    assert loaded.config["skip_widths"] == [4, 6]
+    assert loaded.decoder.low[0].out_channels == 4
+    x = torch.rand(1, 1, 40, 40)
+    with torch.inference_mode():
+        torch.testing.assert_close(loaded(x), model(x))
+
+
+def test_pixel_weights_favour_small_nuclei():
+    labels = np.zeros((60, 60), np.int32)
+    labels[2:6, 2:6] = 1  # 16 px: the largest weight (3)
+    labels[10:50, 10:50] = 2  # 1600 px: larger than the reference, weight 1
+    classes = classes_from_labels(labels)
+    balanced = pixel_weights(labels, classes, balance=True)
+    plain = pixel_weights(labels, classes, balance=False)
+    # background 1, core 1, rim 2 without balancing
+    assert plain[0, 0] == 1 and plain[30, 30] == 1 and plain[10, 30] == 2
+    np.testing.assert_array_equal(balanced[labels != 1], plain[labels != 1])
+    np.testing.assert_array_equal(balanced[labels == 1], 3 * plain[labels == 1])
 
 
 def test_synthetic_is_seeded_and_cores_split_touching_nuclei():
