@@ -25,9 +25,9 @@ def scene():
 
 
 def test_f1_on_held_out_synthetic_set(model):
-    """A regression guard at what the shipped weights reach (0.83 on this set).
+    """A regression guard at what the shipped weights reach (0.856 on this set).
 
-    Issue 5 asks for 0.9; the shipped model reaches 0.83-0.93 on held-out sets
+    Issue 5 asks for 0.9; the shipped model reaches 0.86-0.94 on held-out sets
     (see nn/train.py): images crowded with nuclei under 10 px wide pull it
     down. Raise this bound when the model improves.
     """
@@ -38,7 +38,7 @@ def test_f1_on_held_out_synthetic_set(model):
         result = match_instances(labels, segment(image, model, device="cpu"))
         tp, fp, fn = tp + result["tp"], fp + result["fp"], fn + result["fn"]
     f1 = 2 * tp / (2 * tp + fp + fn)
-    assert f1 >= 0.8, (f1, tp, fp, fn)
+    assert f1 >= 0.84, (f1, tp, fp, fn)
 
 
 def test_tiled_agrees_with_whole_image_away_from_border(model, scene):

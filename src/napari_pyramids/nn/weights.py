@@ -44,7 +44,7 @@ class RegisteredModel:
 REGISTRY: dict[str, RegisteredModel] = {
     "nuclei": RegisteredModel(
         filename="nuclei.safetensors",
-        sha256="6720b48ed6aa5ae874b6fdc2a7cadce95914e60f84d0edf981a20b6e3e2e311e",
+        sha256="91bcc8b4b5348f5e8af377308ad26f431755243f57dfb14f51618432aa9b087d",
         description=(
             "Fluorescence nuclei (DAPI/Hoechst-like), one channel; classes "
             "background, core, rim. Trained by napari_pyramids.nn.train "
