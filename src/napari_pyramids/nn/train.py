@@ -200,6 +200,19 @@ def evaluate(model: torch.nn.Module, seed: int, count: int = 16) -> dict[str, fl
     return {**totals, "f1": 2 * tp / max(1, 2 * tp + fp + fn)}
 
 
+#: CompactDeepLab arguments the command exposes: (nargs, metavar, help).
+_ARCHITECTURE_OPTIONS = {
+    "widths": (
+        4,
+        ("STEM", "L1", "L2", "L3"),
+        "channels of the stem and the three backbone stages",
+    ),
+    "aspp_channels": (None, None, "ASPP width"),
+    "skip_widths": (2, ("S2", "S4"), "decoder skip channels at strides 2 and 4"),
+    "decoder_widths": (2, ("S2", "S4"), "decoder fusion channels at strides 2 and 4"),
+}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
@@ -219,31 +232,14 @@ def main(argv: list[str] | None = None) -> None:
         action="store_false",
         help="weigh every pixel alike instead of favouring small nuclei",
     )
-    parser.add_argument(
-        "--widths",
-        type=int,
-        nargs=4,
-        metavar=("STEM", "L1", "L2", "L3"),
-        help="channels of the stem and the three backbone stages "
-        "(default: CompactDeepLab's)",
-    )
-    parser.add_argument(
-        "--aspp-channels", type=int, help="ASPP width (default: CompactDeepLab's)"
-    )
-    parser.add_argument(
-        "--skip-widths",
-        type=int,
-        nargs=2,
-        metavar=("S2", "S4"),
-        help="decoder skip channels at strides 2 and 4 (default: CompactDeepLab's)",
-    )
-    parser.add_argument(
-        "--decoder-widths",
-        type=int,
-        nargs=2,
-        metavar=("S2", "S4"),
-        help="decoder fusion channels at strides 2 and 4 (default: CompactDeepLab's)",
-    )
+    for name, (nargs, metavar, text) in _ARCHITECTURE_OPTIONS.items():
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            type=int,
+            nargs=nargs,
+            metavar=metavar,
+            help=f"{text} (default: CompactDeepLab's)",
+        )
     parser.add_argument(
         "--checkpoint-every", type=int, default=250, help="save to --out every N steps"
     )
@@ -271,14 +267,9 @@ def main(argv: list[str] | None = None) -> None:
         core_fraction=args.core_fraction,
         balance=args.balance,
         model_options={
-            key: value
-            for key, value in (
-                ("widths", args.widths),
-                ("aspp_channels", args.aspp_channels),
-                ("skip_widths", args.skip_widths),
-                ("decoder_widths", args.decoder_widths),
-            )
-            if value is not None
+            name: getattr(args, name)
+            for name in _ARCHITECTURE_OPTIONS
+            if getattr(args, name) is not None
         },
         checkpoint_every=args.checkpoint_every,
         on_checkpoint=checkpoint,
