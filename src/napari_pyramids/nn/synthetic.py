@@ -7,7 +7,8 @@ widefield images have, so a model trained on it transfers:
 
 - sizes that vary within an image and (more) between images: mean diameters
   of about 9 to 50 px, as nuclei are at 10x to 40x magnification, elongated
-  and lumpy outlines (ellipses with low-order harmonic wobble);
+  (mostly 1 to 1.5 times as long as wide, a few up to 3) and lumpy outlines
+  (ellipses with low-order harmonic wobble);
 - touching clusters and overlapping nuclei (intensities add, the nucleus on
   top owns the overlap in the labels);
 - per-nucleus brightness spread over a decade, dim nuclei included, and a few
@@ -18,7 +19,9 @@ widefield images have, so a model trained on it transfers:
 - optical blur (Gaussian PSF) plus the faint, wide glow of out-of-focus
   light a widefield microscope puts around bright nuclei, Poisson shot noise
   at photon counts from a few to hundreds, Gaussian read noise, gain/offset,
-  occasional saturation and uint8 / uint16 quantisation.
+  occasional saturation and uint8 / uint16 quantisation; in some images the
+  noise is spatially correlated (a slight blur after it), as in binned,
+  resampled or deconvolved images, so smooth noise is not taken for nuclei.
 """
 
 from __future__ import annotations
@@ -132,7 +135,7 @@ def make_nuclei_image(
         dy, dx = yy[y0:y1, x0:x1] - cy, xx[y0:y1, x0:x1] - cx
         dist = np.hypot(dy, dx)
         theta = np.arctan2(dy, dx) - rng.uniform(0, np.pi)
-        elong = rng.uniform(1.0, 1.7)
+        elong = min(1.0 + rng.exponential(0.4), 3.0)
         a, b = radius * np.sqrt(elong), radius / np.sqrt(elong)
         outline = a * b / np.sqrt((b * np.cos(theta)) ** 2 + (a * np.sin(theta)) ** 2)
         wobble = 0.18 if mitotic else 0.06
@@ -186,6 +189,8 @@ def make_nuclei_image(
     photons = np.exp(rng.uniform(np.log(8), np.log(600)))
     noisy = rng.poisson(scene * photons).astype(np.float32)
     noisy += rng.normal(0.0, rng.uniform(0.0, 3.0), shape).astype(np.float32)
+    if rng.random() < 0.3:
+        noisy = ndi.gaussian_filter(noisy, rng.uniform(0.4, 1.0))
     image = noisy * rng.lognormal(0.0, 1.0) + rng.uniform(0, 100)
 
     kind = rng.random()

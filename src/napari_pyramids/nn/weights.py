@@ -44,7 +44,7 @@ class RegisteredModel:
 REGISTRY: dict[str, RegisteredModel] = {
     "nuclei": RegisteredModel(
         filename="nuclei.safetensors",
-        sha256="91bcc8b4b5348f5e8af377308ad26f431755243f57dfb14f51618432aa9b087d",
+        sha256="7e8198b618aa94a5a1f23efc8ffa9a37a9c85d525b2cb4838ecf5726ef416634",
         description=(
             "Fluorescence nuclei (DAPI/Hoechst-like), one channel; classes "
             "background, core, rim. Trained by napari_pyramids.nn.train "
