@@ -126,6 +126,10 @@ class SkipDecoder(nn.Module):
     ``PixelShuffle`` rearranges into full-resolution logits; it starts with
     the four sub-pixels of each class equal (ICNR, Aitken et al. 2017), so
     training does not begin from a checkerboard.
+
+    ``reduced_channels`` (the 1x1-reduced skips) and ``channels`` (the 3x3
+    fusions) are given for strides 2 and 4; :class:`CompactDeepLab` holds
+    the shipped values (its ``skip_widths`` and ``decoder_widths``).
     """
 
     def __init__(
@@ -134,8 +138,8 @@ class SkipDecoder(nn.Module):
         skip_channels: tuple[int, int],
         num_classes: int,
         *,
-        reduced_channels: tuple[int, int] = (8, 16),
-        channels: tuple[int, int] = (24, 32),
+        reduced_channels: tuple[int, int],
+        channels: tuple[int, int],
     ) -> None:
         super().__init__()
         (skip2, skip4), (reduced2, reduced4) = skip_channels, reduced_channels
