@@ -3,14 +3,14 @@ import pytest
 import torch
 from scipy import ndimage as ndi
 
-from napari_pyramids.nn import load_model
+from napari_pyramids.nn import CompactDeepLab, load_model
 from napari_pyramids.nn.instances import instances_from_masks, match_instances
 from napari_pyramids.nn.synthetic import (
     classes_from_labels,
     make_dataset,
     make_nuclei_image,
 )
-from napari_pyramids.nn.train import pixel_weights, save, train
+from napari_pyramids.nn.train import main, pixel_weights, save, train
 
 
 def test_training_smoke_and_save_load_round_trip(tmp_path):
@@ -109,3 +109,59 @@ def test_checkpoints_are_saved_during_training():
         on_checkpoint=lambda model, step: seen.append(step),
     )
     assert seen == [2]  # the last step is saved by the caller, not as a checkpoint
+
+
+def _small_run(steps=2, **options):
+    return train(steps=steps, batch_size=2, patch=48, pool_size=2, **options)
+
+
+def _state(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_fine_tuning_leaves_the_starting_model_alone():
+    start = CompactDeepLab(widths=(4, 8, 8, 8), aspp_channels=8)
+    before = _state(start)
+    tuned = _small_run(init=start)
+    after = start.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert tuned.config == start.config
+    assert any(
+        not torch.equal(before[k], v)
+        for k, v in tuned.state_dict().items()
+        if v.is_floating_point()
+    )
+
+
+def test_ema_returns_and_checkpoints_the_average():
+    start = CompactDeepLab(widths=(4, 8, 8, 8), aspp_channels=8)
+    last = _state(_small_run(init=start))
+    # decay 0: the average is the latest weights, i.e. plain training
+    latest = _small_run(init=start, ema_decay=0.0).state_dict()
+    assert all(torch.equal(last[k], latest[k]) for k in last)
+
+    def snapshots(decay):
+        seen = []
+        _small_run(
+            steps=4,
+            init=start,
+            ema_decay=decay,
+            checkpoint_every=1,
+            on_checkpoint=lambda model, step: seen.append(_state(model)),
+        )
+        return seen
+
+    # decay 1: the checkpointed average keeps its first value; decay 0 moves
+    frozen, moving = snapshots(1.0), snapshots(0.0)
+    assert len(frozen) == 3
+    key = "classifier.4.bias"
+    assert all(torch.equal(frozen[0][key], later[key]) for later in frozen[1:])
+    assert not torch.equal(moving[0][key], moving[-1][key])
+
+
+def test_init_refuses_architecture_flags(tmp_path, capsys):
+    argv = ["--init", "nuclei", "--widths", "8", "8", "8", "8"]
+    with pytest.raises(SystemExit):
+        main([*argv, "--out", str(tmp_path / "m.safetensors")])
+    assert "drop --widths" in capsys.readouterr().err
+    assert not (tmp_path / "m.safetensors").exists()

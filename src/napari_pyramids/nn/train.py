@@ -47,6 +47,7 @@ small nuclei weighted up to 6x instead of 3x (same command otherwise):
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import time
 from collections.abc import Callable
@@ -56,6 +57,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from .model import CompactDeepLab
 from .normalize import normalize
@@ -140,28 +142,47 @@ def train(
     pool_size: int = 48,
     core_fraction: float = 0.5,
     balance: bool = True,
+    ema_decay: float | None = None,
     model_options: dict[str, Any] | None = None,
+    init: CompactDeepLab | None = None,
     log_every: int = 50,
     checkpoint_every: int = 250,
     on_checkpoint: Callable[[CompactDeepLab, int], None] | None = None,
 ) -> CompactDeepLab:
-    """Train a :class:`CompactDeepLab` from scratch and return it in eval mode.
+    """Train a :class:`CompactDeepLab` (from scratch, or on from ``init``); eval mode.
 
     ``model_options`` are passed to :class:`CompactDeepLab` (its defaults are
-    the shipped architecture).
+    the shipped architecture); ``init``, a model to continue from
+    (fine-tuning), replaces them and is left untouched.
+
+    ``ema_decay``: when given, the returned (and checkpointed) model is the
+    exponential moving average of the weights and BN statistics over the
+    steps (Polyak averaging), which smooths out the last steps' noise at no
+    cost at inference.
 
     Every ``checkpoint_every`` steps ``on_checkpoint(model, step)`` is called
     (the command saves the weights then, so a run cut short leaves a model).
     """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model = CompactDeepLab(**(model_options or {}))
+    if init is not None:
+        model = copy.deepcopy(init)
+    else:
+        model = CompactDeepLab(**(model_options or {}))
     pool = _Pool(rng, pool_size, (256, 256), core_fraction, balance)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=lr, total_steps=steps
     )
     model.train()
+    average = (
+        None
+        if ema_decay is None
+        else AveragedModel(
+            model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True
+        )
+    )
+    result = model if average is None else average.module
     start = time.perf_counter()
     for step in range(1, steps + 1):
         images, targets, weights = pool.batch(batch_size, patch)
@@ -171,6 +192,8 @@ def train(
         loss.backward()
         optimizer.step()
         schedule.step()
+        if average is not None:
+            average.update_parameters(model)
         pool.refresh(1)
         if step % log_every == 0 or step == steps:
             minutes = (time.perf_counter() - start) / 60
@@ -178,8 +201,8 @@ def train(
                 f"step {step:5d}  loss {loss.item():.4f}  {minutes:.1f} min", flush=True
             )
         if on_checkpoint is not None and step % checkpoint_every == 0 < steps - step:
-            on_checkpoint(model, step)
-    return model.eval()
+            on_checkpoint(result, step)
+    return result.eval()
 
 
 def save(model: CompactDeepLab, path: str | Path, **meta: object) -> None:
@@ -242,6 +265,20 @@ def main(argv: list[str] | None = None) -> None:
         action="store_false",
         help="weigh every pixel alike instead of favouring small nuclei",
     )
+    parser.add_argument(
+        "--ema",
+        type=float,
+        default=None,
+        metavar="DECAY",
+        help="save the exponential moving average of the weights (e.g. 0.999)",
+    )
+    parser.add_argument(
+        "--init",
+        default=None,
+        metavar="MODEL",
+        help="continue from a registered model or weights file (fine-tuning), "
+        "keeping its architecture",
+    )
     for name, (nargs, metavar, text) in _ARCHITECTURE_OPTIONS.items():
         parser.add_argument(
             "--" + name.replace("_", "-"),
@@ -256,13 +293,33 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--out", required=True, help="output .safetensors path")
     args = parser.parse_args(argv)
+    architecture = {
+        name: getattr(args, name)
+        for name in _ARCHITECTURE_OPTIONS
+        if getattr(args, name) is not None
+    }
+    if args.init is not None and architecture:
+        flags = ", ".join("--" + name.replace("_", "-") for name in architecture)
+        parser.error(
+            f"--init keeps the architecture of the model it loads; drop {flags}"
+        )
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     meta = {
         "seed": args.seed,
         "core_fraction": args.core_fraction,
         "balance": args.balance,
+        "ema": args.ema,
     }
+    init = None
+    if args.init is not None:
+        from .weights import load_model, sha256_file, weights_file
+
+        init = load_model(args.init)
+        meta["init"] = {
+            "model": args.init,
+            "sha256": sha256_file(weights_file(args.init)),
+        }
 
     def checkpoint(model: CompactDeepLab, step: int) -> None:
         save(model, args.out, **meta, steps=step)
@@ -276,11 +333,9 @@ def main(argv: list[str] | None = None) -> None:
         lr=args.lr,
         core_fraction=args.core_fraction,
         balance=args.balance,
-        model_options={
-            name: getattr(args, name)
-            for name in _ARCHITECTURE_OPTIONS
-            if getattr(args, name) is not None
-        },
+        ema_decay=args.ema,
+        init=init,
+        model_options=architecture,
         checkpoint_every=args.checkpoint_every,
         on_checkpoint=checkpoint,
     )

@@ -27,6 +27,7 @@ __all__ = [
     "WeightsError",
     "load_model",
     "sha256_file",
+    "weights_file",
 ]
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -126,6 +127,20 @@ def _check_state(
         )
 
 
+def weights_file(name_or_path: str | Path) -> Path:
+    """The file behind a registered model name, or the given path if it exists."""
+    name = str(name_or_path)
+    if name in REGISTRY:
+        return WEIGHTS_DIR / REGISTRY[name].filename
+    path = Path(name_or_path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no model named {name!r} and no such file; "
+            f"registered models: {sorted(REGISTRY)}"
+        )
+    return path
+
+
 def load_model(
     name_or_path: str | Path, *, sha256: str | None = None
 ) -> CompactDeepLab:
@@ -151,17 +166,9 @@ def load_model(
         Checksum mismatch, unreadable or unsafe file, not a state dict, keys or
         shapes that do not fit the architecture.
     """
-    name = str(name_or_path)
-    if name in REGISTRY:
-        entry = REGISTRY[name]
-        path, sha256 = WEIGHTS_DIR / entry.filename, entry.sha256
-    else:
-        path = Path(name_or_path).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"no model named {name!r} and no such file; "
-                f"registered models: {sorted(REGISTRY)}"
-            )
+    path = weights_file(name_or_path)
+    if str(name_or_path) in REGISTRY:
+        sha256 = REGISTRY[str(name_or_path)].sha256
     if sha256 is not None:
         actual = sha256_file(path)
         if actual != sha256.lower():
