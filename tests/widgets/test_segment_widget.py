@@ -40,6 +40,12 @@ def test_labels_on_the_image_grid(viewer, qtbot, nuclei):
     assert len(viewer.layers) == 2
 
 
+def test_defaults_are_the_segment_defaults(viewer):
+    from napari_pyramids.nn.infer import CORE_THRESHOLD
+
+    assert SegmentWidget(viewer).threshold.value == CORE_THRESHOLD
+
+
 def test_probabilities_and_branches_are_aligned_layers(viewer, qtbot, nuclei):
     src = viewer.add_image(nuclei, name="cells", scale=SCALE, translate=TRANSLATE)
     widget = SegmentWidget(viewer)

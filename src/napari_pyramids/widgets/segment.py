@@ -46,7 +46,7 @@ class SegmentSettings:
     model: str = "nuclei"  # a registered name or a weights file
     device: str = "auto"
     tile_size: int = 1024
-    threshold: float = 0.5
+    threshold: float = 0.4  # nn.infer.CORE_THRESHOLD (importing it loads torch)
     min_size: int = 6
     channel: int | None = None  # RGB images: the channel with the nuclear stain
     probabilities: bool = False
@@ -248,9 +248,9 @@ class SegmentWidget(JobWidget):
             min=0.05,
             max=0.95,
             step=0.05,
-            value=0.5,
+            value=SegmentSettings.threshold,
             tooltip="core probability above which a pixel seeds a nucleus: "
-            "higher splits touching nuclei more, lower merges more",
+            "higher splits touching nuclei more, lower finds more faint ones",
         )
         self.min_size = SpinBox(
             label="smallest nucleus (px)", min=0, max=100_000, value=6
