@@ -9,8 +9,8 @@ and of the baseline at 1024x1024 and 4096x4096; the peak resident memory of
 ``segment`` on an 8192x8192 uint16 image, measured in a fresh subprocess
 (``getrusage(RUSAGE_CHILDREN).ru_maxrss`` in the parent: the child's whole
 peak, input image and interpreter included); and F1 at IoU 0.5 of both methods
-on held-out synthetic images. The load average is printed with the numbers:
-on a shared machine they move with it.
+on the three held-out synthetic sets (seeds 1000, 2024, 4242). The load
+average is printed with the numbers: on a shared machine they move with it.
 
 Real data: both methods are scored against the hand-made annotation of a real
 fluorescence nuclei image, the 512x512 DSB 2018 image (and mask) that ships
@@ -96,26 +96,27 @@ def peak_memory(size: int, threads: int) -> dict:
     return result
 
 
-def f1_scores(model, count: int = 10) -> tuple[float, float, float]:
-    """F1@0.5 of the model and the baseline; seconds per baseline image."""
+def f1_scores(model) -> dict[int, dict[str, float]]:
+    """Per held-out set, pooled F1@0.5 of model and baseline, baseline s/image."""
     from napari_pyramids.nn import segment
     from napari_pyramids.nn.instances import match_instances
-    from napari_pyramids.nn.synthetic import make_dataset
+    from napari_pyramids.nn.synthetic import HELD_OUT_SETS, make_dataset
 
-    sums = {"model": [0, 0], "otsu": [0, 0]}
-    otsu_seconds = 0.0
-    for image, labels in make_dataset(count, (256, 256), seed=4242):
-        base, seconds = timed(otsu_watershed, image)
-        otsu_seconds += seconds
-        for name, pred in (("model", segment(image, model)), ("otsu", base)):
-            r = match_instances(labels, pred)
-            sums[name][0] += 2 * r["tp"]
-            sums[name][1] += 2 * r["tp"] + r["fp"] + r["fn"]
-    return (
-        sums["model"][0] / sums["model"][1],
-        sums["otsu"][0] / sums["otsu"][1],
-        otsu_seconds / count,
-    )
+    scores = {}
+    for seed, count in HELD_OUT_SETS.items():
+        sums = {"model": [0, 0], "otsu": [0, 0]}
+        otsu_seconds = 0.0
+        for image, labels in make_dataset(count, (256, 256), seed=seed):
+            base, seconds = timed(otsu_watershed, image)
+            otsu_seconds += seconds
+            for name, pred in (("model", segment(image, model)), ("otsu", base)):
+                r = match_instances(labels, pred)
+                sums[name][0] += 2 * r["tp"]
+                sums[name][1] += 2 * r["tp"] + r["fp"] + r["fn"]
+        scores[seed] = {name: hits / total for name, (hits, total) in sums.items()}
+        scores[seed]["otsu_seconds"] = otsu_seconds / count
+        scores[seed]["images"] = count
+    return scores
 
 
 STARDIST_WHEEL = "stardist==0.9.2"
@@ -189,11 +190,12 @@ def main() -> None:
             f"{mem['seconds']:.1f} s = {67.1 / mem['seconds']:.2f} MP/s, "
             f"{mem['nuclei']} nuclei; {load()}"
         )
-    f1_model, f1_otsu, otsu_s = f1_scores(model)
-    print(
-        "held-out synthetic F1@0.5 (10 x 256^2, seed 4242): "
-        f"model {f1_model:.3f}, otsu+ws {f1_otsu:.3f} ({otsu_s * 1e3:.0f} ms/image)"
-    )
+    for seed, score in f1_scores(model).items():
+        print(
+            f"held-out synthetic F1@0.5 ({score['images']} x 256^2, seed {seed}): "
+            f"model {score['model']:.3f}, otsu+ws {score['otsu']:.3f} "
+            f"({score['otsu_seconds'] * 1e3:.0f} ms/image)"
+        )
     real = real_annotated()
     if real is None:
         print("real annotated image unavailable (no PyPI access); skipped")

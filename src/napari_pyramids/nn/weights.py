@@ -45,7 +45,7 @@ class RegisteredModel:
 REGISTRY: dict[str, RegisteredModel] = {
     "nuclei": RegisteredModel(
         filename="nuclei.safetensors",
-        sha256="7e8198b618aa94a5a1f23efc8ffa9a37a9c85d525b2cb4838ecf5726ef416634",
+        sha256="053694bef29f0c0692825980a9cb9f007abca6e14ef54dc59ea14e9f11076352",
         description=(
             "Fluorescence nuclei (DAPI/Hoechst-like), one channel; classes "
             "background, core, rim. Trained by napari_pyramids.nn.train "
