@@ -49,8 +49,8 @@ CORE_THRESHOLD = 0.4
 FOREGROUND_BELOW = 0.3
 # Both were chosen for the shipped weights on the held-out generated set of
 # seed 1000 and the real DSB 2018 image of benchmarks/bench_segment.py,
-# among 0.35-0.5 (core) and 0.25-0.4 (background); lower core thresholds
-# find more small and dim nuclei on generated images but split real ones.
+# among 0.35-0.5 (core) and 0.25-0.4 (background); a core threshold of 0.35
+# finds a few more small, dim nuclei on generated images but splits real ones.
 
 __all__ = [
     "CORE_THRESHOLD",
