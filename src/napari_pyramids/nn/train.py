@@ -10,7 +10,9 @@ each continuing the last (``--init``)::
     python -m napari_pyramids.nn.train --init stage1.safetensors --seed 2 \\
         --steps 3000 --lr 5e-4 --ema 0.9995 --out nuclei.safetensors
 
-The first took 48.3 minutes with ``--threads 2`` on this 2-core machine
+The first run's output is the weights shipped before these (SHA-256
+``7e8198b6...6634``, in git history at commit da88b7b). It took 48.3
+minutes with ``--threads 2`` on this 2-core machine
 (torch 2.13, about 0.48 s per step, the image generator included); the two
 fine-tuning runs 29.0 and 27.8 minutes with ``--threads 1`` each, two runs
 side by side. The shipped file holds the last run's tensors, re-saved with
