@@ -1,3 +1,4 @@
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -95,6 +96,32 @@ def test_core_specks_do_not_split_a_nucleus():
     labels = instances_from_masks(interior, foreground, min_seed=4)
     assert labels.max() == 1 and (labels[foreground] == 1).all()
     assert instances_from_masks(interior, foreground, min_seed=1).max() == 2
+
+
+def test_growth_does_not_depend_on_the_row_bands():
+    """Seeds grow across the row bands (256 rows) as they would in one piece.
+
+    The reference grows the whole image at once, the plain way. The
+    foreground is one large smooth blob, so seeds grow the full 20 steps and
+    cross band edges.
+    """
+    rng = np.random.default_rng(5)
+    foreground = ndi.gaussian_filter(rng.random((700, 600)), 8) > 0.49
+    interior = foreground & (rng.random(foreground.shape) > 0.9995)
+    interior = ndi.binary_dilation(interior, iterations=2)
+    seeds, count = ndi.label(interior)
+    expected = seeds.astype(np.float32)
+    for _ in range(20):
+        dilated = cv2.dilate(expected, np.ones((3, 3), np.uint8))
+        fill = foreground & (expected == 0) & (dilated > 0)
+        expected[fill] = dilated[fill]
+    expected = expected.astype(np.int64)
+    orphans, _ = ndi.label(foreground & (expected == 0))
+    expected[orphans > 0] = orphans[orphans > 0] + count
+    labels = instances_from_masks(interior, foreground, min_seed=1, min_size=1)
+    assert count > 50 and np.array_equal(labels, expected)
+    empty = np.zeros((0, 4), bool)
+    assert instances_from_masks(empty, empty).shape == (0, 4)
 
 
 def test_checkpoints_are_saved_during_training():

@@ -10,9 +10,12 @@ gigapixel images).
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+
 import cv2
 import numpy as np
-from scipy import ndimage as ndi
 
 __all__ = ["instances_from_masks", "match_instances", "smallest_uint"]
 
@@ -25,6 +28,52 @@ def smallest_uint(labels: np.ndarray, count: int) -> np.ndarray:
         if count <= np.iinfo(dtype).max:
             return labels.astype(dtype, copy=False)
     return labels.astype(np.uint64, copy=False)
+
+
+def _components(mask: np.ndarray) -> tuple[np.ndarray, int, np.ndarray]:
+    """4-connected components of a bool mask: labels (int32), count, areas.
+
+    ``areas[k]`` is the pixel count of component ``k`` (``areas[0]``: the
+    rest). Numbered in raster order, as ``scipy.ndimage.label`` numbers them.
+    """
+    if not mask.size:  # OpenCV does not take empty images
+        return np.zeros(mask.shape, np.int32), 0, np.zeros(1, np.int64)
+    mask = np.ascontiguousarray(mask, dtype=bool).view(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(
+        mask, connectivity=4, ltype=cv2.CV_32S
+    )
+    return labels, n - 1, stats[:, cv2.CC_STAT_AREA]
+
+
+def _grow_rows(
+    seeds: np.ndarray,
+    foreground: np.ndarray,
+    out: np.ndarray,
+    rows: tuple[int, int],
+    grow: int,
+) -> np.ndarray:
+    """Grow ``seeds`` over ``foreground``; write rows ``rows`` of the result.
+
+    Works on the rows plus ``grow`` rows either side: a pixel's label after
+    ``grow`` dilations depends only on pixels within ``grow`` of it, so the
+    rows written equal those of growing the whole image. Returns the label
+    areas in those rows (``np.bincount``).
+    """
+    y0, y1 = rows
+    top, bottom = max(0, y0 - grow), min(len(seeds), y1 + grow)
+    grown = seeds[top:bottom].astype(out.dtype)
+    todo = foreground[top:bottom] & (grown == 0)
+    fill = np.empty_like(todo)
+    kernel = np.ones((3, 3), np.uint8)
+    for _ in range(grow):
+        dilated = cv2.dilate(grown, kernel)
+        np.logical_and(todo, dilated > 0, out=fill)
+        if not fill.any():  # every reachable rim pixel is labelled
+            break
+        np.copyto(grown, dilated, where=fill)
+        todo ^= fill
+    out[y0:y1] = grown[y0 - top : y1 - top]
+    return np.bincount(out[y0:y1].ravel().astype(np.int64, copy=False))
 
 
 def instances_from_masks(
@@ -59,42 +108,50 @@ def instances_from_masks(
     -------
     ndarray
         Labels 0..n in the smallest unsigned dtype that holds n.
+
+    Notes
+    -----
+    Growth runs in bands of rows on all CPU cores (OpenCV and NumPy release
+    the GIL); each band overlaps its neighbours by ``grow`` rows, so the
+    result does not depend on the banding.
     """
-    seeds, count = ndi.label(interior)
-    if min_seed > 1 and count:
+    seeds, count, areas = _components(interior)
+    if min_seed > 1 and (areas[1:] < min_seed).any():
         # Dropped seeds leave gaps in the numbering; the final relabelling
         # below closes them (they grow nothing, so they have no pixels).
-        small = np.bincount(seeds.ravel(), minlength=count + 1) < min_seed
+        small = areas < min_seed
         small[0] = False
         seeds[small[seeds]] = 0
     if count >= _FLOAT_EXACT:
         raise ValueError(f"{count} seeds: too many to grow exactly in float32")
-    grown = seeds.astype(np.float32)
-    del seeds
-    kernel = np.ones((3, 3), np.uint8)
-    for _ in range(grow):
-        dilated = cv2.dilate(grown, kernel)
-        fill = foreground & (grown == 0) & (dilated > 0)
-        if not fill.any():  # every reachable rim pixel is labelled
-            break
-        grown[fill] = dilated[fill]
-        del dilated, fill
-    labels = grown.astype(np.int32)
-    del grown
-    orphans, extra = ndi.label(foreground & (labels == 0))
-    if extra:
-        found = orphans > 0
-        labels[found] = orphans[found] + count
-        count += extra
-        del found
-    del orphans
-    sizes = np.bincount(labels.ravel(), minlength=count + 1)
+    # cv2.dilate takes uint16 or float32 (exact for integers below 2**24)
+    grown = np.empty(seeds.shape, np.uint16 if count <= 0xFFFF else np.float32)
+    height = len(seeds)
+    step = max(4 * grow, 256)
+    bands = [(y, min(y + step, height)) for y in range(0, height, step)]
+    grow_band = partial(_grow_rows, seeds, foreground, grown, grow=grow)
+    with ThreadPoolExecutor(max(1, min(len(bands), os.cpu_count() or 1))) as pool:
+        band_areas = list(pool.map(grow_band, bands))
+    del seeds, grow_band
+    sizes = np.zeros(count + 1, np.int64)
+    for band in band_areas:
+        sizes[: len(band)] += band
+    orphans, extra, orphan_sizes = _components(foreground & (grown == 0))
+    sizes = np.concatenate([sizes, orphan_sizes[1:]])
     keep = sizes >= max(min_size, 1)  # dropped seeds have no pixels
     keep[0] = False
-    lookup = np.zeros(count + 1, np.int64)
-    lookup[keep] = np.arange(1, int(keep.sum()) + 1)
     kept = int(keep.sum())
-    return smallest_uint(lookup.astype(smallest_uint(lookup, kept).dtype)[labels], kept)
+    lookup = np.zeros(count + extra + 1, np.int64)
+    lookup[keep] = np.arange(1, kept + 1)
+    lookup = smallest_uint(lookup, kept)
+    labels = np.empty(grown.shape, lookup.dtype)
+    for y0, y1 in bands:  # band by band: no full-size temporaries
+        band = lookup[grown[y0:y1].astype(np.intp)]
+        orphan = orphans[y0:y1]
+        found = orphan > 0
+        band[found] = lookup[orphan[found] + count]
+        labels[y0:y1] = band
+    return labels
 
 
 def match_instances(
