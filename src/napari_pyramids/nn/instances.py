@@ -130,7 +130,12 @@ def instances_from_masks(
     step = max(4 * grow, 256)
     bands = [(y, min(y + step, height)) for y in range(0, height, step)]
     grow_band = partial(_grow_rows, seeds, foreground, grown, grow=grow)
-    with ThreadPoolExecutor(max(1, min(len(bands), os.cpu_count() or 1))) as pool:
+    cpus = (
+        len(os.sched_getaffinity(0))  # the cores this process may use
+        if hasattr(os, "sched_getaffinity")
+        else os.cpu_count() or 1
+    )
+    with ThreadPoolExecutor(max(1, min(len(bands), cpus))) as pool:
         band_areas = list(pool.map(grow_band, bands))
     del seeds, grow_band
     sizes = np.zeros(count + 1, np.int64)
