@@ -10,7 +10,7 @@ and of the baseline at 1024x1024 and 4096x4096; the peak resident memory of
 (``getrusage(RUSAGE_CHILDREN).ru_maxrss`` in the parent: the child's whole
 peak, input image and interpreter included); and F1 at IoU 0.5 of both methods
 on the three held-out synthetic sets (seeds 1000, 2024, 4242), with where
-the model's errors there come from (:func:`error_sources`). The load
+the model's errors there come from (:func:`held_out_scores`). The load
 average is printed with the numbers: on a shared machine they move with it.
 
 Real data: both methods are scored against the hand-made annotation of a real
@@ -97,27 +97,10 @@ def peak_memory(size: int, threads: int) -> dict:
     return result
 
 
-def f1_scores(model) -> dict[int, dict[str, float]]:
-    """Per held-out set, pooled F1@0.5 of model and baseline, baseline s/image."""
-    from napari_pyramids.nn import segment
-    from napari_pyramids.nn.instances import match_instances
-    from napari_pyramids.nn.synthetic import HELD_OUT_SETS, make_dataset
-
-    scores = {}
-    for seed, count in HELD_OUT_SETS.items():
-        sums = {"model": [0, 0], "otsu": [0, 0]}
-        otsu_seconds = 0.0
-        for image, labels in make_dataset(count, (256, 256), seed=seed):
-            base, seconds = timed(otsu_watershed, image)
-            otsu_seconds += seconds
-            for name, pred in (("model", segment(image, model)), ("otsu", base)):
-                r = match_instances(labels, pred)
-                sums[name][0] += 2 * r["tp"]
-                sums[name][1] += 2 * r["tp"] + r["fp"] + r["fn"]
-        scores[seed] = {name: hits / total for name, (hits, total) in sums.items()}
-        scores[seed]["otsu_seconds"] = otsu_seconds / count
-        scores[seed]["images"] = count
-    return scores
+def _add(total: list[int], result: dict) -> None:
+    """Pool a :func:`match_instances` result: F1 = total[0] / total[1]."""
+    total[0] += 2 * result["tp"]
+    total[1] += 2 * result["tp"] + result["fp"] + result["fn"]
 
 
 def missed_kinds(true: np.ndarray, pred: np.ndarray) -> dict[str, int]:
@@ -127,20 +110,15 @@ def missed_kinds(true: np.ndarray, pred: np.ndarray) -> dict[str, int]:
     of another one; ``not found``: predictions cover under half of it;
     ``misshapen``: the rest (one prediction, too large or too small).
     """
-    n_true, n_pred = int(true.max()) + 1, int(pred.max()) + 1
-    inter = np.bincount(
-        true.ravel().astype(np.int64) * n_pred + pred.ravel(),
-        minlength=n_true * n_pred,
-    ).reshape(n_true, n_pred)[1:, 1:]
-    area_t = np.bincount(true.ravel(), minlength=n_true)[1:]
-    area_p = np.bincount(pred.ravel(), minlength=n_pred)[1:]
-    iou = inter / (area_t[:, None] + area_p[None, :] - inter).clip(min=1)
+    from napari_pyramids.nn.instances import instance_overlaps
+
+    inter, iou, area_t, _ = instance_overlaps(true, pred)
     kinds = {"merged": 0, "not found": 0, "misshapen": 0}
-    if not inter.size:
-        kinds["not found"] = int((area_t > 0).sum())
+    if not inter.shape[1]:
+        kinds["not found"] = len(area_t)
         return kinds
     most = inter > area_t[:, None] / 2  # prediction j covers most of nucleus i
-    for i in np.flatnonzero((area_t > 0) & ~(iou > 0.5).any(axis=1)):
+    for i in np.flatnonzero(~(iou > 0.5).any(axis=1)):
         j = int(inter[i].argmax())
         if inter[i].sum() < area_t[i] / 2:
             kinds["not found"] += 1
@@ -151,14 +129,15 @@ def missed_kinds(true: np.ndarray, pred: np.ndarray) -> dict[str, int]:
     return kinds
 
 
-def error_sources(model) -> dict[str, float]:
-    """Where the model's errors on the held-out sets come from (pooled).
+def held_out_scores(model) -> tuple[dict[int, dict[str, float]], dict[str, float]]:
+    """One pass over the held-out sets: F1@0.5 per set, and error sources.
 
-    Counts the missed nuclei by :func:`missed_kinds`, and scores two halves of
-    the pipeline against the truth: the predicted foreground grown from the
-    true cores (perfect seeds), and the predicted cores grown over the true
-    foreground (perfect extent). The half whose fix gains more is the one to
-    improve.
+    Per set: pooled F1 of model and baseline, baseline seconds per image.
+    Over all sets: the model's F1, the missed nuclei by :func:`missed_kinds`,
+    and two halves of the pipeline scored against the truth: the predicted
+    foreground grown from the true cores (perfect seeds), and the predicted
+    cores grown over the true foreground (perfect extent). The half whose
+    fix gains more is the one to improve.
     """
     from napari_pyramids.core._steps import drain
     from napari_pyramids.nn.infer import CORE_THRESHOLD, FOREGROUND_BELOW, predict_steps
@@ -170,25 +149,35 @@ def error_sources(model) -> dict[str, float]:
         make_dataset,
     )
 
-    sums = {"model": [0, 0], "true seeds": [0, 0], "true foreground": [0, 0]}
+    per_set = {}
+    pooled = {"model": [0, 0], "true seeds": [0, 0], "true foreground": [0, 0]}
     kinds = {"merged": 0, "not found": 0, "misshapen": 0}
     for seed, count in HELD_OUT_SETS.items():
+        sums = {"model": [0, 0], "otsu": [0, 0]}
+        otsu_seconds = 0.0
         for image, labels in make_dataset(count, (256, 256), seed=seed):
             found = drain(predict_steps(image, model, device="cpu", probabilities=True))
+            base, seconds = timed(otsu_watershed, image)
+            otsu_seconds += seconds
+            result = match_instances(labels, found.labels)
+            _add(sums["model"], result)
+            _add(pooled["model"], result)
+            _add(sums["otsu"], match_instances(labels, base))
             probs, classes = found.probabilities, classes_from_labels(labels)
             core = probs["core"] > CORE_THRESHOLD
             foreground = probs["background"] < FOREGROUND_BELOW
             for name, pred in (
-                ("model", found.labels),
                 ("true seeds", instances_from_masks(classes == CORE, foreground)),
                 ("true foreground", instances_from_masks(core, classes > 0)),
             ):
-                r = match_instances(labels, pred)
-                sums[name][0] += 2 * r["tp"]
-                sums[name][1] += 2 * r["tp"] + r["fp"] + r["fn"]
+                _add(pooled[name], match_instances(labels, pred))
             for kind, n in missed_kinds(labels, found.labels).items():
                 kinds[kind] += n
-    return {**{k: a / b for k, (a, b) in sums.items()}, **kinds}
+        per_set[seed] = {name: hits / total for name, (hits, total) in sums.items()}
+        per_set[seed]["otsu_seconds"] = otsu_seconds / count
+        per_set[seed]["images"] = count
+    sources = {name: hits / total for name, (hits, total) in pooled.items()}
+    return per_set, {**sources, **kinds}
 
 
 STARDIST_WHEEL = "stardist==0.9.2"
@@ -262,13 +251,13 @@ def main() -> None:
             f"{mem['seconds']:.1f} s = {67.1 / mem['seconds']:.2f} MP/s, "
             f"{mem['nuclei']} nuclei; {load()}"
         )
-    for seed, score in f1_scores(model).items():
+    per_set, sources = held_out_scores(model)
+    for seed, score in per_set.items():
         print(
             f"held-out synthetic F1@0.5 ({score['images']} x 256^2, seed {seed}): "
             f"model {score['model']:.3f}, otsu+ws {score['otsu']:.3f} "
             f"({score['otsu_seconds'] * 1e3:.0f} ms/image)"
         )
-    sources = error_sources(model)
     print(
         "held-out sets pooled: F1 {model:.3f}; with the true cores as seeds "
         "{true seeds:.3f}, with the true foreground {true foreground:.3f}; "

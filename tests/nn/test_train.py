@@ -5,7 +5,11 @@ import torch
 from scipy import ndimage as ndi
 
 from napari_pyramids.nn import CompactDeepLab, load_model
-from napari_pyramids.nn.instances import instances_from_masks, match_instances
+from napari_pyramids.nn.instances import (
+    instance_overlaps,
+    instances_from_masks,
+    match_instances,
+)
 from napari_pyramids.nn.synthetic import (
     classes_from_labels,
     make_dataset,
@@ -122,6 +126,23 @@ def test_growth_does_not_depend_on_the_row_bands():
     assert count > 50 and np.array_equal(labels, expected)
     empty = np.zeros((0, 4), bool)
     assert instances_from_masks(empty, empty).shape == (0, 4)
+
+
+def test_matching_counts_pairs_above_the_iou_threshold():
+    true = np.zeros((10, 10), np.int32)
+    true[0:4, 0:4], true[0:4, 6:10], true[7:9, 7:9] = 3, 9, 12  # gaps in labels
+    pred = np.zeros_like(true)
+    pred[0:4, 0:4] = 5  # exact
+    pred[0:4, 6:8] = 7  # half of true 9: IoU 0.5, not above it
+    pred[6:7, 0:3] = 1  # nothing there
+    inter, iou, area_true, area_pred = instance_overlaps(true, pred)
+    assert area_true.tolist() == [16, 16, 4] and area_pred.tolist() == [3, 16, 8]
+    assert inter[0, 1] == 16 and inter[1, 2] == 8 and iou[1, 2] == 0.5
+    result = match_instances(true, pred)
+    assert (result["tp"], result["fp"], result["fn"]) == (1, 2, 2)
+    assert result["f1"] == pytest.approx(2 / 6)
+    with pytest.raises(ValueError, match="shapes differ"):
+        match_instances(true, pred[:5])
 
 
 def test_checkpoints_are_saved_during_training():
