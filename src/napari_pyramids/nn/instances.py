@@ -1,4 +1,4 @@
-"""From per-pixel class probabilities to instance labels, and instance F1.
+"""From per-pixel class probabilities to instance labels.
 
 The model predicts background / core / rim. The rim separates the cores of
 touching nuclei, so the connected components of the core are one seed per
@@ -17,12 +17,7 @@ from functools import partial
 import cv2
 import numpy as np
 
-__all__ = [
-    "instance_overlaps",
-    "instances_from_masks",
-    "match_instances",
-    "smallest_uint",
-]
+__all__ = ["instances_from_masks", "smallest_uint"]
 
 _FLOAT_EXACT = 2**24  # float32 holds every integer label below this exactly
 
@@ -162,64 +157,3 @@ def instances_from_masks(
         band[found] = lookup[orphan[found] + count]
         labels[y0:y1] = band
     return labels
-
-
-def instance_overlaps(
-    true: np.ndarray, pred: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Pixel overlaps between the instances of two label images.
-
-    Returns ``inter`` and ``iou``, (n_true, n_pred) arrays of the shared pixels
-    and the intersection over union of each pair, and the instance areas
-    ``area_true`` (n_true,) and ``area_pred`` (n_pred,). Instances are the
-    nonzero labels present, in increasing order; the label values need not
-    be consecutive.
-    """
-    if true.shape != pred.shape:
-        raise ValueError(f"shapes differ: true {true.shape}, pred {pred.shape}")
-    _, t = np.unique(true, return_inverse=True)
-    _, p = np.unique(pred, return_inverse=True)
-    t, p = t.ravel(), p.ravel()
-    t_has_bg, p_has_bg = bool((true == 0).any()), bool((pred == 0).any())
-    n_t, n_p = int(t.max()) + 1, int(p.max()) + 1
-    inter = np.bincount(t * n_p + p, minlength=n_t * n_p).reshape(n_t, n_p)
-    inter = inter[int(t_has_bg) :, int(p_has_bg) :]
-    area_t = np.bincount(t, minlength=n_t)[int(t_has_bg) :]
-    area_p = np.bincount(p, minlength=n_p)[int(p_has_bg) :]
-    iou = inter / (area_t[:, None] + area_p[None, :] - inter).clip(min=1)
-    return inter, iou, area_t, area_p
-
-
-def match_instances(
-    true: np.ndarray, pred: np.ndarray, iou_threshold: float = 0.5
-) -> dict[str, float]:
-    """Match predicted to true instances at an IoU threshold; return counts and F1.
-
-    For ``iou_threshold >= 0.5`` each instance has at most one partner above
-    the threshold, so counting the pairs above it is an optimal matching.
-
-    Returns
-    -------
-    dict
-        ``tp``, ``fp``, ``fn``, ``precision``, ``recall``, ``f1``,
-        ``mean_matched_iou``.
-    """
-    if iou_threshold < 0.5:
-        raise ValueError("iou_threshold must be >= 0.5 for a unique matching")
-    _, iou, area_t, area_p = instance_overlaps(true, pred)
-    matched = iou > iou_threshold
-    tp = int(matched.sum())
-    n_true, n_pred = len(area_t), len(area_p)
-    fp, fn = n_pred - tp, n_true - tp
-    precision = tp / n_pred if n_pred else 1.0
-    recall = tp / n_true if n_true else 1.0
-    f1 = 2 * tp / (n_true + n_pred) if n_true + n_pred else 1.0
-    return {
-        "tp": tp,
-        "fp": fp,
-        "fn": fn,
-        "precision": precision,
-        "recall": recall,
-        "f1": f1,
-        "mean_matched_iou": float(iou[matched].mean()) if tp else 0.0,
-    }
