@@ -1,45 +1,92 @@
-import cv2
+"""The training loop: crops at the trained size, checkpoints, resume, saving."""
+
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
-from scipy import ndimage as ndi
 
 from napari_pyramids.nn import CompactDeepLab, load_model
-from napari_pyramids.nn.instances import (
-    instance_overlaps,
-    instances_from_masks,
-    match_instances,
+from napari_pyramids.nn.data import AnnotatedImage, nucleus_diameter
+from napari_pyramids.nn.rescale import TRAINED_DIAMETER
+from napari_pyramids.nn.synthetic import classes_from_labels, make_nuclei_image
+from napari_pyramids.nn.train import (
+    CropSampler,
+    TrainingStopped,
+    main,
+    pixel_weights,
+    train,
 )
-from napari_pyramids.nn.synthetic import (
-    classes_from_labels,
-    make_dataset,
-    make_nuclei_image,
-)
-from napari_pyramids.nn.train import main, pixel_weights, save, train
+from napari_pyramids.nn.weights import save_model
+
+SHARED = Path(__file__).resolve().parents[3] / "shared/data/dsb2018-train"
+TINY = dict(widths=(4, 8, 8, 8), aspp_channels=8)
 
 
-def test_training_smoke_and_save_load_round_trip(tmp_path):
-    model = train(steps=3, batch_size=2, patch=64, pool_size=2, log_every=100)
-    path = tmp_path / "m.safetensors"
-    save(model, path, seed=0, steps=3)
-    loaded = load_model(path)
-    x = torch.rand(1, 1, 48, 40)
-    with torch.inference_mode():
-        torch.testing.assert_close(loaded(x), model(x))
-    assert all(torch.isfinite(p).all() for p in model.parameters())
+@pytest.fixture(scope="module")
+def annotated():
+    rng = np.random.default_rng(3)
+    return [AnnotatedImage(str(i), *make_nuclei_image((96, 96), rng)) for i in range(2)]
 
 
-def test_saved_decoder_widths_come_back(tmp_path):
-    options = dict(widths=(4, 8, 8, 8), aspp_channels=8, skip_widths=(4, 6))
-    model = train(steps=1, batch_size=2, patch=32, pool_size=1, model_options=options)
-    path = tmp_path / "narrow.safetensors"
-    save(model, path)
-    loaded = load_model(path)
-    assert loaded.config["skip_widths"] == [4, 6]
-    assert loaded.decoder.low[0].out_channels == 4
-    x = torch.rand(1, 1, 40, 40)
-    with torch.inference_mode():
-        torch.testing.assert_close(loaded(x), model(x))
+def _disc_image(diameter, shape=(240, 240)):
+    """Discs of one diameter on a grid: a nucleus image of known size."""
+    labels = np.zeros(shape, np.int32)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    step = int(diameter * 1.6)
+    n = 0
+    for cy in range(step // 2, shape[0] - step // 2, step):
+        for cx in range(step // 2, shape[1] - step // 2, step):
+            n += 1
+            labels[(yy - cy) ** 2 + (xx - cx) ** 2 <= (diameter / 2) ** 2] = n
+    return AnnotatedImage("discs", (labels > 0).astype(np.uint8) * 200, labels)
+
+
+def test_crops_bring_nuclei_to_the_trained_diameter():
+    item = _disc_image(40)
+    sampler = CropSampler(
+        [item], np.random.default_rng(0), patch=96, scale_range=(1.0, 1.0)
+    )
+    for _ in range(5):
+        image, classes, weights = sampler.crop()
+        assert image.shape == classes.shape == weights.shape == (96, 96)
+        assert image.dtype == np.float32 and classes.dtype == np.uint8
+        # whole discs in the crop have the trained diameter (classes > 0 = nuclei)
+        from scipy import ndimage as ndi
+
+        blobs, n = ndi.label(classes > 0)
+        inner = [
+            i
+            for i in range(1, n + 1)
+            if not np.isin(i, np.r_[blobs[0], blobs[-1], blobs[:, 0], blobs[:, -1]])
+        ]
+        if inner:
+            whole = np.where(np.isin(blobs, inner), blobs, 0)
+            assert nucleus_diameter(whole) == pytest.approx(TRAINED_DIAMETER, rel=0.1)
+
+
+def test_crops_outside_the_image_or_region_weigh_nothing():
+    item = _disc_image(10, shape=(40, 50))  # scaled about 2x: smaller than 128
+    region = np.zeros(item.labels.shape, bool)
+    region[:, :25] = True
+    sampler = CropSampler(
+        [item],
+        np.random.default_rng(1),
+        patch=128,
+        scale_range=(1.0, 1.0),
+        regions=[region],
+    )
+    image, _, weights = sampler.crop()
+    inside = image != 0  # the padding is exactly 0, the image never is
+    assert 0.3 < inside.mean() < 0.9
+    assert not weights[~inside].any()
+    # half of the image is annotated
+    assert (weights > 0).sum() == pytest.approx(inside.sum() / 2, rel=0.03)
+    with pytest.raises(ValueError, match="one region"):
+        CropSampler([item], np.random.default_rng(1), regions=[])
+    empty = AnnotatedImage("e", np.zeros((8, 8)), np.zeros((8, 8), np.uint16))
+    with pytest.raises(ValueError, match="none of the annotated images"):
+        CropSampler([empty], np.random.default_rng(1))
 
 
 def test_pixel_weights_favour_small_nuclei():
@@ -55,122 +102,47 @@ def test_pixel_weights_favour_small_nuclei():
     np.testing.assert_array_equal(balanced[labels == 1], 3 * plain[labels == 1])
 
 
-def test_synthetic_is_seeded_and_cores_split_touching_nuclei():
-    a, la = make_nuclei_image((96, 96), 5)
-    b, lb = make_nuclei_image((96, 96), 5)
-    np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(la, lb)
-    labels = np.zeros((20, 20), np.int32)
-    labels[5:15, 2:10], labels[5:15, 10:18] = 1, 2
-    classes = classes_from_labels(labels)
-    assert (classes[labels == 0] == 0).all()  # the rim never leaves the nuclei
-    assert (classes[labels > 0] > 0).all()
-    # the two cores do not touch: each nucleus seeds one instance
-    cores, n = ndi.label(classes == 1)
-    assert n == 2
-    assert set(np.unique(labels[cores == 1])) == {1}
-    assert set(np.unique(labels[cores == 2])) == {2}
-    # the touching line and the outlines are rim
-    assert list(classes[10, 8:12]) == [2, 2, 2, 2]
-    assert classes[5, 5] == 2 and classes[9, 5] == 1
-    with pytest.raises(ValueError, match="core_fraction"):
-        classes_from_labels(labels, core_fraction=1.5)
+def test_training_smoke_and_save_load_round_trip(tmp_path, annotated):
+    model = train(annotated, steps=3, batch_size=2, patch=64, model_options=TINY)
+    path = save_model(model, tmp_path / "m.safetensors", seed=0, steps=3)
+    loaded = load_model(path)
+    assert loaded.config == model.config
+    x = torch.rand(1, 1, 48, 40)
+    with torch.inference_mode():
+        torch.testing.assert_close(loaded(x), model(x))
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    with pytest.raises(ValueError, match="safetensors"):
+        save_model(model, tmp_path / "m.pt")
 
 
-def test_ground_truth_classes_give_back_the_instances():
-    """Post-processing fed the true class map recovers the nuclei (F1 > 0.95)."""
-    totals = dict(tp=0, fp=0, fn=0)
-    for _, labels in make_dataset(4, (128, 128), 77):
-        classes = classes_from_labels(labels)
-        pred = instances_from_masks(classes == 1, classes > 0)
-        for key, value in match_instances(labels, pred).items():
-            if key in totals:
-                totals[key] += value
-    f1 = 2 * totals["tp"] / (2 * totals["tp"] + totals["fp"] + totals["fn"])
-    assert f1 > 0.95
+@pytest.mark.skipif(not SHARED.is_dir(), reason=f"{SHARED} absent (shared data)")
+def test_training_smoke_on_real_images():
+    from napari_pyramids.nn.data import list_ids, read_folder, split_ids
 
-
-def test_core_specks_do_not_split_a_nucleus():
-    """A core speck smaller than min_seed seeds nothing; a real core still does."""
-    foreground = np.zeros((40, 40), bool)
-    foreground[5:35, 5:35] = True
-    interior = np.zeros_like(foreground)
-    interior[12:28, 12:20] = True  # the nucleus's core
-    interior[25:27, 30:31] = True  # a 2-pixel speck near its edge
-    labels = instances_from_masks(interior, foreground, min_seed=4)
-    assert labels.max() == 1 and (labels[foreground] == 1).all()
-    assert instances_from_masks(interior, foreground, min_seed=1).max() == 2
-
-
-def test_growth_does_not_depend_on_the_row_bands():
-    """Seeds grow across the row bands (256 rows) as they would in one piece.
-
-    The reference grows the whole image at once, the plain way. The
-    foreground is one large smooth blob, so seeds grow the full 20 steps and
-    cross band edges.
-    """
-    rng = np.random.default_rng(5)
-    foreground = ndi.gaussian_filter(rng.random((700, 600)), 8) > 0.49
-    interior = foreground & (rng.random(foreground.shape) > 0.9995)
-    interior = ndi.binary_dilation(interior, iterations=2)
-    seeds, count = ndi.label(interior)
-    expected = seeds.astype(np.float32)
-    for _ in range(20):
-        dilated = cv2.dilate(expected, np.ones((3, 3), np.uint8))
-        fill = foreground & (expected == 0) & (dilated > 0)
-        expected[fill] = dilated[fill]
-    expected = expected.astype(np.int64)
-    orphans, _ = ndi.label(foreground & (expected == 0))
-    expected[orphans > 0] = orphans[orphans > 0] + count
-    labels = instances_from_masks(interior, foreground, min_seed=1, min_size=1)
-    assert count > 50 and np.array_equal(labels, expected)
-    empty = np.zeros((0, 4), bool)
-    assert instances_from_masks(empty, empty).shape == (0, 4)
-
-
-def test_matching_counts_pairs_above_the_iou_threshold():
-    true = np.zeros((10, 10), np.int32)
-    true[0:4, 0:4], true[0:4, 6:10], true[7:9, 7:9] = 3, 9, 12  # gaps in labels
-    pred = np.zeros_like(true)
-    pred[0:4, 0:4] = 5  # exact
-    pred[0:4, 6:8] = 7  # half of true 9: IoU 0.5, not above it
-    pred[6:7, 0:3] = 1  # nothing there
-    inter, iou, area_true, area_pred = instance_overlaps(true, pred)
-    assert area_true.tolist() == [16, 16, 4] and area_pred.tolist() == [3, 16, 8]
-    assert inter[0, 1] == 16 and inter[1, 2] == 8 and iou[1, 2] == 0.5
-    result = match_instances(true, pred)
-    assert (result["tp"], result["fp"], result["fn"]) == (1, 2, 2)
-    assert result["f1"] == pytest.approx(2 / 6)
-    with pytest.raises(ValueError, match="shapes differ"):
-        match_instances(true, pred[:5])
-
-
-def test_checkpoints_are_saved_during_training():
-    seen = []
-    train(
-        steps=4,
+    ids = split_ids(list_ids(SHARED))["train"][:4]
+    model = train(
+        read_folder(SHARED, ids),
+        steps=2,
         batch_size=2,
-        patch=64,
-        pool_size=1,
-        log_every=100,
-        checkpoint_every=2,
-        on_checkpoint=lambda model, step: seen.append(step),
+        patch=96,
+        init=load_model("nuclei"),
     )
-    assert seen == [2]  # the last step is saved by the caller, not as a checkpoint
-
-
-def _small_run(steps=2, **options):
-    return train(steps=steps, batch_size=2, patch=48, pool_size=2, **options)
+    assert not model.training
+    assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
 def _state(model):
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
-def test_fine_tuning_leaves_the_starting_model_alone():
-    start = CompactDeepLab(widths=(4, 8, 8, 8), aspp_channels=8)
+def _small_run(images, steps=2, **options):
+    return train(images, steps=steps, batch_size=2, patch=48, **options)
+
+
+def test_fine_tuning_leaves_the_starting_model_alone(annotated):
+    start = CompactDeepLab(**TINY)
     before = _state(start)
-    tuned = _small_run(init=start)
+    tuned = _small_run(annotated, init=start)
     after = start.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert tuned.config == start.config
@@ -181,16 +153,17 @@ def test_fine_tuning_leaves_the_starting_model_alone():
     )
 
 
-def test_ema_returns_and_checkpoints_the_average():
-    start = CompactDeepLab(widths=(4, 8, 8, 8), aspp_channels=8)
-    last = _state(_small_run(init=start))
+def test_ema_returns_and_checkpoints_the_average(annotated):
+    start = CompactDeepLab(**TINY)
+    last = _state(_small_run(annotated, init=start))
     # decay 0: the average is the latest weights, i.e. plain training
-    latest = _small_run(init=start, ema_decay=0.0).state_dict()
+    latest = _small_run(annotated, init=start, ema_decay=0.0).state_dict()
     assert all(torch.equal(last[k], latest[k]) for k in last)
 
     def snapshots(decay):
         seen = []
         _small_run(
+            annotated,
             steps=4,
             init=start,
             ema_decay=decay,
@@ -201,10 +174,48 @@ def test_ema_returns_and_checkpoints_the_average():
 
     # decay 1: the checkpointed average keeps its first value; decay 0 moves
     frozen, moving = snapshots(1.0), snapshots(0.0)
-    assert len(frozen) == 3
+    assert len(frozen) == 3  # steps 1-3; the last step is the caller's to save
     key = "classifier.4.bias"
     assert all(torch.equal(frozen[0][key], later[key]) for later in frozen[1:])
     assert not torch.equal(moving[0][key], moving[-1][key])
+
+
+def test_a_cut_off_run_resumes_from_its_checkpoint(tmp_path, annotated, capsys):
+    """Cancelled after step 3 (checkpoint at 2): the rerun does steps 3-4 only."""
+    checkpoint = tmp_path / "run.ckpt"
+    start = CompactDeepLab(**TINY)
+    steps_seen = []
+    options = dict(init=start, steps=4, checkpoint=checkpoint, checkpoint_every=2)
+    with pytest.raises(TrainingStopped, match="step 3 of 4"):
+        _small_run(
+            annotated,
+            **options,
+            cancel=lambda: len(steps_seen) == 3,
+            on_step=lambda step, loss: steps_seen.append(step),
+        )
+    assert torch.load(checkpoint, weights_only=True)["step"] == 2
+    resumed = []
+    model = _small_run(annotated, **options, on_step=lambda s, _: resumed.append(s))
+    assert resumed == [3, 4] and "resumed" in capsys.readouterr().out
+    assert torch.load(checkpoint, weights_only=True)["step"] == 4
+    assert not checkpoint.with_name("run.ckpt.partial").exists()
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_time_limit_ends_training_early(annotated):
+    steps = []
+    _small_run(
+        annotated, steps=50, time_limit=0.0, on_step=lambda s, _: steps.append(s)
+    )
+    assert steps == [1]
+
+
+def test_cli_refuses_to_overwrite_a_cut_off_run(tmp_path, capsys):
+    out = tmp_path / "m.safetensors"
+    out.with_name("m.safetensors.ckpt").write_bytes(b"")
+    with pytest.raises(SystemExit):
+        main(["--steps", "1", "--out", str(out)])
+    assert "--resume" in capsys.readouterr().err
 
 
 def test_init_refuses_architecture_flags(tmp_path, capsys):

@@ -1,119 +1,60 @@
-"""Train the "nuclei" model on synthetic fluorescence nuclei.
+"""Train the "nuclei" model on annotated images (and, optionally, generated ones).
 
-The shipped weights ``weights/nuclei.safetensors`` were made in three runs,
-each continuing the last (``--init``)::
+The command reads a folder in the layout users keep their own annotations in
+(``images/<id>.tif`` + ``labels/<id>.tif``, :mod:`.data`) and trains on its
+training fold only: the validation and tuning folds (:func:`.data.split_ids`)
+are never seen. How the shipped weights were made, and what they score, is in
+``weights/nuclei.md`` (the model card)::
 
-    python -m napari_pyramids.nn.train --seed 0 --steps 6000 --patch 192 \\
-        --core-fraction 0.5 --out stage0.safetensors
-    python -m napari_pyramids.nn.train --init stage0.safetensors --seed 1 \\
-        --steps 3000 --lr 1e-3 --ema 0.999 --out stage1.safetensors
-    python -m napari_pyramids.nn.train --init stage1.safetensors --seed 2 \\
-        --steps 3000 --lr 5e-4 --ema 0.9995 --out nuclei.safetensors
+    python -m napari_pyramids.nn.train --data ../shared/data/dsb2018-train \\
+        --init nuclei --steps 6000 --out runs/nuclei.safetensors
 
-The first run's output is the weights shipped before these (SHA-256
-``7e8198b6...6634``, in git history at commit da88b7b). It took 48.3
-minutes with ``--threads 2`` on this 2-core machine
-(torch 2.13, about 0.48 s per step, the image generator included); the two
-fine-tuning runs 29.0 and 27.8 minutes with ``--threads 1`` each, two runs
-side by side. The shipped file holds the last run's tensors, re-saved with
-the whole recipe in its metadata. Every image comes from :mod:`.synthetic`,
-drawn from ``--seed``; the evaluation at the end uses seed ``seed + 1000``,
-images the model never saw. No run draws from the held-out sets'
-seeds (:data:`.synthetic.HELD_OUT_SETS`).
+Every crop is rescaled so that its image's nuclei have the trained diameter
+(:data:`TRAINED_DIAMETER`) times a random factor in ``--scale-range``: the
+model learns one size band, and :func:`.infer.segment` brings any image to it
+through the pyramid. Classes are background, core and rim
+(:func:`.synthetic.classes_from_labels`); the loss is cross-entropy with the
+rim weighted up and small nuclei weighted up (:func:`pixel_weights`), and
+pixels outside an image's annotated region weigh nothing.
 
-Classes: 0 background, 1 core, 2 rim (:func:`.synthetic.classes_from_labels`:
-the core is where the distance to the nucleus outline is at least
-``--core-fraction`` of its largest value). Cores of touching nuclei are kept
-apart by two rims, so each seeds one instance. The loss is cross-entropy with
-the rim weighted up and, unless ``--no-balance``, small nuclei weighted up
-(:func:`pixel_weights`). With ``--ema`` the saved model is the exponential
-moving average of the weights. The weights are saved to ``--out`` every
-``--checkpoint-every`` steps and at the end.
-
-Instance F1 at IoU 0.5 of the shipped weights with :func:`.infer.segment`'s
-defaults (core threshold 0.4, background below 0.3): 0.81 (16 held-out
-images, seed 1000), 0.87 (10, seed 2024), 0.91 (10, seed 4242); on five
-fresh sets of 20 images never used for any choice (seeds 31337, 5001-5004)
-0.90, 0.82, 0.91, 0.91, 0.88, pooled 0.89 over their 6302 nuclei (the
-stage-0 weights at their old defaults, core 0.5 and background 0.4: 0.86).
-Images crowded with blurred nuclei under 10 px wide, some at a few photons
-per pixel, stay at 0.5-0.85 (touching small nuclei merge); most others
-reach 0.9-1.0. The seeds are the weak half: on the three held-out sets
-pooled (F1 0.84), three in four missed nuclei are merged with a neighbour,
-and growing the predicted foreground from the true cores would give 0.96,
-while the true foreground grown from the predicted cores gives 0.88
-(benchmarks/bench_segment.py prints these). On the one real annotated
-image at hand (DSB 2018, same script) it is 0.85, against 0.67 for Otsu +
-distance-transform watershed (0.35-0.36 on the generated sets).
-
-Of the gain, the thresholds give most (stage 0 with the new ones: 0.79 /
-0.85 / 0.90 on the three sets, 0.81 on the real image) and the two averaged
-fine-tuning runs the rest (0.80 / 0.86 / 0.91 and 0.84 after stage 1). The
-thresholds were picked on seed 1000 and the real image together: on the
-generated sets a core threshold of 0.35-0.4 is best at every nucleus size,
-while the real image prefers 0.5 with the stage-0 weights and 0.4 with the
-fine-tuned ones.
-
-Tried and dropped: a wider decoder (``--skip-widths 16 32 --decoder-widths
-32 48``, 20 % slower; no gain at equal steps); 4000 more steps without
-weight averaging (+0.01 on one set, -0.02 on the real image); 4x loss
-weight where neighbouring nuclei meet (U-Net's separation weight): the core
-became under-confident and no better at the best threshold; small nuclei
-weighted up to 6x instead of 3x: 0.81 on the real image; cropping crowded
-training images more often (odds (1 + nuclei) ** 0.5, F1 counting nuclei;
-stage-1 run otherwise): +0.014 and +0.017 on seeds 1000 and 2024, none on
-4242, but 0.80 on the real image (0.84 without); a third fine-tuning run
-(seed 3, either learning rate): +0.005 to +0.008 on seed 1000 but 0.81-0.83
-on the real image; averaging the weights of
-the two stage-2 candidates (a "model soup"): no gain. Inference-side, on
-the stage-0 weights: segmenting images of small nuclei at 2x (bilinear or
-cubic) lost 0.04 on seed 1000; seeds from a weaker core threshold where no
-strong core is (hysteresis) cost 0.03 on the real image; 8-fold flip/rotate
-averaging gained 0.005-0.016 at 8x the time. On the shipped weights,
-splitting merged cores afterwards does not help, because a merged core has
-no saddle to split at: watershed of the core probability from its
-h-maxima (within 0.004 per set) or of the core's distance transform
-(-0.005 to -0.12), cores where
-P(core) / (P(core) + P(rim)) is high (-0.01 to -0.08), and other seed,
-size and growth limits (within 0.002). Smaller training cores, to widen the
-gap between touching ones (a stage-2-like run from the shipped weights
-with ``--core-fraction`` 0.6 or 0.65, seed 3, 2500 steps): over the three
-held-out and five fresh sets within 0.002 of the shipped weights at their
-best thresholds (0.25-0.3), 0.83-0.85 on the real image. A fourth output
-channel regressing a seed map, so that touching nuclei keep a saddle
-between them (the shipped weights widened and fine-tuned 2500 steps with
-the stage-2 settings, binary cross-entropy on the map): seeds from the
-normalised distance to the outline (its threshold, its h-maxima, or
-h-maxima splitting the predicted cores) scored 0.85-0.87 on the fresh sets
-and 0.75-0.86 on the real image; peaks of a Gaussian centre map split
-nuclei apart (0.80 at best), against 0.89 and 0.85 for the cores. Two
-more stage-3 runs from the shipped weights: batch 12 at ``--lr 3e-4 --ema
-0.999`` (2000 steps, 31 min) and the rim weighted 3x instead of 2x (2500
-steps at ``--lr 5e-4 --ema 0.999``, 27 min): over all eight sets within
-0.001 and -0.003 of the shipped weights at their best thresholds, 0.84 and
-0.86 on the real image.
+A run checkpoints (weights, averaged weights, optimizer, schedule, step)
+beside ``--out`` every ``--checkpoint-every`` steps; ``--resume`` continues a
+run that was cut off from its last checkpoint, with the same result as an
+uninterrupted run up to the random crops drawn after the restart.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import json
+import math
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from .data import AnnotatedImage, nucleus_diameter, read_folder, split_ids
 from .model import CompactDeepLab
-from .normalize import normalize
+from .normalize import percentile_range
+from .rescale import TRAINED_DIAMETER
 from .synthetic import classes_from_labels, make_nuclei_image
 
-__all__ = ["train", "main"]
+__all__ = [
+    "TRAINED_DIAMETER",
+    "CropSampler",
+    "TrainingStopped",
+    "main",
+    "pixel_weights",
+    "train",
+]
 
 _CLASS_WEIGHTS = (1.0, 1.0, 2.0)
 #: Area (px) of a nucleus of 24 px diameter: smaller nuclei weigh more.
@@ -124,7 +65,7 @@ _MAX_NUCLEUS_WEIGHT = 3.0
 def pixel_weights(labels: np.ndarray, classes: np.ndarray, balance: bool) -> np.ndarray:
     """Per-pixel loss weights: class weights times, with ``balance``, a size term.
 
-    Instance F1 counts every nucleus once, but a per-pixel loss counts a
+    Instance scores count every nucleus once, but a per-pixel loss counts a
     nucleus by its area, so a 9 px nucleus weighs 7x less than a 24 px one
     and crowds of small nuclei are learnt last. With ``balance`` each
     nucleus's pixels weigh ``sqrt(reference area / its area)``, between 1
@@ -132,7 +73,7 @@ def pixel_weights(labels: np.ndarray, classes: np.ndarray, balance: bool) -> np.
     """
     weights = np.asarray(_CLASS_WEIGHTS, np.float32)[classes]
     if balance and labels.max():
-        areas = np.bincount(labels.ravel()).astype(np.float32)
+        areas = np.bincount(labels.ravel().astype(np.int64)).astype(np.float32)
         size = np.sqrt(_REFERENCE_AREA / np.maximum(areas, 1.0))
         size = np.clip(size, 1.0, _MAX_NUCLEUS_WEIGHT)
         size[0] = 1.0
@@ -140,91 +81,267 @@ def pixel_weights(labels: np.ndarray, classes: np.ndarray, balance: bool) -> np.
     return weights
 
 
-class _Pool:
-    """A pool of synthetic images, a few replaced per step, cropped at random."""
+@dataclass
+class _Item:
+    """An annotated image prepared for cropping."""
+
+    image: np.ndarray  # float32, normalised by the whole image's percentiles
+    labels: np.ndarray  # uint16 or int32
+    valid: np.ndarray | None  # where the labels are complete (None: everywhere)
+    diameter: float
+
+
+def _prepare(image: np.ndarray, labels: np.ndarray, valid=None) -> _Item | None:
+    lo, hi = percentile_range(image)
+    scale = 1.0 / (hi - lo) if hi > lo else 0.0
+    normalised = (image.astype(np.float32) - np.float32(lo)) * np.float32(scale)
+    labels = np.asarray(labels)
+    labels = labels.astype(np.uint16 if labels.max() <= 0xFFFF else np.int32)
+    region = labels if valid is None else labels[np.asarray(valid, bool)]
+    diameter = nucleus_diameter(region)
+    if not np.isfinite(diameter):
+        return None  # nothing to learn the size from
+    mask = None if valid is None else np.asarray(valid, np.uint8)
+    return _Item(normalised, labels, mask, diameter)
+
+
+def _resize(array: np.ndarray, shape: tuple[int, int], nearest: bool) -> np.ndarray:
+    if array.shape == shape:
+        return array
+    if nearest:
+        method = cv2.INTER_NEAREST
+    else:
+        method = cv2.INTER_AREA if shape[0] < array.shape[0] else cv2.INTER_LINEAR
+    if array.dtype == np.int32:  # cv2.resize takes no int32: exact in float64
+        return cv2.resize(array.astype(np.float64), shape[::-1], interpolation=method)
+    return cv2.resize(array, shape[::-1], interpolation=method)
+
+
+class CropSampler:
+    """Random training crops of annotated images, at the trained nucleus size.
+
+    Each crop is cut from an image (picked with odds growing with its area at
+    the trained scale), rescaled so its nuclei have ``diameter`` times a
+    log-uniform factor in ``scale_range``, rotated and flipped, and its
+    intensity perturbed (contrast, offset, gamma, noise, blur), so the model
+    sees the spread of microscopes it will meet. Parts of a crop outside its
+    image or outside the annotated region get weight 0.
+
+    ``synthetic`` is the share of crops drawn from generated images
+    (:func:`.synthetic.make_nuclei_image`, a pool refreshed as it is used);
+    with no annotated images every crop is generated.
+    """
 
     def __init__(
         self,
+        images: Sequence[AnnotatedImage],
         rng: np.random.Generator,
-        size: int,
-        shape: tuple[int, int],
-        core_fraction: float,
-        balance: bool,
+        *,
+        patch: int = 192,
+        diameter: float = TRAINED_DIAMETER,
+        scale_range: tuple[float, float] = (0.7, 1.4),
+        core_fraction: float = 0.5,
+        balance: bool = True,
+        synthetic: float = 0.0,
+        regions: Sequence[np.ndarray | None] | None = None,
     ) -> None:
-        self.rng, self.shape, self.core_fraction = rng, shape, core_fraction
-        self.balance = balance
-        self.items = [self._draw() for _ in range(size)]
+        if not 0.0 <= synthetic <= 1.0:
+            raise ValueError(f"synthetic must be a share in [0, 1], got {synthetic}")
+        low, high = scale_range
+        if not 0 < low <= high:
+            raise ValueError(f"scale_range must be 0 < low <= high, got {scale_range}")
+        if regions is not None and len(regions) != len(images):
+            raise ValueError("give one region (or None) per annotated image")
+        self.rng, self.patch, self.diameter = rng, patch, diameter
+        self.log_scales = (math.log(low), math.log(high))
+        self.core_fraction, self.balance = core_fraction, balance
+        prepared = [
+            _prepare(a.image, a.labels, None if regions is None else regions[i])
+            for i, a in enumerate(images)
+        ]
+        self.items = [item for item in prepared if item is not None]
+        if images and not self.items:
+            raise ValueError("none of the annotated images holds a labelled nucleus")
+        self.synthetic = 1.0 if not self.items else synthetic
+        areas = np.array(
+            [item.image.size * (diameter / item.diameter) ** 2 for item in self.items]
+        )
+        self.odds = np.sqrt(areas) / np.sqrt(areas).sum() if len(areas) else None
+        self.pool: list[_Item] = []
 
-    def _draw(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        image, labels = make_nuclei_image(self.shape, self.rng)
+    def _generated(self) -> _Item:
+        """A generated image from a pool of 16, one replaced per draw."""
+        while len(self.pool) < 16:
+            self.pool.append(self._make_generated())
+        self.pool[self.rng.integers(len(self.pool))] = self._make_generated()
+        return self.pool[self.rng.integers(len(self.pool))]
+
+    def _make_generated(self) -> _Item:
+        while True:
+            item = _prepare(*make_nuclei_image((256, 256), self.rng))
+            if item is not None:
+                return item
+
+    def _pick(self) -> _Item:
+        if self.rng.random() < self.synthetic:
+            return self._generated()
+        return self.items[self.rng.choice(len(self.items), p=self.odds)]
+
+    def crop(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One (image, classes, weights) crop of ``patch`` x ``patch`` pixels."""
+        rng, patch = self.rng, self.patch
+        item = self._pick()
+        scale = self.diameter / item.diameter * math.exp(rng.uniform(*self.log_scales))
+        height, width = item.labels.shape
+        side = max(1, round(patch / scale))
+        ch, cw = min(height, side), min(width, side)
+        y, x = rng.integers(0, height - ch + 1), rng.integers(0, width - cw + 1)
+        out = (
+            min(patch, max(1, round(ch * scale))),
+            min(patch, max(1, round(cw * scale))),
+        )
+        image = _resize(item.image[y : y + ch, x : x + cw], out, nearest=False)
+        labels = _resize(item.labels[y : y + ch, x : x + cw], out, nearest=True)
+        labels = labels.astype(np.int64)
         classes = classes_from_labels(labels, self.core_fraction)
-        return normalize(image), classes, pixel_weights(labels, classes, self.balance)
+        weights = pixel_weights(labels, classes, self.balance)
+        if item.valid is not None:
+            valid = _resize(item.valid[y : y + ch, x : x + cw], out, nearest=True)
+            weights *= valid
+        image = self._perturb(image)
+        maps = []
+        for array in (image, classes, weights):
+            padded = np.zeros((patch, patch), array.dtype)
+            padded[: out[0], : out[1]] = array
+            maps.append(padded)
+        k, flip = int(rng.integers(4)), rng.random() < 0.5
+        return tuple(
+            np.ascontiguousarray(np.rot90(m, k)[:, ::-1] if flip else np.rot90(m, k))
+            for m in maps
+        )
 
-    def refresh(self, count: int) -> None:
-        for _ in range(count):
-            self.items[self.rng.integers(len(self.items))] = self._draw()
+    def _perturb(self, image: np.ndarray) -> np.ndarray:
+        """Contrast, offset, gamma, blur and noise: other microscopes' looks."""
+        rng = self.rng
+        image = image * np.float32(math.exp(rng.normal(0, 0.25)))
+        image += np.float32(rng.normal(0, 0.05))
+        if rng.random() < 0.3:
+            gamma = math.exp(rng.normal(0, 0.3))
+            image = np.sign(image) * np.abs(image) ** np.float32(gamma)
+        if rng.random() < 0.2:
+            image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.5, 1.5))
+        if rng.random() < 0.3:
+            image = image + rng.normal(0, rng.uniform(0.01, 0.08), image.shape).astype(
+                np.float32
+            )
+        return image.astype(np.float32, copy=False)
 
-    def batch(
-        self, batch_size: int, patch: int
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def batch(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Images (N, 1, p, p), classes (N, p, p) and pixel weights (N, p, p)."""
-        crops: list[list[np.ndarray]] = [[], [], []]
-        for _ in range(batch_size):
-            maps = self.items[self.rng.integers(len(self.items))]
-            y = self.rng.integers(0, maps[0].shape[0] - patch + 1)
-            x = self.rng.integers(0, maps[0].shape[1] - patch + 1)
-            k = int(self.rng.integers(4))
-            flip = self.rng.random() < 0.5
-            for crop, array in zip(crops, maps, strict=True):
-                array = np.rot90(array[y : y + patch, x : x + patch], k)
-                crop.append(np.ascontiguousarray(array[:, ::-1] if flip else array))
-        images, classes, weights = (torch.from_numpy(np.stack(c)) for c in crops)
+        crops = [self.crop() for _ in range(batch_size)]
+        images, classes, weights = (
+            torch.from_numpy(np.stack(c)) for c in zip(*crops, strict=True)
+        )
         return images[:, None], classes.long(), weights
 
 
+class TrainingStopped(RuntimeError):
+    """``cancel()`` returned True: training stopped, nothing was returned."""
+
+
+def _save_state(path: Path, state: dict[str, Any]) -> None:
+    """Write a checkpoint atomically: a cut-off write leaves the old one whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    torch.save(state, partial)
+    os.replace(partial, path)
+
+
+def _warmup_cosine(steps: int, warmup: float) -> Callable[[int], float]:
+    """Learning-rate factor: linear warm-up over a share of the steps, then cosine.
+
+    The factor falls to 1 % of the peak at the last step.
+    """
+    ramp = max(1, round(warmup * steps))
+
+    def factor(step: int) -> float:
+        if step < ramp:
+            return (step + 1) / ramp
+        done = (step - ramp) / max(1, steps - ramp)
+        return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
+
+    return factor
+
+
 def train(
+    images: Sequence[AnnotatedImage] = (),
     *,
     seed: int = 0,
     steps: int = 6000,
     batch_size: int = 8,
     patch: int = 192,
     lr: float = 3e-3,
-    pool_size: int = 48,
+    scale_range: tuple[float, float] = (0.7, 1.4),
+    synthetic: float = 0.0,
+    regions: Sequence[np.ndarray | None] | None = None,
     core_fraction: float = 0.5,
     balance: bool = True,
     ema_decay: float | None = None,
     model_options: dict[str, Any] | None = None,
     init: CompactDeepLab | None = None,
-    log_every: int = 50,
+    time_limit: float | None = None,
+    checkpoint: str | Path | None = None,
     checkpoint_every: int = 250,
     on_checkpoint: Callable[[CompactDeepLab, int], None] | None = None,
+    on_step: Callable[[int, float], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+    log_every: int = 50,
 ) -> CompactDeepLab:
     """Train a :class:`CompactDeepLab` (from scratch, or on from ``init``); eval mode.
 
-    ``model_options`` are passed to :class:`CompactDeepLab` (its defaults are
-    the shipped architecture); ``init``, a model to continue from
-    (fine-tuning), replaces them and is left untouched.
-
-    ``ema_decay``: when given, the returned (and checkpointed) model is the
-    exponential moving average of the weights and BN statistics over the
-    steps (Polyak averaging), which smooths out the last steps' noise at no
-    cost at inference.
-
-    Every ``checkpoint_every`` steps ``on_checkpoint(model, step)`` is called
-    (the command saves the weights then, so a run cut short leaves a model).
+    Parameters
+    ----------
+    images : sequence of AnnotatedImage
+        Annotated images to train on; empty: generated images only.
+    steps, batch_size, patch, lr
+        Optimiser steps (AdamW; ``lr`` after a linear warm-up, then cosine
+        decay), crops
+        per step and their side in pixels.
+    scale_range, synthetic, regions, core_fraction, balance
+        Passed to :class:`CropSampler`.
+    ema_decay : float, optional
+        The returned (and checkpointed) model is the exponential moving
+        average of the weights and BN statistics (Polyak averaging), which
+        smooths out the last steps' noise at no cost at inference.
+    model_options : dict, optional
+        :class:`CompactDeepLab` arguments (its defaults are the shipped
+        architecture); ignored when ``init``, a model to continue from
+        (fine-tuning), is given. ``init`` is left untouched.
+    time_limit : float, optional
+        Seconds; training ends early (with the schedule cut short) when they
+        are spent.
+    checkpoint : path, optional
+        File for the full training state, saved every ``checkpoint_every``
+        steps and at the end; if it exists, training resumes from it.
+    on_checkpoint : callable(model, step), optional
+        Called every ``checkpoint_every`` steps but the last with the model
+        as it would be returned (the command exports its weights then, so a
+        run cut short leaves a usable model).
+    on_step : callable(step, loss), optional
+        Called after every step (progress, live plots).
+    cancel : callable() -> bool, optional
+        Checked after every step; True raises :class:`TrainingStopped`.
     """
     torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    if init is not None:
-        model = copy.deepcopy(init)
-    else:
-        model = CompactDeepLab(**(model_options or {}))
-    pool = _Pool(rng, pool_size, (256, 256), core_fraction, balance)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=lr, total_steps=steps
+    model = (
+        copy.deepcopy(init)
+        if init is not None
+        else CompactDeepLab(**(model_options or {}))
     )
-    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, _warmup_cosine(steps, 0.05 if init is not None else 0.2)
+    )
     average = (
         None
         if ema_decay is None
@@ -232,55 +349,83 @@ def train(
             model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True
         )
     )
+    first = 1
+    checkpoint = None if checkpoint is None else Path(checkpoint)
+    if checkpoint is not None and checkpoint.exists():
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        if average is not None and "average" in state:
+            average.load_state_dict(state["average"])
+        first = int(state["step"]) + 1
+        print(f"resumed from {checkpoint} at step {first - 1}", flush=True)
+    # crops after a restart come from a stream of their own
+    rng = np.random.default_rng([seed, first])
+    sampler = CropSampler(
+        images,
+        rng,
+        patch=patch,
+        scale_range=scale_range,
+        core_fraction=core_fraction,
+        balance=balance,
+        synthetic=synthetic,
+        regions=regions,
+    )
     result = model if average is None else average.module
+    model.train()
     start = time.perf_counter()
-    for step in range(1, steps + 1):
-        images, targets, weights = pool.batch(batch_size, patch)
-        losses = F.cross_entropy(model(images), targets, reduction="none")
-        loss = (losses * weights).sum() / weights.sum()
+    for step in range(first, steps + 1):
+        images_, targets, weights = sampler.batch(batch_size)
+        losses = F.cross_entropy(model(images_), targets, reduction="none")
+        loss = (losses * weights).sum() / weights.sum().clamp(min=1e-6)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         schedule.step()
         if average is not None:
             average.update_parameters(model)
-        pool.refresh(1)
+        if on_step is not None:
+            on_step(step, loss.item())
+        seconds = time.perf_counter() - start
         if step % log_every == 0 or step == steps:
-            minutes = (time.perf_counter() - start) / 60
             print(
-                f"step {step:5d}  loss {loss.item():.4f}  {minutes:.1f} min", flush=True
+                f"step {step:5d}  loss {loss.item():.4f}  {seconds / 60:.1f} min",
+                flush=True,
             )
-        if on_checkpoint is not None and step % checkpoint_every == 0 < steps - step:
-            on_checkpoint(result, step)
+        if cancel is not None and cancel():
+            raise TrainingStopped(f"training cancelled at step {step} of {steps}")
+        last = step == steps or (time_limit is not None and seconds >= time_limit)
+        due = step % checkpoint_every == 0
+        if checkpoint is not None and (due or last):
+            state = {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "schedule": schedule.state_dict(),
+                "step": step,
+            }
+            if average is not None:
+                state["average"] = average.state_dict()
+            _save_state(checkpoint, state)
+        if last:
+            break
+        if on_checkpoint is not None and due:
+            on_checkpoint(result.eval(), step)
+            model.train()
     return result.eval()
 
 
-def save(model: CompactDeepLab, path: str | Path, **meta: object) -> None:
-    """Write the state dict as safetensors, the architecture as metadata."""
-    from safetensors.torch import save_file
-
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    metadata = {
-        "config": json.dumps(model.config),
-        **{k: json.dumps(v) for k, v in meta.items()},
-    }
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(path), metadata=metadata)
-
-
-def evaluate(model: torch.nn.Module, seed: int, count: int = 16) -> dict[str, float]:
-    """F1 at IoU 0.5 over ``count`` synthetic 256x256 images drawn from ``seed``."""
+def evaluate(
+    model: torch.nn.Module, images: Sequence[AnnotatedImage], **segment_options
+) -> dict[str, float]:
+    """Pooled and per-image AP / mAP of ``model`` on annotated images."""
     from .infer import segment
-    from .instances import match_instances
-    from .synthetic import make_dataset
+    from .metrics import score_images
 
-    totals = {"tp": 0, "fp": 0, "fn": 0}
-    for image, labels in make_dataset(count, (256, 256), seed):
-        result = match_instances(labels, segment(image, model, device="cpu"))
-        for key in totals:
-            totals[key] += result[key]
-    tp, fp, fn = totals["tp"], totals["fp"], totals["fn"]
-    return {**totals, "f1": 2 * tp / max(1, 2 * tp + fp + fn)}
+    return score_images(
+        (item.labels, segment(item.image, model, device="cpu", **segment_options))
+        for item in images
+    ).summary()
 
 
 #: CompactDeepLab arguments the command exposes: (nargs, metavar, help).
@@ -296,13 +441,35 @@ _ARCHITECTURE_OPTIONS = {
 }
 
 
-def main(argv: list[str] | None = None) -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--data",
+        default=None,
+        metavar="DIR",
+        help="folder with images/ and labels/ (its training fold is used); "
+        "without it, generated images only",
+    )
+    parser.add_argument(
+        "--synthetic",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="share of crops drawn from generated images (default 0 with --data)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=6000)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--patch", type=int, default=192)
     parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument(
+        "--scale-range",
+        type=float,
+        nargs=2,
+        default=(0.7, 1.4),
+        metavar=("LOW", "HIGH"),
+        help="nuclei are rescaled to the trained diameter times a factor in this range",
+    )
     parser.add_argument(
         "--core-fraction",
         type=float,
@@ -338,10 +505,27 @@ def main(argv: list[str] | None = None) -> None:
             help=f"{text} (default: CompactDeepLab's)",
         )
     parser.add_argument(
-        "--checkpoint-every", type=int, default=250, help="save to --out every N steps"
+        "--time-limit",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop after this many seconds of training",
+    )
+    parser.add_argument(
+        "--checkpoint-every", type=int, default=250, help="save the state every N steps"
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the checkpoint beside --out (OUT.ckpt) if there is one",
     )
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--out", required=True, help="output .safetensors path")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = _parser()
     args = parser.parse_args(argv)
     architecture = {
         name: getattr(args, name)
@@ -353,46 +537,78 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(
             f"--init keeps the architecture of the model it loads; drop {flags}"
         )
+    from .weights import load_model, save_model, sha256_file, weights_file
+
     torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    checkpoint = out.with_name(out.name + ".ckpt")
+    if checkpoint.exists() and not args.resume:
+        parser.error(
+            f"{checkpoint} exists (a run cut off?): pass --resume to continue it, "
+            "or remove it to start over"
+        )
     start = time.perf_counter()
-    meta = {
+    meta: dict[str, Any] = {
         "seed": args.seed,
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "patch": args.patch,
+        "lr": args.lr,
+        "scale_range": list(args.scale_range),
+        "trained_diameter": TRAINED_DIAMETER,
         "core_fraction": args.core_fraction,
         "balance": args.balance,
         "ema": args.ema,
+        "synthetic": args.synthetic,
     }
+    images: list[AnnotatedImage] = []
+    if args.data is not None:
+        from .data import list_ids
+
+        ids = split_ids(list_ids(args.data))["train"]
+        images = read_folder(args.data, ids)
+        meta["data"] = {"folder": Path(args.data).name, "train_ids": len(ids)}
+        print(f"{len(images)} training images from {args.data}", flush=True)
     init = None
     if args.init is not None:
-        from .weights import load_model, sha256_file, weights_file
-
         init = load_model(args.init)
         meta["init"] = {
             "model": args.init,
             "sha256": sha256_file(weights_file(args.init)),
         }
 
-    def checkpoint(model: CompactDeepLab, step: int) -> None:
-        save(model, args.out, **meta, steps=step)
-        print(f"checkpoint: step {step} saved to {args.out}", flush=True)
+    def on_checkpoint(model: CompactDeepLab, step: int) -> None:
+        save_model(model, out, **meta, steps_done=step)
 
     model = train(
+        images,
         seed=args.seed,
         steps=args.steps,
         batch_size=args.batch_size,
         patch=args.patch,
         lr=args.lr,
+        scale_range=tuple(args.scale_range),
+        synthetic=args.synthetic,
         core_fraction=args.core_fraction,
         balance=args.balance,
         ema_decay=args.ema,
         init=init,
         model_options=architecture,
+        time_limit=args.time_limit,
+        checkpoint=checkpoint,
         checkpoint_every=args.checkpoint_every,
-        on_checkpoint=checkpoint,
+        on_checkpoint=on_checkpoint,
     )
     minutes = (time.perf_counter() - start) / 60
-    save(model, args.out, **meta, steps=args.steps, train_minutes=round(minutes, 1))
-    print(f"saved {args.out} after {minutes:.1f} min")
-    print("held-out synthetic F1@0.5:", evaluate(model, seed=args.seed + 1000))
+    save_model(
+        model, out, **meta, steps_done=args.steps, train_minutes=round(minutes, 1)
+    )
+    print(f"saved {out} after {minutes:.1f} min; checkpoint kept at {checkpoint}")
+    if images:
+        from .data import list_ids
+
+        tune = read_folder(args.data, split_ids(list_ids(args.data))["tune"])
+        print("tuning fold:", evaluate(model, tune))
 
 
 if __name__ == "__main__":

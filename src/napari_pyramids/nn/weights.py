@@ -26,6 +26,7 @@ __all__ = [
     "RegisteredModel",
     "WeightsError",
     "load_model",
+    "save_model",
     "sha256_file",
     "weights_file",
 ]
@@ -194,3 +195,30 @@ def load_model(
     _check_state(path, model, state)
     model.load_state_dict(state, strict=True)
     return model.eval()
+
+
+def save_model(model: CompactDeepLab, path: str | Path, **meta: object) -> Path:
+    """Write ``model`` as safetensors, with its architecture and ``meta`` as metadata.
+
+    :func:`load_model` reads the file back (the architecture from the
+    ``config`` entry). Each ``meta`` value is stored as JSON. The file is
+    written beside its final name and moved into place, so an interrupted
+    save never leaves half a file under ``path``.
+    """
+    import os
+
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    if path.suffix.lower() != ".safetensors":
+        raise ValueError(f"{path}: save models as .safetensors")
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    metadata = {
+        "config": json.dumps(model.config),
+        **{k: json.dumps(v) for k, v in meta.items()},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    save_file(state, str(partial), metadata=metadata)
+    os.replace(partial, path)
+    return path
