@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,9 +38,11 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from ..core._checks import check_finite
 from ..core._steps import drain
 from .aspp import ASPPPooling
-from .instances import instances_from_masks
+from .data import nucleus_diameter
+from .instances import instances_from_masks, smallest_uint
 from .model import CompactDeepLab
 from .normalize import normalize, percentile_range
+from .rescale import TRAINED_DIAMETER, Resampling
 from .synthetic import BACKGROUND, CLASS_NAMES, CORE
 from .weights import load_model
 
@@ -47,22 +50,30 @@ from .weights import load_model
 CORE_THRESHOLD = 0.4
 #: A pixel belongs to a nucleus (core or rim) where P(background) is below this.
 FOREGROUND_BELOW = 0.3
-# Both were chosen for the shipped weights on the held-out generated set of
-# seed 1000 and the real DSB 2018 image of benchmarks/bench_segment.py,
-# among 0.35-0.5 (core) and 0.25-0.4 (background); a core threshold of 0.35
-# finds a few more small, dim nuclei on generated images but splits real ones.
+#: Nuclei within this factor of the trained diameter are segmented unresampled.
+RESCALE_TOLERANCE = 1.2
+#: Instance extraction at the trained nucleus size (pixels): how far seeds grow
+#: over the rim, the smallest nucleus kept, the smallest core that seeds one.
+GROW, MIN_SIZE, MIN_SEED = 20, 6, 4
+#: Side (working pixels) of the window :func:`estimate_diameter` looks at.
+ESTIMATE_WINDOW = 384
+# The thresholds are chosen on the tuning fold of the training data
+# (data.split_ids), never on the validation fold: see weights/nuclei.md.
 
 __all__ = [
     "CORE_THRESHOLD",
     "FOREGROUND_BELOW",
+    "RESCALE_TOLERANCE",
     "Prediction",
     "SegmentationCancelled",
     "aspp_branch_responses",
     "available_devices",
+    "estimate_diameter",
     "predict_steps",
     "resolve_device",
     "segment",
     "segment_steps",
+    "working_scale",
 ]
 
 ModelLike = str | Path | CompactDeepLab
@@ -335,12 +346,22 @@ class Prediction:
         unless asked for.
     device : str
         The device the network actually ran on (``"cpu"``, ``"cuda:0"``...).
+    diameter : float
+        The nucleus diameter (image pixels) the image was segmented for.
+    estimated : bool
+        Whether ``diameter`` was estimated (:func:`estimate_diameter`).
+    resampling : Resampling
+        How the image was brought to the trained nucleus size: its
+        ``scale``, ``octaves`` (REDUCE steps) and working shape.
     """
 
     labels: np.ndarray
     probabilities: dict[str, np.ndarray]
     branches: dict[str, np.ndarray]
     device: str
+    diameter: float = TRAINED_DIAMETER
+    estimated: bool = False
+    resampling: Resampling | None = None
 
 
 def _branch_capture(net: CompactDeepLab) -> tuple[list, Callable[[], torch.Tensor]]:
@@ -366,16 +387,172 @@ def _branch_capture(net: CompactDeepLab) -> tuple[list, Callable[[], torch.Tenso
     return hooks, maps
 
 
+def _check_diameter(diameter: float, shape: tuple[int, int]) -> float:
+    try:
+        value = float(diameter)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"diameter must be a number of pixels or None, got {diameter!r}"
+        ) from None
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(
+            f"diameter must be a positive number of pixels (or None to estimate "
+            f"it), got {diameter}"
+        )
+    if value > max(shape):
+        raise ValueError(
+            f"diameter {value:g} px is larger than the image {tuple(shape)}; give "
+            "the typical nucleus diameter in pixels of this image"
+        )
+    return value
+
+
+def working_scale(diameter: float) -> float:
+    """The resampling factor for nuclei of ``diameter`` px (1 within tolerance).
+
+    Nuclei within :data:`RESCALE_TOLERANCE` of the trained diameter are inside
+    the range the network was trained on (scale augmentation), so the image
+    is used as it is.
+    """
+    scale = TRAINED_DIAMETER / diameter
+    return 1.0 if abs(math.log(scale)) <= math.log(RESCALE_TOLERANCE) else scale
+
+
+def _min_sizes(scale: float, min_size: int | None) -> dict[str, int]:
+    """Instance-extraction sizes on the grid the instances are made on.
+
+    At ``scale`` > 1 instances are made on the (finer) working grid; else on
+    the image grid, where the trained-size limits grow by ``1 / scale``.
+    ``min_size`` is in image pixels.
+    """
+    grid = max(scale, 1.0)  # grid pixels per image pixel, per axis
+    per_trained = grid / scale  # grid pixels per trained-size pixel
+    smallest = MIN_SIZE * per_trained**2 if min_size is None else min_size * grid**2
+    return {
+        "grow": math.ceil(GROW * per_trained),
+        "min_size": max(1, round(smallest)),
+        "min_seed": max(1, round(MIN_SEED * per_trained**2)),
+    }
+
+
+def _pick_window(image: np.ndarray, side: int) -> np.ndarray:
+    """The ``side``-square window of ``image`` with the most contrast (or all)."""
+    height, width = image.shape
+    if height <= side and width <= side:
+        return image
+    ch, cw = min(side, height), min(side, width)
+    step_y, step_x = max(1, ch // 2), max(1, cw // 2)
+    best, best_spread = (0, 0), -1.0
+    stride = max(1, side // 64)  # a coarse look is enough to rank windows
+    for y in range(0, height - ch + 1, step_y):
+        for x in range(0, width - cw + 1, step_x):
+            spread = float(image[y : y + ch : stride, x : x + cw : stride].std())
+            if spread > best_spread:
+                best, best_spread = (y, x), spread
+    y, x = best
+    return image[y : y + ch, x : x + cw]
+
+
+def _measure(
+    net: CompactDeepLab,
+    dev: torch.device,
+    window: np.ndarray,
+    scale: float,
+    value_range: tuple[float, float],
+    threshold: float,
+) -> tuple[float, int]:
+    """Median nucleus diameter (working px) and count of ``window`` at ``scale``."""
+    resampling = Resampling.for_scale(window.shape, scale)
+    work = resampling.to_work(window)
+    batch = torch.from_numpy(normalize(work, value_range))[None, None].to(dev)
+    with torch.inference_mode():
+        probs = torch.softmax(net(batch)[0], dim=0).float().cpu().numpy()
+    labels = instances_from_masks(
+        probs[CORE] > threshold,
+        probs[BACKGROUND] < FOREGROUND_BELOW,
+        grow=GROW,
+        min_size=MIN_SIZE,
+        min_seed=MIN_SEED,
+    )
+    return nucleus_diameter(labels), int(labels.max())
+
+
+def _estimate(
+    net: CompactDeepLab, dev: torch.device, image: np.ndarray, threshold: float
+) -> float:
+    """Typical nucleus diameter of ``image`` by a coarse-to-fine look.
+
+    The network looks at one window of ``ESTIMATE_WINDOW`` px (at each scale)
+    at octaves 4, 3, 2, 1 and 0 of the image and at 2x. Nuclei much larger
+    than the trained size come out in pieces at fine scales, and ones much
+    smaller are missed or merged at coarse ones, so the size is read at the
+    coarsest scale whose detections have a size the network was trained on,
+    then measured once more at the scale that size calls for.
+    """
+    value_range = percentile_range(image)
+    low, high = TRAINED_DIAMETER / 1.6, TRAINED_DIAMETER * 1.6
+    found: list[tuple[float, float, int]] = []
+    for scale in (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0, 2.0):
+        if min(image.shape) * scale < 32 and scale < 1:
+            continue  # the octave is too small to hold several nuclei
+        window = _pick_window(image, math.ceil(ESTIMATE_WINDOW / scale))
+        diameter, count = _measure(net, dev, window, scale, value_range, threshold)
+        if count:
+            found.append((scale, diameter, count))
+    if not found:
+        return TRAINED_DIAMETER
+    in_range = [f for f in found if low <= f[1] <= high and f[2] >= 3]
+    if in_range:
+        scale, diameter, _ = in_range[0]  # the coarsest
+    else:
+        scale, diameter, _ = min(
+            found, key=lambda f: abs(math.log(f[1] / TRAINED_DIAMETER))
+        )
+    estimate = diameter / scale
+    refine = TRAINED_DIAMETER / estimate
+    if abs(math.log(refine / scale)) > math.log(1.1):
+        window = _pick_window(image, math.ceil(ESTIMATE_WINDOW / refine))
+        diameter, count = _measure(net, dev, window, refine, value_range, threshold)
+        if count >= 3 and low <= diameter <= high:
+            estimate = diameter / refine
+    return float(min(max(estimate, 2.0), max(image.shape)))
+
+
+def estimate_diameter(
+    image: np.ndarray,
+    model: ModelLike = "nuclei",
+    *,
+    device: str | torch.device = "auto",
+    channel_axis: int | None = None,
+    threshold: float = CORE_THRESHOLD,
+) -> float:
+    """Estimate the typical nucleus diameter (pixels) of a 2-D image.
+
+    The network runs on one window of about ``ESTIMATE_WINDOW`` pixels at a
+    few octaves of the image's Gaussian pyramid (and at 2x for tiny nuclei),
+    so the cost does not grow with the image; the diameter is read at the
+    coarsest octave where the detected nuclei have a size the network was
+    trained on, and measured again at the scale it calls for. The diameter is
+    the median of ``2 sqrt(area / pi)`` over the detected nuclei, as
+    :func:`.data.nucleus_diameter` measures annotations.
+    """
+    net0 = _as_model(model)
+    image = _check_image(image, net0.in_channels, channel_axis)
+    dev = resolve_device(device)
+    return _estimate(_inference_copy(net0, dev), dev, image, threshold)
+
+
 def predict_steps(
     image: np.ndarray,
     model: ModelLike = "nuclei",
     *,
+    diameter: float | None = None,
     tile_size: int = 1024,
     overlap: int = 64,
     device: str | torch.device = "auto",
     channel_axis: int | None = None,
     threshold: float = CORE_THRESHOLD,
-    min_size: int = 6,
+    min_size: int | None = None,
     context_size: int = 1024,
     probabilities: bool = False,
     branches: bool = False,
@@ -391,25 +568,43 @@ def predict_steps(
     image = _check_image(image, net0.in_channels, channel_axis)
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"threshold must be between 0 and 1, got {threshold}")
+    if min_size is not None and min_size < 1:
+        raise ValueError(f"min_size must be at least 1 pixel, got {min_size}")
+    shape = image.shape[-2:]
+    if diameter is not None:
+        diameter = _check_diameter(diameter, shape)
     dev = resolve_device(device)
     net = _inference_copy(net0, dev)
-    shape = image.shape[-2:]
-    outs = {"masks": np.zeros((2, *shape), bool)}
+    estimated = diameter is None
+    if estimated:
+        diameter = _estimate(net, dev, image, threshold)
+    resampling = Resampling.for_scale(shape, working_scale(diameter))
+    work = image if resampling.identity else resampling.to_work(image)
+    work_shape = work.shape[-2:]
+    # On the image grid the network's thresholded masks are all that is
+    # kept; on another grid the core and background probabilities go back
+    # to the image grid (or the labels are made on the finer working grid).
+    outs = {}
+    if resampling.identity:
+        outs["masks"] = np.zeros((2, *shape), bool)
+    else:
+        outs["pair"] = np.zeros((2, *work_shape), np.float32)
     if probabilities:
-        outs["probabilities"] = np.zeros((len(CLASS_NAMES), *shape), np.float32)
+        outs["probabilities"] = np.zeros((len(CLASS_NAMES), *work_shape), np.float32)
     hooks, branch_maps = _branch_capture(net) if branches else ([], None)
     if branches:
-        outs["branches"] = np.zeros((len(net.aspp.branch_names), *shape), np.float32)
+        outs["branches"] = np.zeros(
+            (len(net.aspp.branch_names), *work_shape), np.float32
+        )
 
     def tile_fn(batch: torch.Tensor) -> dict[str, np.ndarray]:
         probs = torch.softmax(net(batch)[0], dim=0)
-        maps = {
-            "masks": torch.stack(
-                [probs[CORE] > threshold, probs[BACKGROUND] < FOREGROUND_BELOW]
-            )
-            .cpu()
-            .numpy()
-        }
+        maps = {}
+        if "masks" in outs:
+            masks = [probs[CORE] > threshold, probs[BACKGROUND] < FOREGROUND_BELOW]
+            maps["masks"] = torch.stack(masks).cpu().numpy()
+        else:
+            maps["pair"] = probs[[CORE, BACKGROUND]].float().cpu().numpy()
         if probabilities:
             maps["probabilities"] = probs.float().cpu().numpy()
         if branch_maps is not None:
@@ -427,7 +622,7 @@ def predict_steps(
 
     try:
         yield from _run_tiled(
-            image,
+            work,
             net,
             dev,
             tile_fn,
@@ -439,45 +634,58 @@ def predict_steps(
     finally:
         for hook in hooks:
             hook.remove()
-    interior, foreground = outs.pop("masks")
-    labels = instances_from_masks(interior, foreground, min_size=min_size)
+    sizes = _min_sizes(resampling.scale if not resampling.identity else 1.0, min_size)
+    if resampling.identity:
+        interior, foreground = outs.pop("masks")
+        labels = instances_from_masks(interior, foreground, **sizes)
+    elif resampling.scale > 1:  # small nuclei: instances on the finer grid
+        core, background = outs.pop("pair")
+        work_labels = instances_from_masks(
+            core > threshold, background < FOREGROUND_BELOW, **sizes
+        )
+        labels = _consecutive(resampling.labels_to_image(work_labels))
+    else:  # large nuclei: probabilities back to the image grid, smoothly
+        core, background = outs.pop("pair")
+        interior = resampling.map_to_image(core) > threshold
+        del core
+        foreground = resampling.map_to_image(background) < FOREGROUND_BELOW
+        del background
+        labels = instances_from_masks(interior, foreground, **sizes)
+
+    def to_image(maps: np.ndarray) -> list[np.ndarray]:
+        return [resampling.map_to_image(m) for m in maps]
+
     return Prediction(
         labels=labels,
-        probabilities=dict(zip(CLASS_NAMES, outs.get("probabilities", ()))),
-        branches=dict(zip(net.aspp.branch_names, outs.get("branches", ()))),
+        probabilities=dict(zip(CLASS_NAMES, to_image(outs.get("probabilities", ())))),
+        branches=dict(zip(net.aspp.branch_names, to_image(outs.get("branches", ())))),
         device=str(dev),
+        diameter=float(diameter),
+        estimated=estimated,
+        resampling=resampling,
     )
 
 
+def _consecutive(labels: np.ndarray) -> np.ndarray:
+    """Labels renumbered 1..n (sampling can drop a few tiny nuclei)."""
+    present = np.unique(labels)
+    present = present[present > 0]
+    lookup = np.zeros(int(labels.max(initial=0)) + 1, np.int64)
+    lookup[present] = np.arange(1, len(present) + 1)
+    return smallest_uint(lookup[labels], len(present))
+
+
 def segment_steps(
-    image: np.ndarray,
-    model: ModelLike = "nuclei",
-    *,
-    tile_size: int = 1024,
-    overlap: int = 64,
-    device: str | torch.device = "auto",
-    channel_axis: int | None = None,
-    threshold: float = CORE_THRESHOLD,
-    min_size: int = 6,
-    context_size: int = 1024,
+    image: np.ndarray, model: ModelLike = "nuclei", **options: Any
 ) -> Steps:
     """Generator form of :func:`segment`: yields ``(done, total)``, returns labels.
 
     Use ``labels = yield from segment_steps(...)`` inside a napari generator
     worker; stopping the iteration (``worker.quit()``) stops between tiles and
-    returns nothing. Parameters are those of :func:`segment`.
+    returns nothing. Keyword options are those of :func:`segment` (but
+    ``progress`` and ``cancel``).
     """
-    prediction = yield from predict_steps(
-        image,
-        model,
-        tile_size=tile_size,
-        overlap=overlap,
-        device=device,
-        channel_axis=channel_axis,
-        threshold=threshold,
-        min_size=min_size,
-        context_size=context_size,
-    )
+    prediction = yield from predict_steps(image, model, **options)
     return prediction.labels
 
 
@@ -485,12 +693,13 @@ def segment(
     image: np.ndarray,
     model: ModelLike = "nuclei",
     *,
+    diameter: float | None = None,
     tile_size: int = 1024,
     overlap: int = 64,
     device: str | torch.device = "auto",
     channel_axis: int | None = None,
     threshold: float = CORE_THRESHOLD,
-    min_size: int = 6,
+    min_size: int | None = None,
     context_size: int = 1024,
     progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
@@ -504,20 +713,29 @@ def segment(
         percentiles). Never modified.
     model : str, path or CompactDeepLab
         A registered name, a weights file, or a loaded model (:func:`load_model`).
+    diameter : float, optional
+        Typical nucleus diameter in pixels. The network runs at the octave of
+        the image's pyramid (REDUCE steps, then a fractional resample) or the
+        upsampling at which nuclei have the trained diameter
+        (``train.TRAINED_DIAMETER``, 20 px; images within
+        ``RESCALE_TOLERANCE`` of it are used as they are), and its
+        probabilities come back to the image grid bilinearly. None estimates
+        it (:func:`estimate_diameter`).
     tile_size, overlap : int
-        Tiles of at most ``tile_size`` pixels square sharing ``overlap`` pixels
-        with each neighbour; memory is bounded by the tile, not the image.
+        Tiles of at most ``tile_size`` pixels square (on the working grid)
+        sharing ``overlap`` pixels with each neighbour; memory is bounded by
+        the tile, not the image.
     device : str or torch.device
         ``"auto"`` (CUDA, MPS, CPU), or e.g. ``"cpu"``, ``"cuda:1"``.
     channel_axis : int, optional
         Axis of a channel axis of length 1 (or of ``in_channels``).
     threshold : float
         Core probability above which a pixel seeds a nucleus, in (0, 1)
-        (default ``CORE_THRESHOLD``, 0.4). Nucleus pixels (core or rim) are
-        those whose background probability is below ``FOREGROUND_BELOW``
-        (0.3: tight, so the glow around bright nuclei stays background).
-    min_size : int
-        Smallest nucleus kept, in pixels.
+        (default ``CORE_THRESHOLD``). Nucleus pixels (core or rim) are
+        those whose background probability is below ``FOREGROUND_BELOW``.
+    min_size : int, optional
+        Smallest nucleus kept, in image pixels; default: 6 px at the trained
+        nucleus size, scaled with the diameter.
     context_size : int
         Long side of the (block-averaged) image the image-pooling branch sees.
     progress : callable(done, total), optional
@@ -535,6 +753,7 @@ def segment(
     steps = segment_steps(
         image,
         model,
+        diameter=diameter,
         tile_size=tile_size,
         overlap=overlap,
         device=device,
@@ -564,6 +783,7 @@ def aspp_branch_responses(
     image: np.ndarray,
     model: ModelLike = "nuclei",
     *,
+    diameter: float | None = None,
     tile_size: int = 1024,
     overlap: int = 64,
     device: str | torch.device = "auto",
@@ -578,7 +798,8 @@ def aspp_branch_responses(
     rate, the image-pooling branch) is captured with a forward hook, averaged
     over its channels (post-ReLU activation, so "how much this branch
     responds here") and upsampled bilinearly (``align_corners=False``, pixel
-    centres aligned) from the output stride to the image grid.
+    centres aligned) from the output stride to the working grid, and from
+    there to the image grid (``diameter`` as in :func:`segment`).
 
     Returns
     -------
@@ -589,6 +810,7 @@ def aspp_branch_responses(
     steps = predict_steps(
         image,
         model,
+        diameter=diameter,
         tile_size=tile_size,
         overlap=overlap,
         device=device,
