@@ -142,3 +142,23 @@ def test_device_and_tile_size_are_remembered(viewer, plugin_settings_dir):
     assert "tile_size: 512" in saved and "device: cpu" in saved
     second = SegmentWidget(viewer)
     assert second.tile_size.value == 512 and second.device.value == "cpu"
+
+
+def test_nucleus_diameter_in_the_layer_unit(viewer, qtbot, nuclei):
+    """A diameter in µm is converted with the layer's pixel spacing; status says it."""
+    viewer.add_image(nuclei, name="cells", scale=(0.5, 0.5), units=("um", "um"))
+    widget = SegmentWidget(viewer)
+    assert widget.estimate.value and not widget.diameter.enabled
+    assert list(widget.unit.choices) == ["px", "micrometer"]
+    widget.estimate.value = False
+    assert widget.diameter.enabled and widget.unit.enabled
+    widget.unit.value = "micrometer"
+    widget.diameter.value = 30.0  # 60 px: three times the trained size
+    assert widget.settings().diameter == 60.0
+    (labels,) = run_widget(qtbot, widget, timeout=60_000)
+    assert labels.data.shape == nuclei.shape
+    assert "nucleus diameter 60.0 px (given), network at octave 1" in widget.status
+    widget.estimate.value = True
+    assert widget.settings().diameter is None
+    run_widget(qtbot, widget, timeout=60_000)
+    assert "px (estimated)" in widget.status

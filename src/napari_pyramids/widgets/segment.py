@@ -47,7 +47,8 @@ class SegmentSettings:
     device: str = "auto"
     tile_size: int = 1024
     threshold: float = 0.4  # nn.infer.CORE_THRESHOLD (importing it loads torch)
-    min_size: int = 6
+    diameter: float | None = None  # nucleus diameter in pixels; None: estimate
+    min_size: int | None = None  # pixels; None: scaled with the diameter
     channel: int | None = None  # RGB images: the channel with the nuclear stain
     probabilities: bool = False
     branches: bool = False
@@ -108,6 +109,11 @@ def make_segment_job(source: Source, settings: SegmentSettings) -> Job:
     image = plane(source, settings.channel)
     if not 0.0 < settings.threshold < 1.0:
         raise ValueError(f"threshold must be between 0 and 1, got {settings.threshold}")
+    if settings.diameter is not None and not settings.diameter > 0:
+        raise ValueError(
+            f"nucleus diameter must be positive, got {settings.diameter}; tick "
+            "'estimate' to let the model find it"
+        )
     model = cached_model(settings.model)
     device = str(resolve_device(settings.device))
     label = model_label(settings.model)
@@ -118,7 +124,7 @@ def make_segment_job(source: Source, settings: SegmentSettings) -> Job:
         seconds = result["seconds"]
         return (
             f"{result['count']} nuclei in {seconds:.1f} s on {result['device']} "
-            f"({megapixels / seconds:.2f} MP/s)."
+            f"({megapixels / seconds:.2f} MP/s); {result['scale']}."
         )
 
     return Job(
@@ -136,6 +142,7 @@ def segment_job(source, image, model, label, device, settings, result):
     steps = predict_steps(
         image,
         model,
+        diameter=settings.diameter,
         tile_size=settings.tile_size,
         device=device,
         threshold=settings.threshold,
@@ -150,6 +157,7 @@ def segment_job(source, image, model, label, device, settings, result):
         count=int(prediction.labels.max()),
         device=prediction.device,
         seconds=time.perf_counter() - start,
+        scale=describe_scale(prediction),
     )
     return [
         *map_layers(source, label, prediction),
@@ -160,6 +168,42 @@ def segment_job(source, image, model, label, device, settings, result):
             metadata={"napari_pyramids": {"source": source.name, "model": label}},
         ),
     ]
+
+
+def describe_scale(prediction) -> str:
+    """Which nucleus diameter was used and where the network ran, in words."""
+    how = "estimated" if prediction.estimated else "given"
+    resampling = prediction.resampling
+    if resampling is None or resampling.identity:
+        where = "network on the image as it is"
+    elif resampling.scale > 1:
+        where = f"network on the image upsampled {resampling.scale:.2f}x"
+    else:
+        rest = resampling.scale * 2**resampling.octaves
+        where = f"network at octave {resampling.octaves}"
+        if abs(rest - 1) > 1e-6:
+            where += f" resampled by {rest:.2f}"
+    return f"nucleus diameter {prediction.diameter:.1f} px ({how}), {where}"
+
+
+def physical_unit(source: Source) -> str | None:
+    """The unit of the image's y/x scale, or None for plain pixels."""
+    units = source.axes_meta.get("units")
+    if not units or units[-1] in ("pixel", "px", ""):
+        return None
+    return units[-1]
+
+
+def diameter_in_pixels(value: float, unit: str, source: Source) -> float:
+    """A diameter given in ``unit`` ("px" or the layer's unit), in pixels.
+
+    A physical diameter is divided by the pixel spacing (the mean of the y
+    and x scale: napari pixels are usually square).
+    """
+    if unit == "px":
+        return float(value)
+    spacing = float(np.mean(source.scale[-2:]))
+    return float(value) / spacing
 
 
 def map_layers(source: Source, label: str, prediction) -> list:
@@ -204,9 +248,11 @@ class SegmentWidget(JobWidget):
     """Plugins > napari-pyramids > Segment nuclei (ASPP).
 
     Pick a fluorescence image layer (for RGB, the channel with the nuclear
-    stain), a model (the shipped "nuclei" or a checkpoint file) and a device.
-    The image is segmented tile by tile off the GUI thread, with a progress bar
-    per tile; Cancel stops between tiles and adds nothing. Results are a Labels
+    stain), a model (the shipped "nuclei" or a checkpoint file) and a device,
+    and give the nucleus diameter (in pixels, or in the layer's unit when it
+    has a physical scale) or let the model estimate it. The image is
+    segmented tile by tile off the GUI thread, with a progress bar per tile;
+    Cancel stops between tiles and adds nothing. Results are a Labels
     layer "<image> <model> labels" on the image's grid and, when asked, the
     interior and boundary probabilities and one layer per ASPP branch (each
     atrous rate and the image pooling), all aligned with the image.
@@ -252,8 +298,29 @@ class SegmentWidget(JobWidget):
             tooltip="core probability above which a pixel seeds a nucleus: "
             "higher splits touching nuclei more, lower finds more faint ones",
         )
+        self.estimate = CheckBox(
+            text="estimate nucleus diameter",
+            value=True,
+            tooltip="let the model find the typical nucleus size (a quick look "
+            "at a few octaves of the image); untick to give it",
+        )
+        self.diameter = FloatSpinBox(
+            label="nucleus diameter",
+            min=0.5,
+            max=100_000.0,
+            step=1.0,
+            value=20.0,
+            tooltip="typical nucleus diameter: the image is resampled (through "
+            "its pyramid) so nuclei have the size the model was trained on",
+        )
+        self.unit = ComboBox(label="unit", choices=["px"], value="px")
         self.min_size = SpinBox(
-            label="smallest nucleus (px)", min=0, max=100_000, value=6
+            label="smallest nucleus (px)",
+            min=0,
+            max=100_000,
+            value=0,
+            tooltip="nuclei with fewer pixels are dropped; 0: 6 px at the "
+            "trained size, scaled with the nucleus diameter",
         )
         self.probabilities = CheckBox(text="add probabilities", value=False)
         self.branches = CheckBox(text="show ASPP branches", value=False)
@@ -266,6 +333,9 @@ class SegmentWidget(JobWidget):
                 self.device,
                 self.tile_size,
                 self.threshold,
+                self.estimate,
+                self.diameter,
+                self.unit,
                 self.min_size,
                 self.probabilities,
                 self.branches,
@@ -277,13 +347,24 @@ class SegmentWidget(JobWidget):
         remember("segment", self.tile_size, "tile_size")
         self.image.changed.connect(self._sync)
         self.model.changed.connect(self._sync)
+        self.estimate.changed.connect(self._sync)
         self._sync()
 
     def _sync(self, *_):
-        """Show the channel choice for RGB layers and the file for checkpoints."""
+        """Show the controls that apply: RGB channel, checkpoint file, diameter."""
         layer = self.image.value
         self.channel.visible = bool(layer is not None and layer.rgb)
         self.checkpoint.visible = self.model.value == CHECKPOINT
+        self.diameter.enabled = self.unit.enabled = not self.estimate.value
+        try:
+            unit = physical_unit(source_from_layer(layer))
+        except (TypeError, ValueError):  # no layer yet, or an empty one
+            unit = None
+        choices = ["px"] if unit is None else ["px", unit]
+        if list(self.unit.choices) != choices:
+            keep = self.unit.value if self.unit.value in choices else "px"
+            self.unit.choices = choices
+            self.unit.value = keep
 
     def settings(self) -> SegmentSettings:
         if self.model.value == CHECKPOINT:
@@ -294,12 +375,17 @@ class SegmentWidget(JobWidget):
         else:
             model = self.model.value
         channel = self.channel.value
+        diameter = None
+        if not self.estimate.value:
+            source = source_from_layer(self.image.value)
+            diameter = diameter_in_pixels(self.diameter.value, self.unit.value, source)
         return SegmentSettings(
             model=model,
             device=self.device.value,
             tile_size=self.tile_size.value,
             threshold=self.threshold.value,
-            min_size=self.min_size.value,
+            diameter=diameter,
+            min_size=self.min_size.value or None,
             channel=None if channel == _NO_CHANNEL else channel,
             probabilities=self.probabilities.value,
             branches=self.branches.value,
