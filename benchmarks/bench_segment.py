@@ -1,24 +1,31 @@
-"""Benchmark napari_pyramids.nn.segment against a classical Otsu + watershed baseline.
+"""Score and time napari_pyramids.nn.segment against Otsu + watershed, in one run.
 
 Run from the repository root::
 
-    PYTHONPATH=src python benchmarks/bench_segment.py [--threads 2] [--skip-8k]
+    PYTHONPATH=src python benchmarks/bench_segment.py \\
+        [--data ../shared/data/dsb2018-train] [--threads 2] [--skip-8k] [--skip-speed]
 
-Prints one table: megapixels per second of ``segment`` (model "nuclei", CPU)
-and of the baseline at 1024x1024 and 4096x4096; the peak resident memory of
-``segment`` on an 8192x8192 uint16 image, measured in a fresh subprocess
-(``getrusage(RUSAGE_CHILDREN).ru_maxrss`` in the parent: the child's whole
-peak, input image and interpreter included); and F1 at IoU 0.5 of both methods
-on the three held-out synthetic sets (seeds 1000, 2024, 4242), with where
-the model's errors there come from (:func:`held_out_scores`). The load
-average is printed with the numbers: on a shared machine they move with it.
+Quality, as the field reports it (:mod:`napari_pyramids.nn.metrics`): AP at
+IoU 0.5 and 0.75, mAP over IoU 0.50-0.95 and F1@0.5, pooled over all nuclei
+and as the mean over images, of the model (``diameter=None``: estimated) and
+of the classical baseline, on
 
-Real data: both methods are scored against the hand-made annotation of a real
-fluorescence nuclei image, the 512x512 DSB 2018 image (and mask) that ships
-inside the ``stardist`` wheel (BSD-3-Clause). The wheel is fetched once from
-PyPI with ``pip download stardist==0.9.2 --no-deps`` into
-``~/.cache/napari-pyramids`` (only the two TIFFs are read; stardist is not
-installed); without PyPI access this part is skipped.
+- the validation fold of ``--data`` (:func:`napari_pyramids.nn.data.split_ids`:
+  never trained or tuned on), with the share of images where the model's
+  mAP is strictly better than the baseline's, and where its misses come from;
+- the same images upscaled 2x and 4x (image bicubic, labels nearest) and, for
+  those with a median nucleus diameter >= 16 px, reduced 2x (REDUCE, labels
+  every second sample): segmentation must not depend on the nucleus size;
+- the 512x512 DSB 2018 image ``img2d.tif`` of the ``stardist`` wheel
+  (BSD-3-Clause, not in the shared split), fetched once from PyPI with ``pip
+  download stardist==0.9.2 --no-deps`` into ``~/.cache/napari-pyramids``;
+  skipped without PyPI access.
+
+Speed: megapixels per second of ``segment`` with the diameter given as the
+trained size (no resampling) and estimated, and of the baseline, at 1024^2
+and 4096^2; the peak resident memory of ``segment`` on an 8192^2 uint16
+image in a fresh subprocess (``ru_maxrss`` of the child: input image and
+interpreter included). The load average is printed with the numbers.
 """
 
 from __future__ import annotations
@@ -30,12 +37,16 @@ import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import cv2
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.feature import peak_local_max
 from skimage.filters import threshold_otsu
 from skimage.segmentation import watershed
+
+DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared/data/dsb2018-train"
 
 
 def otsu_watershed(image: np.ndarray, min_distance: int = 4) -> np.ndarray:
@@ -71,7 +82,7 @@ def load() -> str:
     return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
 
 
-def memory_child(size: int, threads: int) -> None:
+def memory_child(size: int, threads: int, model: str) -> None:
     """Segment one ``size``-squared image; print seconds and nuclei as JSON."""
     import torch
 
@@ -79,15 +90,15 @@ def memory_child(size: int, threads: int) -> None:
     from napari_pyramids.nn import segment
 
     image = big_image(size)
-    labels, seconds = timed(segment, image, device="cpu")
+    labels, seconds = timed(segment, image, model, device="cpu")
     print(json.dumps({"seconds": seconds, "nuclei": int(labels.max())}))
 
 
-def peak_memory(size: int, threads: int) -> dict:
+def peak_memory(size: int, threads: int, model: str) -> dict:
     """Run :func:`memory_child` in a subprocess; add its peak RSS in MB."""
     out = subprocess.run(
         [sys.executable, __file__, "--memory-child", str(size)]
-        + ["--threads", str(threads)],
+        + ["--threads", str(threads), "--model", model],
         capture_output=True,
         text=True,
         check=True,
@@ -97,28 +108,54 @@ def peak_memory(size: int, threads: int) -> dict:
     return result
 
 
-def _add(total: list[int], result: dict) -> None:
-    """Pool a :func:`match_instances` result: F1 = total[0] / total[1]."""
-    total[0] += 2 * result["tp"]
-    total[1] += 2 * result["tp"] + result["fp"] + result["fn"]
+def speed(model, name: str, threads: int, skip_8k: bool) -> None:
+    from napari_pyramids.nn import segment
+    from napari_pyramids.nn.rescale import TRAINED_DIAMETER
+
+    header = ("image", "given MP/s", "estimated MP/s", "otsu+ws MP/s", "ratio")
+    print(" | ".join(f"{h:>14}" for h in header) + " |  nuclei (model / otsu)")
+    for size in (1024, 4096):
+        image = big_image(size)
+        segment(image[:256, :256], model, device="cpu")  # warm-up
+        _, t_given = timed(
+            segment, image, model, diameter=TRAINED_DIAMETER, device="cpu"
+        )
+        labels, t_auto = timed(segment, image, model, device="cpu")
+        base, t_base = timed(otsu_watershed, image)
+        mp = size * size / 1e6
+        print(
+            f"{f'{size}x{size}':>14} | {mp / t_given:14.2f} | {mp / t_auto:14.2f} | "
+            f"{mp / t_base:14.2f} | {t_base / t_auto:13.2f}x |  "
+            f"{labels.max()} / {base.max()}"
+        )
+    print("(ratio: otsu+ws seconds / segment seconds, diameter estimated);", load())
+    if not skip_8k:
+        mem = peak_memory(8192, threads, name)
+        print(
+            f"8192x8192 uint16 (128 MB input), diameter estimated: peak RSS "
+            f"{mem['peak_mb']:.0f} MB, {mem['seconds']:.1f} s = "
+            f"{67.1 / mem['seconds']:.2f} MP/s, {mem['nuclei']} nuclei; {load()}"
+        )
 
 
-def missed_kinds(true: np.ndarray, pred: np.ndarray) -> dict[str, int]:
-    """Why the true nuclei without a match (IoU <= 0.5) were missed.
+def error_kinds(true: np.ndarray, pred: np.ndarray) -> dict[str, int]:
+    """Why true nuclei went unmatched at IoU 0.5, and predictions that hit nothing.
 
     ``merged``: the prediction covering most of the nucleus also covers most
     of another one; ``not found``: predictions cover under half of it;
-    ``misshapen``: the rest (one prediction, too large or too small).
+    ``misshapen``: the rest. ``on background``: predictions that touch no
+    true nucleus.
     """
-    from napari_pyramids.nn.instances import instance_overlaps
+    from napari_pyramids.nn.metrics import instance_overlaps
 
     inter, iou, area_t, _ = instance_overlaps(true, pred)
-    kinds = {"merged": 0, "not found": 0, "misshapen": 0}
+    kinds = {"merged": 0, "not found": 0, "misshapen": 0, "on background": 0}
     if not inter.shape[1]:
         kinds["not found"] = len(area_t)
         return kinds
+    kinds["on background"] = int((inter.sum(axis=0) == 0).sum())
     most = inter > area_t[:, None] / 2  # prediction j covers most of nucleus i
-    for i in np.flatnonzero(~(iou > 0.5).any(axis=1)):
+    for i in np.flatnonzero(~(iou >= 0.5).any(axis=1)):
         j = int(inter[i].argmax())
         if inter[i].sum() < area_t[i] / 2:
             kinds["not found"] += 1
@@ -129,69 +166,91 @@ def missed_kinds(true: np.ndarray, pred: np.ndarray) -> dict[str, int]:
     return kinds
 
 
-def held_out_scores(model) -> tuple[dict[int, dict[str, float]], dict[str, float]]:
-    """One pass over the held-out sets: F1@0.5 per set, and error sources.
-
-    Per set: pooled F1 of model and baseline, baseline seconds per image.
-    Over all sets: the model's F1, the missed nuclei by :func:`missed_kinds`,
-    and two halves of the pipeline scored against the truth: the predicted
-    foreground grown from the true cores (perfect seeds), and the predicted
-    cores grown over the true foreground (perfect extent). The half whose
-    fix gains more is the one to improve.
-    """
-    from napari_pyramids.core._steps import drain
-    from napari_pyramids.nn.infer import CORE_THRESHOLD, FOREGROUND_BELOW, predict_steps
-    from napari_pyramids.nn.instances import instances_from_masks, match_instances
-    from napari_pyramids.nn.synthetic import (
-        CORE,
-        HELD_OUT_SETS,
-        classes_from_labels,
-        make_dataset,
+def row(name: str, scores) -> str:
+    s = scores.summary()
+    return (
+        f"  {name:<34} AP50 {s['ap50']:.3f}  AP75 {s['ap75']:.3f}  "
+        f"mAP {s['map']:.3f}  F1@0.5 {s['f1_50']:.3f} | per image: AP50 "
+        f"{s['ap50_image']:.3f}  mAP {s['map_image']:.3f}"
     )
 
-    per_set = {}
-    pooled = {"model": [0, 0], "true seeds": [0, 0], "true foreground": [0, 0]}
-    kinds = {"merged": 0, "not found": 0, "misshapen": 0}
-    for seed, count in HELD_OUT_SETS.items():
-        sums = {"model": [0, 0], "otsu": [0, 0]}
-        otsu_seconds = 0.0
-        for image, labels in make_dataset(count, (256, 256), seed=seed):
-            found = drain(predict_steps(image, model, device="cpu", probabilities=True))
-            base, seconds = timed(otsu_watershed, image)
-            otsu_seconds += seconds
-            result = match_instances(labels, found.labels)
-            _add(sums["model"], result)
-            _add(pooled["model"], result)
-            _add(sums["otsu"], match_instances(labels, base))
-            probs, classes = found.probabilities, classes_from_labels(labels)
-            core = probs["core"] > CORE_THRESHOLD
-            foreground = probs["background"] < FOREGROUND_BELOW
-            for name, pred in (
-                ("true seeds", instances_from_masks(classes == CORE, foreground)),
-                ("true foreground", instances_from_masks(core, classes > 0)),
-            ):
-                _add(pooled[name], match_instances(labels, pred))
-            for kind, n in missed_kinds(labels, found.labels).items():
-                kinds[kind] += n
-        per_set[seed] = {name: hits / total for name, (hits, total) in sums.items()}
-        per_set[seed]["otsu_seconds"] = otsu_seconds / count
-        per_set[seed]["images"] = count
-    sources = {name: hits / total for name, (hits, total) in pooled.items()}
-    return per_set, {**sources, **kinds}
+
+def validation(model, data: Path) -> None:
+    from napari_pyramids.core.pyramid import reduce
+    from napari_pyramids.nn import segment
+    from napari_pyramids.nn.data import list_ids, read_folder, split_ids
+    from napari_pyramids.nn.metrics import score_images
+
+    ids = split_ids(list_ids(data))["validation"]
+    pairs = read_folder(data, ids)
+    nuclei = sum(len(np.unique(p.labels)) - 1 for p in pairs)
+    print(f"\nvalidation fold of {data.name}: {len(pairs)} images, {nuclei} nuclei")
+    found, seconds = [], 0.0
+    for p in pairs:
+        labels, t = timed(segment, p.image, model, device="cpu")
+        found.append(labels)
+        seconds += t
+    base = [otsu_watershed(p.image) for p in pairs]
+    model_scores = score_images((p.labels, f) for p, f in zip(pairs, found))
+    base_scores = score_images((p.labels, b) for p, b in zip(pairs, base))
+    given = score_images(
+        (p.labels, segment(p.image, model, diameter=p.diameter, device="cpu"))
+        for p in pairs
+    )
+    print(row("model, diameter estimated", model_scores))
+    print(row("model, annotated diameter", given))
+    print(row("otsu + watershed", base_scores))
+    better = model_scores.image_mean_ap() > base_scores.image_mean_ap()
+    print(
+        f"  model mAP strictly better than otsu+ws on {better.sum()} of "
+        f"{len(better)} images ({better.mean():.0%}); {seconds:.1f} s in all"
+    )
+    kinds = {}
+    for p, f in zip(pairs, found):
+        for kind, n in error_kinds(p.labels, f).items():
+            kinds[kind] = kinds.get(kind, 0) + n
+    kinds_base = {}
+    for p, b in zip(pairs, base):
+        for kind, n in error_kinds(p.labels, b).items():
+            kinds_base[kind] = kinds_base.get(kind, 0) + n
+    print(f"  misses at IoU 0.5, model: {kinds}")
+    print(f"  misses at IoU 0.5, otsu+ws: {kinds_base}")
+
+    print("  scale (diameter estimated; scored against resampled labels):")
+    print(row("original", model_scores))
+    for factor in (2, 4):
+        scaled = []
+        for p in pairs:
+            h, w = p.image.shape
+            image = cv2.resize(
+                p.image, (w * factor, h * factor), interpolation=cv2.INTER_CUBIC
+            )
+            labels = cv2.resize(
+                p.labels, (w * factor, h * factor), interpolation=cv2.INTER_NEAREST
+            )
+            scaled.append((labels, segment(image, model, device="cpu")))
+        print(row(f"upscaled {factor}x", score_images(scaled)))
+    large = [p for p in pairs if p.diameter >= 16]
+    if large:
+        original = score_images(
+            (p.labels, f) for p, f in zip(pairs, found) if p.diameter >= 16
+        )
+        reduced = score_images(
+            (p.labels[::2, ::2], segment(reduce(p.image), model, device="cpu"))
+            for p in large
+        )
+        print(row(f"{len(large)} images >= 16 px, original", original))
+        print(row("  the same reduced 2x", reduced))
 
 
 STARDIST_WHEEL = "stardist==0.9.2"
 
 
 def real_annotated() -> tuple[np.ndarray, np.ndarray] | None:
-    """A real fluorescence image of nuclei and its instance annotation, or None.
-
-    The DSB 2018 sample inside the stardist wheel, fetched once from PyPI.
-    """
+    """The DSB 2018 sample image of the stardist wheel and its mask, or None."""
     import glob
     import io
     import zipfile
-    from pathlib import Path
 
     import tifffile
 
@@ -213,74 +272,51 @@ def real_annotated() -> tuple[np.ndarray, np.ndarray] | None:
     return image, mask
 
 
+def stardist_image(model) -> None:
+    from napari_pyramids.nn import segment
+    from napari_pyramids.nn.metrics import score_images
+
+    real = real_annotated()
+    if real is None:
+        print("\nstardist img2d.tif unavailable (no PyPI access); skipped")
+        return
+    image, truth = real
+    print(f"\nstardist img2d.tif {image.shape}, {len(np.unique(truth)) - 1} nuclei:")
+    for name, fn in (
+        ("model, diameter estimated", segment),
+        ("otsu + watershed", otsu_watershed),
+    ):
+        pred, seconds = timed(fn, image, *((model,) if fn is segment else ()))
+        print(row(name, score_images([(truth, pred)])) + f"  ({seconds:.2f} s)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--model", default="nuclei", help="model name or weights file")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-8k", action="store_true")
+    parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
-        memory_child(args.memory_child, args.threads)
+        memory_child(args.memory_child, args.threads, args.model)
         return
 
     import torch
 
     torch.set_num_threads(args.threads)
-    from napari_pyramids.nn import load_model, segment
+    from napari_pyramids.nn import load_model
 
-    model = load_model("nuclei")
+    model = load_model(args.model)
     print(f"torch {torch.__version__}, {args.threads} CPU threads; {load()}")
-    header = ("image", "segment MP/s", "segment s", "otsu+ws MP/s", "otsu+ws s")
-    print(" | ".join(f"{h:>12}" for h in header) + " |  nuclei (model / otsu)")
-    for size in (1024, 4096):
-        image = big_image(size)
-        segment(image[:256, :256], model, device="cpu")  # warm-up
-        labels, t_model = timed(segment, image, model, device="cpu")
-        base, t_base = timed(otsu_watershed, image)
-        mp = size * size / 1e6
-        cells = (f"{size}x{size}", mp / t_model, t_model, mp / t_base, t_base)
-        print(
-            f"{cells[0]:>12} | {cells[1]:12.2f} | {cells[2]:12.2f} | "
-            f"{cells[3]:12.2f} | {cells[4]:12.2f} |  {labels.max()} / {base.max()}"
-        )
-    print(load())
-    if not args.skip_8k:
-        mem = peak_memory(8192, args.threads)
-        print(
-            f"8192x8192 uint16 (128 MB input): peak RSS {mem['peak_mb']:.0f} MB, "
-            f"{mem['seconds']:.1f} s = {67.1 / mem['seconds']:.2f} MP/s, "
-            f"{mem['nuclei']} nuclei; {load()}"
-        )
-    per_set, sources = held_out_scores(model)
-    for seed, score in per_set.items():
-        print(
-            f"held-out synthetic F1@0.5 ({score['images']} x 256^2, seed {seed}): "
-            f"model {score['model']:.3f}, otsu+ws {score['otsu']:.3f} "
-            f"({score['otsu_seconds'] * 1e3:.0f} ms/image)"
-        )
-    print(
-        "held-out sets pooled: F1 {model:.3f}; with the true cores as seeds "
-        "{true seeds:.3f}, with the true foreground {true foreground:.3f}; "
-        "missed nuclei: {merged} merged with a neighbour, {not found} not found, "
-        "{misshapen} misshapen".format(**sources)
-    )
-    real = real_annotated()
-    if real is None:
-        print("real annotated image unavailable (no PyPI access); skipped")
-        return
-    from napari_pyramids.nn.instances import match_instances
-
-    image, truth = real
-    count = len(np.unique(truth)) - 1
-    for name, fn in (("model", segment), ("otsu+ws", otsu_watershed)):
-        pred, seconds = timed(fn, image)
-        r = match_instances(truth, pred)
-        print(
-            f"real DSB 2018 image {image.shape} ({count} annotated nuclei): "
-            f"{name} F1@0.5 {r['f1']:.3f} (precision {r['precision']:.2f}, "
-            f"recall {r['recall']:.2f}, matched IoU {r['mean_matched_iou']:.2f}), "
-            f"{seconds:.2f} s"
-        )
+    if not args.skip_speed:
+        speed(model, args.model, args.threads, args.skip_8k)
+    if (args.data / "images").is_dir():
+        validation(model, args.data)
+    else:
+        print(f"\n{args.data}: no annotated data; validation skipped")
+    stardist_image(model)
 
 
 if __name__ == "__main__":
