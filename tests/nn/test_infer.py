@@ -203,3 +203,33 @@ def test_diameter_estimate_follows_the_nucleus_size(model, scene):
     assert estimate_diameter(big, model, device="cpu") == pytest.approx(
         4 * found, rel=0.25
     )
+
+
+def test_values_beyond_float32_segment_like_the_original(model, scene):
+    """float64 images scaled by 1e40 or 1e-300 give the same nuclei."""
+    image = scene[0][:160, :192]
+    labels = segment(image, model, device="cpu")
+    for factor in (1e40, 1e-300):
+        scaled = image.astype(np.float64) * factor
+        assert f1(labels, segment(scaled, model, device="cpu")) > 0.99
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"device": "no-such-device"}, "unknown device"),
+        ({"context_size": 0}, "context_size must be at least 32"),
+        ({"min_size": 0}, "min_size must be at least 1"),
+    ],
+)
+def test_bad_options_are_clear_value_errors(model, options, match):
+    with pytest.raises(ValueError, match=match):
+        segment(np.zeros((64, 64)), model, **options)
+
+
+@pytest.mark.skipif(
+    __import__("torch").cuda.is_available(), reason="this machine has CUDA"
+)
+def test_cuda_without_cuda_is_a_clear_error(model):
+    with pytest.raises(ValueError, match="not available on this machine"):
+        segment(np.zeros((64, 64)), model, device="cuda")

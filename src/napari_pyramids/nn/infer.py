@@ -86,10 +86,23 @@ class SegmentationCancelled(RuntimeError):
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` picks CUDA, then Apple MPS, then the CPU; others go to torch."""
-    if str(device) != "auto":
-        return torch.device(device)
+    """``"auto"`` picks CUDA, then Apple MPS, then the CPU; others go to torch.
+
+    A device torch cannot use here (``"cuda"`` on a machine without CUDA) is a
+    ValueError that lists the ones it can.
+    """
     found = available_devices()
+    if str(device) != "auto":
+        try:
+            chosen = torch.device(device)
+        except (RuntimeError, TypeError) as exc:
+            raise ValueError(f"unknown device {device!r}; use one of {found}") from exc
+        if chosen.type not in found:
+            raise ValueError(
+                f"device {device!r} is not available on this machine; use one of "
+                f"{found}"
+            )
+        return chosen
     return torch.device(next((d for d in ("cuda", "mps") if d in found), "cpu"))
 
 
@@ -249,6 +262,11 @@ def _run_tiled(
         raise ValueError(
             "need tile_size >= 32 and 0 <= overlap <= tile_size / 2, "
             f"got {tile_size}, {overlap}"
+        )
+    if context_size < 32:
+        raise ValueError(
+            f"context_size must be at least 32 pixels (the image-pooling view), "
+            f"got {context_size}"
         )
     value_range = percentile_range(image)
     memory_format = (

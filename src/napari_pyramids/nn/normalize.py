@@ -36,7 +36,15 @@ def normalize(
     """
     lo, hi = percentile_range(image) if value_range is None else value_range
     scale = 1.0 / (hi - lo) if hi > lo else 0.0
+    if image.dtype == np.float64 or not _fits_float32(lo, hi):
+        # values beyond float32's range (1e40, say) are scaled before the cast
+        return ((image - lo) * scale).astype(np.float32)
     out = image.astype(np.float32)  # always a copy: the caller's array stays as it is
     out -= np.float32(lo)
     out *= np.float32(scale)
     return out
+
+
+def _fits_float32(*values: float) -> bool:
+    limit = float(np.finfo(np.float32).max) / 4
+    return all(abs(v) < limit for v in values)

@@ -92,10 +92,15 @@ class Resampling:
         return out[0], out[1]
 
     def to_work(self, image: np.ndarray) -> np.ndarray:
-        """``image`` (H, W) resampled to the working grid, as float32 (a copy)."""
-        work = np.asarray(image, dtype=np.float32)
+        """``image`` (H, W) resampled to the working grid (a copy).
+
+        float32, or float64 for float64 input, whose values may lie beyond
+        float32's range.
+        """
+        image = np.asarray(image)
+        work = image.astype(np.float64 if image.dtype == np.float64 else np.float32)
         if self.identity:
-            return work.copy()
+            return work  # astype made the copy
         for _ in range(self.octaves):
             work = reduce(work)
         if work.shape != self.work_shape:
