@@ -23,6 +23,19 @@ def test_import_loads_neither_torch_nor_qt_nor_napari():
     assert out.stdout.strip() == ""
 
 
+def test_numpy_only_nn_modules_load_no_torch():
+    code = (
+        "import sys, napari_pyramids.nn.synthetic, napari_pyramids.nn.data,"
+        " napari_pyramids.nn.metrics, napari_pyramids.nn.defaults,"
+        " napari_pyramids.nn.rescale;"
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "False"
+
+
 def test_manifest_is_valid_and_every_command_resolves():
     manifest = npe2.PluginManifest.from_file(ROOT / "napari.yaml")
     assert manifest.name == "napari-pyramids"
@@ -54,6 +67,8 @@ def test_public_api_names():
         "add_pyramid",
         "segment",
         "load_model",
+        "save_model",
+        "estimate_diameter",
     ]:
         assert callable(getattr(npp, name)), name
     assert npp.nn.ASPP.__name__ == "ASPP"

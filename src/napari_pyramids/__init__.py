@@ -18,8 +18,10 @@ The public API (a contract: tests, docs and users depend on these names)::
     npp.add_pyramid(viewer, layer, kind="gaussian", output="octaves", ...)
     npp.write_ome_zarr(image_or_pyramid, path, *, levels=None, overwrite=False, ...)
     npp.read_ome_zarr(path)    # lazy levels + axes, scale, translate
-    npp.segment(image, model="nuclei", ...)   # nuclei instance labels (torch)
+    npp.segment(image, model="nuclei", *, diameter=None, ...)  # nuclei labels (torch)
+    npp.estimate_diameter(image)              # typical nucleus diameter, pixels
     npp.load_model(name_or_path)              # a registered model or weights file
+    npp.save_model(model, path, **metadata)   # safetensors, read by load_model
     npp.nn.ASPP, npp.nn.SpatialPyramidPooling, npp.nn.PyramidPoolingModule
     # gaussian_pyramid / laplacian_pyramid given a dask or zarr array return dask arrays
 
@@ -56,7 +58,9 @@ _LAZY = {
     "write_ome_zarr": "napari_pyramids.lazy.ome_zarr",
     "read_ome_zarr": "napari_pyramids.lazy.ome_zarr",
     "segment": "napari_pyramids.nn.infer",
+    "estimate_diameter": "napari_pyramids.nn.infer",
     "load_model": "napari_pyramids.nn.weights",
+    "save_model": "napari_pyramids.nn.weights",
 }
 # subpackages imported on first access (torch): npp.nn.ASPP, ...
 _LAZY_MODULES = {"nn": "napari_pyramids.nn"}

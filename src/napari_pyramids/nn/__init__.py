@@ -1,40 +1,48 @@
 """Torch part of napari-pyramids: ASPP, SPP, PPM and a pretrained nuclei segmenter.
 
-No napari or Qt imports here; everything runs from scripts and tests.
+No napari or Qt imports here; everything runs from scripts and tests. Names
+load on first use (PEP 562), so the numpy-only modules (``nn.data``,
+``nn.metrics``, ``nn.synthetic``, ``nn.defaults``) import without torch.
 
 >>> from napari_pyramids.nn import segment, load_model
 >>> labels = segment(image)                      # doctest: +SKIP
 >>> model = load_model("nuclei")                 # doctest: +SKIP
 """
 
-from .aspp import ASPP, ASPPConv, ASPPPooling, DeepLabHead
-from .infer import (
-    Prediction,
-    SegmentationCancelled,
-    aspp_branch_responses,
-    predict_steps,
-    segment,
-    segment_steps,
-)
-from .model import CompactDeepLab
-from .pooling import PyramidPoolingModule, SpatialPyramidPooling
-from .weights import REGISTRY, WeightsError, load_model
+from importlib import import_module
 
-__all__ = [
-    "ASPP",
-    "ASPPConv",
-    "ASPPPooling",
-    "CompactDeepLab",
-    "DeepLabHead",
-    "Prediction",
-    "PyramidPoolingModule",
-    "REGISTRY",
-    "SegmentationCancelled",
-    "SpatialPyramidPooling",
-    "WeightsError",
-    "aspp_branch_responses",
-    "load_model",
-    "predict_steps",
-    "segment",
-    "segment_steps",
-]
+# name -> submodule that defines it
+_NAMES = {
+    "ASPP": "aspp",
+    "ASPPConv": "aspp",
+    "ASPPPooling": "aspp",
+    "DeepLabHead": "aspp",
+    "CompactDeepLab": "model",
+    "PyramidPoolingModule": "pooling",
+    "SpatialPyramidPooling": "pooling",
+    "Prediction": "infer",
+    "SegmentationCancelled": "infer",
+    "aspp_branch_responses": "infer",
+    "estimate_diameter": "infer",
+    "predict_steps": "infer",
+    "segment": "infer",
+    "segment_steps": "infer",
+    "REGISTRY": "weights",
+    "WeightsError": "weights",
+    "load_model": "weights",
+    "save_model": "weights",
+}
+
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name: str):
+    if name in _NAMES:
+        value = getattr(import_module(f"{__name__}.{_NAMES[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

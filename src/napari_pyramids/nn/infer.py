@@ -39,26 +39,24 @@ from ..core._checks import check_finite
 from ..core._steps import drain
 from .aspp import ASPPPooling
 from .data import nucleus_diameter
+from .defaults import (
+    CONTEXT_SIZE,
+    CORE_THRESHOLD,
+    ESTIMATE_WINDOW,
+    FOREGROUND_BELOW,
+    GROW,
+    MIN_SEED,
+    MIN_SIZE,
+    OVERLAP,
+    RESCALE_TOLERANCE,
+    TILE_SIZE,
+)
 from .instances import instances_from_masks, smallest_uint
 from .model import CompactDeepLab
 from .normalize import normalize, percentile_range
 from .rescale import TRAINED_DIAMETER, Resampling
 from .synthetic import BACKGROUND, CLASS_NAMES, CORE
 from .weights import load_model
-
-#: Default core probability above which a pixel seeds a nucleus.
-CORE_THRESHOLD = 0.4
-#: A pixel belongs to a nucleus (core or rim) where P(background) is below this.
-FOREGROUND_BELOW = 0.3
-#: Nuclei within this factor of the trained diameter are segmented unresampled.
-RESCALE_TOLERANCE = 1.2
-#: Instance extraction at the trained nucleus size (pixels): how far seeds grow
-#: over the rim, the smallest nucleus kept, the smallest core that seeds one.
-GROW, MIN_SIZE, MIN_SEED = 20, 6, 4
-#: Side (working pixels) of the window :func:`estimate_diameter` looks at.
-ESTIMATE_WINDOW = 384
-# The thresholds are chosen on the tuning fold of the training data
-# (data.split_ids), never on the validation fold: see weights/nuclei.md.
 
 __all__ = [
     "CORE_THRESHOLD",
@@ -565,13 +563,13 @@ def predict_steps(
     model: ModelLike = "nuclei",
     *,
     diameter: float | None = None,
-    tile_size: int = 1024,
-    overlap: int = 64,
+    tile_size: int = TILE_SIZE,
+    overlap: int = OVERLAP,
     device: str | torch.device = "auto",
     channel_axis: int | None = None,
     threshold: float = CORE_THRESHOLD,
     min_size: int | None = None,
-    context_size: int = 1024,
+    context_size: int = CONTEXT_SIZE,
     probabilities: bool = False,
     branches: bool = False,
 ) -> Generator[tuple[int, int], None, Prediction]:
@@ -712,13 +710,13 @@ def segment(
     model: ModelLike = "nuclei",
     *,
     diameter: float | None = None,
-    tile_size: int = 1024,
-    overlap: int = 64,
+    tile_size: int = TILE_SIZE,
+    overlap: int = OVERLAP,
     device: str | torch.device = "auto",
     channel_axis: int | None = None,
     threshold: float = CORE_THRESHOLD,
     min_size: int | None = None,
-    context_size: int = 1024,
+    context_size: int = CONTEXT_SIZE,
     progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> np.ndarray:
@@ -802,11 +800,11 @@ def aspp_branch_responses(
     model: ModelLike = "nuclei",
     *,
     diameter: float | None = None,
-    tile_size: int = 1024,
-    overlap: int = 64,
+    tile_size: int = TILE_SIZE,
+    overlap: int = OVERLAP,
     device: str | torch.device = "auto",
     channel_axis: int | None = None,
-    context_size: int = 1024,
+    context_size: int = CONTEXT_SIZE,
     progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> dict[str, np.ndarray]:

@@ -25,6 +25,8 @@ from magicgui.widgets import (
 
 from napari_pyramids.core._steps import map_steps
 from napari_pyramids.layers import Source, labels_layer, map_layer, source_from_layer
+from napari_pyramids.nn.defaults import CORE_THRESHOLD, TILE_SIZE
+from napari_pyramids.nn.rescale import TRAINED_DIAMETER
 from napari_pyramids.widgets._base import Job, JobWidget, Step
 from napari_pyramids.widgets._settings import remember
 
@@ -45,8 +47,8 @@ class SegmentSettings:
 
     model: str = "nuclei"  # a registered name or a weights file
     device: str = "auto"
-    tile_size: int = 1024
-    threshold: float = 0.4  # nn.infer.CORE_THRESHOLD (importing it loads torch)
+    tile_size: int = TILE_SIZE
+    threshold: float = CORE_THRESHOLD
     diameter: float | None = None  # nucleus diameter in pixels; None: estimate
     min_size: int | None = None  # pixels; None: scaled with the diameter
     channel: int | None = None  # RGB images: the channel with the nuclear stain
@@ -287,7 +289,7 @@ class SegmentWidget(JobWidget):
             value="auto",
         )
         self.tile_size = SpinBox(
-            label="tile size", min=128, max=8192, step=64, value=1024
+            label="tile size", min=128, max=8192, step=64, value=TILE_SIZE
         )
         self.threshold = FloatSpinBox(
             label="core threshold",
@@ -309,7 +311,7 @@ class SegmentWidget(JobWidget):
             min=0.5,
             max=100_000.0,
             step=1.0,
-            value=20.0,
+            value=TRAINED_DIAMETER,
             tooltip="typical nucleus diameter: the image is resampled (through "
             "its pyramid) so nuclei have the size the model was trained on",
         )

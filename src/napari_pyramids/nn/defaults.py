@@ -1,0 +1,23 @@
+"""The segmentation defaults, in one place that imports neither torch nor Qt.
+
+The API (:func:`.infer.segment`), the Segment widget and the command line
+read them from here. The thresholds are chosen on the tuning fold of the
+training data (:func:`.data.split_ids`; ``benchmarks/tune_segment.py``),
+never on the validation fold; ``weights/nuclei.md`` records the choice.
+"""
+
+#: Core probability above which a pixel seeds a nucleus.
+CORE_THRESHOLD = 0.4
+#: A pixel belongs to a nucleus (core or rim) where P(background) is below this.
+FOREGROUND_BELOW = 0.3
+#: Nuclei within this factor of the trained diameter are segmented unresampled.
+RESCALE_TOLERANCE = 1.2
+#: Instance extraction at the trained nucleus size (pixels): how far seeds grow
+#: over the rim, the smallest nucleus kept, the smallest core that seeds one.
+GROW, MIN_SIZE, MIN_SEED = 20, 6, 4
+#: Side (working pixels) of the window the diameter estimate looks at.
+ESTIMATE_WINDOW = 384
+#: Tiles of at most this many pixels square, sharing ``OVERLAP`` with each
+#: neighbour; the image-pooling branch sees the image block-averaged to at
+#: most ``CONTEXT_SIZE`` on its long side.
+TILE_SIZE, OVERLAP, CONTEXT_SIZE = 1024, 64, 1024
