@@ -452,10 +452,27 @@ def gaussian_pyramid(
 
 
 def _cast_like(level: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    if np.issubdtype(dtype, np.integer):
-        info = np.iinfo(dtype)
-        return np.clip(np.rint(level), info.min, info.max).astype(dtype)
-    return level.astype(dtype, copy=False)
+    """``level`` in ``dtype``: integers are rounded, then clipped to the dtype's range.
+
+    The one cast back to an integer dtype (pyramids, blends, lazy levels, the
+    OME-Zarr writer). The clip must run where the bounds are exact: in float32,
+    ``iinfo(uint32).max`` rounds up to 2**32, and even in float64 the 64-bit
+    maxima round up to 2**63 / 2**64; a value clipped there wraps to the other
+    end of the range when cast.
+    """
+    if not np.issubdtype(dtype, np.integer):
+        return level.astype(dtype, copy=False)
+    info = np.iinfo(dtype)
+    rounded = np.rint(level)
+    if info.bits > 16:  # float32 holds the bounds of 8- and 16-bit integers only
+        rounded = rounded.astype(np.float64, copy=False)
+    top = float(info.max)
+    if int(top) == info.max:
+        return np.clip(rounded, info.min, info.max).astype(dtype)
+    # 64-bit: clip just below the rounded-up bound, then set the top exactly
+    out = np.clip(rounded, info.min, np.nextafter(top, 0)).astype(dtype)
+    out[rounded >= top] = info.max
+    return out
 
 
 @_shared_parameters
