@@ -233,3 +233,25 @@ def test_bad_options_are_clear_value_errors(model, options, match):
 def test_cuda_without_cuda_is_a_clear_error(model):
     with pytest.raises(ValueError, match="not available on this machine"):
         segment(np.zeros((64, 64)), model, device="cuda")
+
+
+def test_small_nuclei_are_segmented_upsampled_tile_by_tile(model, scene):
+    """Nuclei half the trained size: upsampled per tile, labels on the image grid."""
+    from napari_pyramids.core.pyramid import reduce
+    from napari_pyramids.nn.data import nucleus_diameter
+
+    image, truth = scene
+    small, small_truth = reduce(image), truth[::2, ::2]
+    diameter = nucleus_diameter(small_truth)
+    prediction = drain(
+        predict_steps(small, model, diameter=diameter, device="cpu", probabilities=True)
+    )
+    assert prediction.resampling.scale > 1.5
+    assert prediction.labels.shape == small.shape
+    assert prediction.probabilities["core"].shape == small.shape
+    np.testing.assert_allclose(sum(prediction.probabilities.values()), 1, atol=1e-5)
+    tiled = segment(
+        small, model, diameter=diameter, device="cpu", tile_size=128, overlap=32
+    )
+    assert f1(prediction.labels, tiled) > 0.97
+    assert f1(small_truth, prediction.labels) > 0.6

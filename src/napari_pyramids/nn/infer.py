@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -51,7 +52,7 @@ from .defaults import (
     RESCALE_TOLERANCE,
     TILE_SIZE,
 )
-from .instances import instances_from_masks, smallest_uint
+from .instances import instances_from_masks
 from .model import CompactDeepLab
 from .normalize import normalize, percentile_range
 from .rescale import TRAINED_DIAMETER, Resampling
@@ -214,23 +215,67 @@ def _kept(starts: list[int], size: int, length: int) -> list[tuple[int, int]]:
     return list(zip(cuts, cuts[1:]))
 
 
+@dataclass(frozen=True)
+class _Grid:
+    """The grid the network runs on: its shape, tiles and a whole-image view.
+
+    ``read(rows, cols)`` returns a tile; ``coarse(size)`` the whole grid
+    block-averaged to at most ``size`` pixels on its long side (what the
+    image-pooling branch sees); ``value_range`` normalises both.
+    """
+
+    shape: tuple[int, int]
+    read: Callable[[tuple[int, int], tuple[int, int]], np.ndarray]
+    coarse: Callable[[int], np.ndarray]
+    value_range: tuple[float, float]
+
+
+def _array_grid(array: np.ndarray) -> _Grid:
+    """A grid that is an array in memory (the image, or a coarser octave)."""
+
+    def coarse(size: int) -> np.ndarray:
+        height, width = array.shape[-2:]
+        factor = max(1, math.ceil(max(height, width) / size))
+        fy, fx = min(factor, height), min(factor, width)
+        hc, wc = height // fy, width // fx
+        blocks = array[..., : hc * fy, : wc * fx].reshape(
+            *array.shape[:-2], hc, fy, wc, fx
+        )
+        return blocks.mean(axis=(-3, -1), dtype=np.float32)
+
+    return _Grid(
+        shape=array.shape[-2:],
+        read=lambda rows, cols: array[..., rows[0] : rows[1], cols[0] : cols[1]],
+        coarse=coarse,
+        value_range=percentile_range(array),
+    )
+
+
+def _upsampled_grid(image: np.ndarray, resampling: Resampling) -> _Grid:
+    """The working grid of an upsampling, made tile by tile from the image."""
+
+    def coarse(size: int) -> np.ndarray:
+        height, width = resampling.work_shape
+        factor = max(1, math.ceil(max(height, width) / size))
+        shape = (max(1, height // factor), max(1, width // factor))
+        return cv2.resize(
+            image.astype(np.float32), shape[::-1], interpolation=cv2.INTER_AREA
+        )
+
+    return _Grid(
+        shape=resampling.work_shape,
+        read=lambda rows, cols: resampling.work_tile(image, rows, cols),
+        coarse=coarse,
+        value_range=percentile_range(image),
+    )
+
+
 @contextmanager
-def _pinned_image_pooling(
-    net: CompactDeepLab,
-    tensor: Callable[[np.ndarray], torch.Tensor],
-    image: np.ndarray,
-    context_size: int,
-) -> Iterator[None]:
+def _pinned_image_pooling(net: CompactDeepLab, batch: torch.Tensor) -> Iterator[None]:
     """Compute the image-pooling vectors once from the whole image and pin them."""
     pools = [m for m in net.modules() if isinstance(m, ASPPPooling)]
-    height, width = image.shape[-2:]
-    factor = max(1, math.ceil(max(height, width) / context_size))
-    fy, fx = min(factor, height), min(factor, width)
-    hc, wc = height // fy, width // fx
-    blocks = image[..., : hc * fy, : wc * fx].reshape(*image.shape[:-2], hc, fy, wc, fx)
-    coarse = blocks.mean(axis=(-3, -1), dtype=np.float32)
     with torch.inference_mode():
-        *_, features = net.backbone(net.pad_to_stride(tensor(coarse)))
+        *_, features = net.backbone(net.pad_to_stride(batch))
         for pool in pools:
             pool.fixed = pool.pool(features)
     try:
@@ -240,21 +285,25 @@ def _pinned_image_pooling(
             pool.fixed = None
 
 
+Tile = tuple[int, int, tuple[int, int], tuple[int, int]]
+
+
 def _run_tiled(
-    image: np.ndarray,
+    grid: _Grid,
     net: CompactDeepLab,
     device: torch.device,
     tile_fn: Callable[[torch.Tensor], dict[str, np.ndarray]],
-    outs: dict[str, np.ndarray],
+    write: Callable[[Tile, dict[str, np.ndarray]], None],
     *,
     tile_size: int,
     overlap: int,
     context_size: int,
 ) -> Generator[tuple[int, int], None, None]:
-    """Run ``tile_fn`` on normalised tiles; write the kept parts into ``outs``.
+    """Run ``tile_fn`` on normalised tiles of ``grid``; hand each result to ``write``.
 
-    ``tile_fn`` returns, per key of ``outs``, maps of shape (..., h, w) for the
-    tile; their kept parts go into the same key of ``outs``.
+    ``write((y0, x0, (ky0, ky1), (kx0, kx1)), maps)`` gets the tile's origin
+    and the grid rows and columns it keeps (up to the middle of each
+    overlap), in tile order.
     """
     if tile_size < 32 or not 0 <= overlap <= tile_size // 2:
         raise ValueError(
@@ -266,18 +315,17 @@ def _run_tiled(
             f"context_size must be at least 32 pixels (the image-pooling view), "
             f"got {context_size}"
         )
-    value_range = percentile_range(image)
     memory_format = (
         torch.channels_last if device.type == "cpu" else torch.contiguous_format
     )
 
     def tensor(array: np.ndarray) -> torch.Tensor:
-        batch = torch.from_numpy(normalize(array, value_range)).reshape(
+        batch = torch.from_numpy(normalize(array, grid.value_range)).reshape(
             1, -1, *array.shape[-2:]
         )
         return batch.to(device=device, memory_format=memory_format)
 
-    height, width = image.shape[-2:]
+    height, width = grid.shape
     ys, tile_h = _tile_starts(height, tile_size, overlap)
     xs, tile_w = _tile_starts(width, tile_size, overlap)
     tiles = [
@@ -288,15 +336,9 @@ def _run_tiled(
 
     def run(tile) -> dict[str, np.ndarray]:
         y0, x0 = tile[:2]
+        array = grid.read((y0, y0 + tile_h), (x0, x0 + tile_w))
         with torch.inference_mode():  # thread-local: entered in the worker
-            return tile_fn(tensor(image[..., y0 : y0 + tile_h, x0 : x0 + tile_w]))
-
-    def write(tile, maps: dict[str, np.ndarray]) -> None:
-        y0, x0, (ky0, ky1), (kx0, kx1) = tile
-        for key, out in outs.items():
-            out[..., ky0:ky1, kx0:kx1] = maps[key][
-                ..., ky0 - y0 : ky1 - y0, kx0 - x0 : kx1 - x0
-            ]
+            return tile_fn(tensor(array))
 
     total = len(tiles)
     # one tile seeing the whole image pools exactly what pinning would compute
@@ -305,7 +347,7 @@ def _run_tiled(
     with (
         nullcontext()
         if whole
-        else _pinned_image_pooling(net, tensor, image, context_size),
+        else _pinned_image_pooling(net, tensor(grid.coarse(context_size))),
         _tile_workers(device, total) as workers,
         ThreadPoolExecutor(max_workers=workers) as pool,
     ):
@@ -322,6 +364,19 @@ def _run_tiled(
         finally:  # closed early (cancel): drop the tiles not started yet
             for _, future in in_flight:
                 future.cancel()
+
+
+def _write_into(outs: dict[str, np.ndarray]) -> Callable[[Tile, dict], None]:
+    """A ``write`` for :func:`_run_tiled` that copies kept parts into ``outs``."""
+
+    def write(tile: Tile, maps: dict[str, np.ndarray]) -> None:
+        y0, x0, (ky0, ky1), (kx0, kx1) = tile
+        for key, out in outs.items():
+            out[..., ky0:ky1, kx0:kx1] = maps[key][
+                ..., ky0 - y0 : ky1 - y0, kx0 - x0 : kx1 - x0
+            ]
+
+    return write
 
 
 @contextmanager
@@ -435,15 +490,14 @@ def working_scale(diameter: float) -> float:
 
 
 def _min_sizes(scale: float, min_size: int | None) -> dict[str, int]:
-    """Instance-extraction sizes on the grid the instances are made on.
+    """Instance-extraction sizes on the image grid for a working ``scale``.
 
-    At ``scale`` > 1 instances are made on the (finer) working grid; else on
-    the image grid, where the trained-size limits grow by ``1 / scale``.
-    ``min_size`` is in image pixels.
+    The limits hold at the trained nucleus size; an image pixel is ``scale``
+    trained-size pixels across. ``min_size`` (image pixels) overrides the
+    scaled default.
     """
-    grid = max(scale, 1.0)  # grid pixels per image pixel, per axis
-    per_trained = grid / scale  # grid pixels per trained-size pixel
-    smallest = MIN_SIZE * per_trained**2 if min_size is None else min_size * grid**2
+    per_trained = 1.0 / scale  # image pixels per trained-size pixel
+    smallest = MIN_SIZE * per_trained**2 if min_size is None else min_size
     return {
         "grow": math.ceil(GROW * per_trained),
         "min_size": max(1, round(smallest)),
@@ -595,28 +649,35 @@ def predict_steps(
     if estimated:
         diameter = _estimate(net, dev, image, threshold)
     resampling = Resampling.for_scale(shape, working_scale(diameter))
-    work = image if resampling.identity else resampling.to_work(image)
-    work_shape = work.shape[-2:]
-    # On the image grid the network's thresholded masks are all that is
-    # kept; on another grid the core and background probabilities go back
-    # to the image grid (or the labels are made on the finer working grid).
-    outs = {}
+    # The network's output comes back to the image grid as it is made (image
+    # grid and upsampling: bool masks per tile, memory by the image) or, for
+    # a coarser octave, as working-grid probabilities mapped back at the end.
+    upsampled = resampling.scale > 1 and not resampling.identity
+    on_image = resampling.identity or upsampled
     if resampling.identity:
+        grid = _array_grid(image)
+    elif upsampled:
+        grid = _upsampled_grid(image, resampling)
+    else:
+        grid = _array_grid(resampling.to_work(image))
+    out_shape = shape if on_image else grid.shape
+    outs = {}
+    if on_image:
         outs["masks"] = np.zeros((2, *shape), bool)
     else:
-        outs["pair"] = np.zeros((2, *work_shape), np.float32)
+        outs["pair"] = np.zeros((2, *grid.shape), np.float32)
     if probabilities:
-        outs["probabilities"] = np.zeros((len(CLASS_NAMES), *work_shape), np.float32)
+        outs["probabilities"] = np.zeros((len(CLASS_NAMES), *out_shape), np.float32)
     hooks, branch_maps = _branch_capture(net) if branches else ([], None)
     if branches:
         outs["branches"] = np.zeros(
-            (len(net.aspp.branch_names), *work_shape), np.float32
+            (len(net.aspp.branch_names), *out_shape), np.float32
         )
 
     def tile_fn(batch: torch.Tensor) -> dict[str, np.ndarray]:
         probs = torch.softmax(net(batch)[0], dim=0)
         maps = {}
-        if "masks" in outs:
+        if resampling.identity:
             masks = [probs[CORE] > threshold, probs[BACKGROUND] < FOREGROUND_BELOW]
             maps["masks"] = torch.stack(masks).cpu().numpy()
         else:
@@ -636,13 +697,34 @@ def predict_steps(
             maps["branches"] = maps["branches"].float().cpu().numpy()
         return maps
 
+    def write_upsampled(tile: Tile, maps: dict[str, np.ndarray]) -> None:
+        """Bring a working tile's kept part to its rows and columns of the image."""
+        y0, x0, (ky0, ky1), (kx0, kx1) = tile
+        rows = resampling.image_span(0, ky0, ky1)
+        cols = resampling.image_span(1, kx0, kx1)
+        if rows[0] == rows[1] or cols[0] == cols[1]:
+            return
+        area = (..., slice(*rows), slice(*cols))
+
+        def back(stack: np.ndarray) -> np.ndarray:
+            return np.stack(
+                [resampling.tile_to_image(m, (y0, x0), rows, cols) for m in stack]
+            )
+
+        core, background = back(maps["pair"])
+        outs["masks"][0][area[1:]] = core > threshold
+        outs["masks"][1][area[1:]] = background < FOREGROUND_BELOW
+        for key in ("probabilities", "branches"):
+            if key in outs:
+                outs[key][area] = back(maps[key])
+
     try:
         yield from _run_tiled(
-            work,
+            grid,
             net,
             dev,
             tile_fn,
-            outs,
+            write_upsampled if upsampled else _write_into(outs),
             tile_size=tile_size,
             overlap=overlap,
             context_size=context_size,
@@ -650,26 +732,19 @@ def predict_steps(
     finally:
         for hook in hooks:
             hook.remove()
-    sizes = _min_sizes(resampling.scale if not resampling.identity else 1.0, min_size)
-    if resampling.identity:
+    sizes = _min_sizes(resampling.scale, min_size)
+    if on_image:
         interior, foreground = outs.pop("masks")
-        labels = instances_from_masks(interior, foreground, **sizes)
-    elif resampling.scale > 1:  # small nuclei: instances on the finer grid
-        core, background = outs.pop("pair")
-        work_labels = instances_from_masks(
-            core > threshold, background < FOREGROUND_BELOW, **sizes
-        )
-        labels = _consecutive(resampling.labels_to_image(work_labels))
     else:  # large nuclei: probabilities back to the image grid, smoothly
         core, background = outs.pop("pair")
         interior = resampling.map_to_image(core) > threshold
         del core
         foreground = resampling.map_to_image(background) < FOREGROUND_BELOW
         del background
-        labels = instances_from_masks(interior, foreground, **sizes)
+    labels = instances_from_masks(interior, foreground, **sizes)
 
     def to_image(maps: np.ndarray) -> list[np.ndarray]:
-        return [resampling.map_to_image(m) for m in maps]
+        return list(maps) if on_image else [resampling.map_to_image(m) for m in maps]
 
     return Prediction(
         labels=labels,
@@ -680,15 +755,6 @@ def predict_steps(
         estimated=estimated,
         resampling=resampling,
     )
-
-
-def _consecutive(labels: np.ndarray) -> np.ndarray:
-    """Labels renumbered 1..n (sampling can drop a few tiny nuclei)."""
-    present = np.unique(labels)
-    present = present[present > 0]
-    lookup = np.zeros(int(labels.max(initial=0)) + 1, np.int64)
-    lookup[present] = np.arange(1, len(present) + 1)
-    return smallest_uint(lookup[labels], len(present))
 
 
 def segment_steps(

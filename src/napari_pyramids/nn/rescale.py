@@ -131,3 +131,75 @@ class Resampling:
         rows = np.clip(np.floor(np.arange(self.shape[0]) * fy + oy + 0.5), 0, h - 1)
         cols = np.clip(np.floor(np.arange(self.shape[1]) * fx + ox + 0.5), 0, w - 1)
         return labels[rows.astype(np.intp)[:, None], cols.astype(np.intp)[None, :]]
+
+    def work_tile(
+        self, image: np.ndarray, rows: tuple[int, int], cols: tuple[int, int]
+    ) -> np.ndarray:
+        """Rows and columns of the working grid of an upsampling, from ``image``.
+
+        The same values as ``to_work(image)[y0:y1, x0:x1]`` (bilinear, pixel
+        centres aligned) without making the whole working grid, so an image
+        upsampled for small nuclei costs memory by the tile. Only for
+        upsamplings (``scale > 1``).
+        """
+        if self.scale <= 1:
+            raise ValueError("work_tile is for upsamplings; use to_work")
+        (fy, oy), (fx, ox) = self._affine()
+        (y0, y1), (x0, x1) = rows, cols
+        # the image window the tile reads from, a pixel wider for interpolation
+        top = max(0, math.floor((y0 - oy) / fy) - 1)
+        left = max(0, math.floor((x0 - ox) / fx) - 1)
+        bottom = min(self.shape[0], math.ceil((y1 - oy) / fy) + 2)
+        right = min(self.shape[1], math.ceil((x1 - ox) / fx) + 2)
+        window = np.asarray(image[top:bottom, left:right])
+        window = window.astype(np.float64 if window.dtype == np.float64 else np.float32)
+        # tile pixel (j, i) reads image pixel ((y0 + j - oy) / fy, (x0 + i - ox) / fx)
+        matrix = np.array(
+            [[1 / fx, 0.0, (x0 - ox) / fx - left], [0.0, 1 / fy, (y0 - oy) / fy - top]]
+        )
+        return cv2.warpAffine(
+            window,
+            matrix,
+            (x1 - x0, y1 - y0),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+
+    def image_span(self, axis: int, start: int, stop: int) -> tuple[int, int]:
+        """The image rows (axis 0) or columns (1) whose working position is in
+        ``[start, stop)``: consecutive spans of working pixels give a partition
+        of the image's."""
+        factor, offset = self._affine()[axis]
+        n = self.shape[axis]
+        lo = min(n, max(0, math.ceil((start - offset) / factor - 1e-9)))
+        hi = min(n, max(0, math.ceil((stop - offset) / factor - 1e-9)))
+        if stop >= self.work_shape[axis]:
+            hi = n
+        if start <= 0:
+            lo = 0
+        return lo, hi
+
+    def tile_to_image(
+        self,
+        tile_map: np.ndarray,
+        origin: tuple[int, int],
+        rows: tuple[int, int],
+        cols: tuple[int, int],
+    ) -> np.ndarray:
+        """A float32 map of one working tile, bilinearly on image rows x cols.
+
+        ``origin`` is the tile's top-left working pixel; ``rows`` and ``cols``
+        the image span (:meth:`image_span`) of its kept part.
+        """
+        (fy, oy), (fx, ox) = self._affine()
+        (ya, yb), (xa, xb) = rows, cols
+        matrix = np.array(
+            [[fx, 0.0, fx * xa + ox - origin[1]], [0.0, fy, fy * ya + oy - origin[0]]]
+        )
+        return cv2.warpAffine(
+            np.ascontiguousarray(tile_map, np.float32),
+            matrix,
+            (xb - xa, yb - ya),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
