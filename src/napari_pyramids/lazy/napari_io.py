@@ -73,7 +73,8 @@ def write_pyramid(path: str, data, attributes: dict) -> list[str]:
         scale=attributes.get("scale") if spatial else None,
         translate=attributes.get("translate") if spatial else None,
         name=attributes.get("name"),
-        # napari's save dialog has already asked before replacing an existing path
+        # napari's save dialog has already asked before replacing an existing
+        # path; the writer still refuses anything but an OME-Zarr image it wrote
         overwrite=True,
     )
     return [path]

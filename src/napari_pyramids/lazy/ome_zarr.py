@@ -17,7 +17,9 @@ REDUCE, which keeps sample ``2j`` (DESIGN.md, "Alignment"); it is *not* the
 Atomicity: everything is written under a hidden temporary name beside ``path``
 and renamed to ``path`` only after the last level and the metadata are
 complete. A failure or a cancel (closing :func:`iter_write_ome_zarr`) removes the
-temporary store, so a store at ``path`` is always complete.
+temporary store, so a store at ``path`` is always complete. A writer killed
+outright cannot clean up; the next write to the same ``path`` removes the
+temporary folders of writers that are no longer running.
 
 References
 ----------
@@ -28,8 +30,10 @@ References
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator, Sequence
@@ -170,11 +174,13 @@ def _plan_pyramid(pyramid, channel_axis, chunks):
 
 
 def _prepare_path(path: Path, overwrite: bool) -> None:
-    if path.exists() and not overwrite:
-        raise FileExistsError(
-            f"{path} already exists; pass overwrite=True to replace it, or choose "
-            "another path"
-        )
+    if path.exists() or path.is_symlink():
+        if not overwrite:
+            raise FileExistsError(
+                f"{path} already exists; pass overwrite=True to replace it, or "
+                "choose another path"
+            )
+        _check_replaceable(path)
     if not path.parent.is_dir():
         raise FileNotFoundError(
             f"cannot write {path}: the folder {path.parent} does not exist; "
@@ -182,8 +188,96 @@ def _prepare_path(path: Path, overwrite: bool) -> None:
         )
 
 
+#: The metadata files of a Zarr v3 (``zarr.json``) or v2 group.
+_METADATA_FILES = frozenset({"zarr.json", ".zattrs", ".zgroup", ".zmetadata"})
+
+
+def _check_replaceable(path: Path) -> None:
+    """Raise unless ``path`` is what ``overwrite=True`` may delete.
+
+    That is an empty folder or an OME-Zarr multiscale image as this module
+    writes it: metadata files plus the level folders its metadata names,
+    nothing else. A file, a link or a folder holding anything more is refused,
+    so a mistyped path never costs anyone their data.
+    """
+    reason = _not_replaceable_because(path)
+    if reason:
+        raise FileExistsError(
+            f"{path} is not an OME-Zarr image written by napari-pyramids ({reason}), "
+            "so overwrite=True will not replace it; choose another path, or "
+            "remove it yourself if it really should go"
+        )
+
+
+def _not_replaceable_because(path: Path) -> str | None:
+    if path.is_symlink():
+        return "it is a symbolic link"
+    if not path.is_dir():
+        return "it is a file"
+    names = {entry.name for entry in path.iterdir()}
+    if not names:
+        return None
+    levels = _dataset_paths(path)
+    if levels is None:
+        return "it has no multiscales metadata"
+    extra = sorted(names - _METADATA_FILES - levels)
+    if extra:
+        return "it also holds " + ", ".join(extra[:5]) + (", ..." if extra[5:] else "")
+    if not all((path / level).is_dir() for level in levels & names):
+        return "a level is not a folder"
+    return None
+
+
+def _dataset_paths(path: Path) -> set[str] | None:
+    """The level paths named by ``path``'s multiscales metadata, or None."""
+    for name in ("zarr.json", ".zattrs"):
+        try:
+            attrs = json.loads((path / name).read_text())
+        except (OSError, ValueError):
+            continue
+        if name == "zarr.json" and isinstance(attrs, dict):
+            attrs = attrs.get("attributes", {}).get("ome", {})
+        try:
+            return {str(ds["path"]) for ds in attrs["multiscales"][0]["datasets"]}
+        except (KeyError, IndexError, TypeError, AttributeError):
+            return None
+    return None
+
+
+#: Temporary folders beside ``path``: ``.NAME.PID-HEX.partial`` (the store being
+#: written), ``.scratch`` (float levels) and ``.old`` (the store being replaced).
+#: Older versions named them without the writer's process id.
+_TEMP_NAME = r"\.(?:(\d+)-)?[0-9a-f]{8}\.(?:partial|scratch|old)"
+
+
+def _remove_leftovers(path: Path) -> None:
+    """Remove the temporary folders of earlier writes to ``path`` that died.
+
+    A write killed outright (``kill -9``, a power cut) cannot clean up after
+    itself; the next write to the same place does. A temporary whose writer
+    process is still running is left alone.
+    """
+    pattern = re.compile(re.escape(f".{path.name}") + _TEMP_NAME + "$")
+    for entry in path.parent.iterdir():
+        match = pattern.match(entry.name)
+        if match and not _process_running(match.group(1)):
+            _remove(entry)
+
+
+def _process_running(pid: str | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        os.kill(int(pid), 0)  # signal 0: only asks whether the process exists
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:  # it exists, and belongs to another user
+        return True
+    return True
+
+
 def _make_temp(path: Path, suffix: str) -> Path:
-    temp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.{suffix}"
+    temp = path.parent / f".{path.name}.{_temp_tag()}.{suffix}"
     try:
         temp.mkdir()
     except OSError as err:
@@ -192,6 +286,11 @@ def _make_temp(path: Path, suffix: str) -> Path:
             f"({err.strerror}); choose a location you can write to"
         ) from err
     return temp
+
+
+def _temp_tag() -> str:
+    """``PID-HEX``: unique, and says which process may still be using it."""
+    return f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
 def _remove(path: Path) -> None:
@@ -257,6 +356,7 @@ def iter_write_ome_zarr(
     """
     path = Path(os.fspath(path))
     _prepare_path(path, overwrite)
+    _remove_leftovers(path)
     if isinstance(image_or_pyramid, (list, tuple)):
         if not image_or_pyramid:
             raise ValueError("the pyramid is an empty list; pass an image or levels")
@@ -392,7 +492,8 @@ def _commit(temp: Path, path: Path, overwrite: bool) -> None:
     if path.exists() or path.is_symlink():
         if not overwrite:  # appeared while we were writing
             raise FileExistsError(f"{path} appeared while writing; nothing replaced")
-        old = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.old"
+        _check_replaceable(path)
+        old = path.parent / f".{path.name}.{_temp_tag()}.old"
         os.replace(path, old)
         os.replace(temp, path)
         _remove(old)
@@ -416,7 +517,10 @@ def write_ome_zarr(image_or_pyramid, path, **kwargs) -> Path:
         Number of levels for an image (level 0 included); ``None`` stops before
         the smallest side falls below ``min_size``.
     overwrite : bool
-        Replace an existing ``path``. Without it an existing path is an error.
+        Replace an existing ``path``, if it is an empty folder or an OME-Zarr
+        image as this function writes it (metadata and level folders only);
+        anything else (a file, a folder with other files) is refused. Without
+        it an existing path is an error.
     channel_axis : int, optional
         Colour/channel axis; stored first (axis ``c``), never reduced.
     reduce_z : bool
@@ -454,7 +558,8 @@ def write_ome_zarr(image_or_pyramid, path, **kwargs) -> Path:
     Raises
     ------
     FileExistsError
-        ``path`` exists and ``overwrite`` is False.
+        ``path`` exists and ``overwrite`` is False, or it is not a store that
+        ``overwrite=True`` may replace.
     PermissionError, FileNotFoundError
         The location cannot be written.
     ValueError
