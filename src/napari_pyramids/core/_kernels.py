@@ -135,6 +135,35 @@ def _run_per_frame(x: np.ndarray, out_hw: tuple[int, int], step) -> np.ndarray:
     return out[..., None] if c == 1 else out
 
 
+#: Output columns at the right end of a frame that :func:`_reduce_frame`
+#: recomputes: more than OpenCV's widest vector (16 floats) plus its border.
+_TAIL = 32
+
+
+def _reduce_frame(src: np.ndarray, dst: np.ndarray, step) -> None:
+    """Run a REDUCE ``step(src, dst)`` so each output is independent of the frame width.
+
+    OpenCV filters a row with vector code and its last columns (the row width
+    modulo the vector width) with scalar code that rounds differently. A pixel
+    near the right end of a frame then differs by an ulp from the same pixel
+    computed inside a wider frame, e.g. the whole image versus one block of the
+    lazy engine, and after rounding to an integer dtype by 1. So the last
+    ``_TAIL`` output columns are computed again from a strip padded on the right
+    with the image's own mirror (BORDER_REFLECT_101, which is what REDUCE uses):
+    inside the padded strip they fall in the vector code too. Rows need nothing:
+    OpenCV combines whole rows, whatever their position.
+    """
+    step(src, dst)
+    start = max(0, dst.shape[1] - _TAIL - 2)  # 2 more: the strip's own left border
+    strip = cv2.copyMakeBorder(
+        src[:, 2 * start :], 0, 0, 0, 2 * _TAIL, cv2.BORDER_REFLECT_101
+    )
+    out = np.empty((dst.shape[0], (strip.shape[1] + 1) // 2) + dst.shape[2:], dst.dtype)
+    step(strip, out)
+    keep = 0 if start == 0 else 2
+    dst[:, start + keep :] = out[:, keep : dst.shape[1] - start]
+
+
 def reduce_yx_opencv(x: np.ndarray, a: float = DEFAULT_A) -> np.ndarray:
     """REDUCE the (y, x) axes of an ``(F, H, W, C)`` array with OpenCV."""
     h, w = x.shape[1:3]
@@ -142,7 +171,7 @@ def reduce_yx_opencv(x: np.ndarray, a: float = DEFAULT_A) -> np.ndarray:
     if a == DEFAULT_A:
 
         def step(src, dst):
-            cv2.pyrDown(src, dst=dst, dstsize=out_hw[::-1])
+            cv2.pyrDown(src, dst=dst, dstsize=(dst.shape[1], dst.shape[0]))
 
     else:
         k = generating_kernel(a)
@@ -151,7 +180,7 @@ def reduce_yx_opencv(x: np.ndarray, a: float = DEFAULT_A) -> np.ndarray:
             full = cv2.sepFilter2D(src, -1, k, k, borderType=cv2.BORDER_REFLECT_101)
             dst[...] = full[::2, ::2]
 
-    return _run_per_frame(x, out_hw, step)
+    return _run_per_frame(x, out_hw, lambda src, dst: _reduce_frame(src, dst, step))
 
 
 def expand_yx_opencv(
