@@ -22,6 +22,7 @@ The public API (a contract: tests, docs and users depend on these names)::
     npp.estimate_diameter(image)              # typical nucleus diameter, pixels
     npp.load_model(name_or_path)              # a registered model or weights file
     npp.save_model(model, path, **metadata)   # safetensors, read by load_model
+    npp.finetune([(image, labels), ...], base="nuclei", time_limit=180)
     npp.nn.ASPP, npp.nn.SpatialPyramidPooling, npp.nn.PyramidPoolingModule
     # gaussian_pyramid / laplacian_pyramid given a dask or zarr array return dask arrays
 
@@ -61,6 +62,7 @@ _LAZY = {
     "estimate_diameter": "napari_pyramids.nn.infer",
     "load_model": "napari_pyramids.nn.weights",
     "save_model": "napari_pyramids.nn.weights",
+    "finetune": "napari_pyramids.nn.finetune",
 }
 # subpackages imported on first access (torch): npp.nn.ASPP, ...
 _LAZY_MODULES = {"nn": "napari_pyramids.nn"}

@@ -186,7 +186,7 @@ def test_a_cut_off_run_resumes_from_its_checkpoint(tmp_path, annotated, capsys):
     start = CompactDeepLab(**TINY)
     steps_seen = []
     options = dict(init=start, steps=4, checkpoint=checkpoint, checkpoint_every=2)
-    with pytest.raises(TrainingStopped, match="step 3 of 4"):
+    with pytest.raises(TrainingStopped, match="at step 3"):
         _small_run(
             annotated,
             **options,

@@ -31,6 +31,7 @@ _NAMES = {
     "WeightsError": "weights",
     "load_model": "weights",
     "save_model": "weights",
+    "finetune": "finetune",
 }
 
 __all__ = sorted(_NAMES)

@@ -29,6 +29,7 @@ import argparse
 import copy
 import math
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -89,6 +90,7 @@ class _Item:
     labels: np.ndarray  # uint16 or int32
     valid: np.ndarray | None  # where the labels are complete (None: everywhere)
     diameter: float
+    box: tuple[tuple[int, int], tuple[int, int]] | None  # rows, cols of ``valid``
 
 
 def _prepare(image: np.ndarray, labels: np.ndarray, valid=None) -> _Item | None:
@@ -101,8 +103,12 @@ def _prepare(image: np.ndarray, labels: np.ndarray, valid=None) -> _Item | None:
     diameter = nucleus_diameter(region)
     if not np.isfinite(diameter):
         return None  # nothing to learn the size from
-    mask = None if valid is None else np.asarray(valid, np.uint8)
-    return _Item(normalised, labels, mask, diameter)
+    if valid is None:
+        return _Item(normalised, labels, None, diameter, None)
+    mask = np.asarray(valid, np.uint8)
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    box = ((rows[0], rows[-1] + 1), (cols[0], cols[-1] + 1))
+    return _Item(normalised, labels, mask, diameter, box)
 
 
 def _resize(array: np.ndarray, shape: tuple[int, int], nearest: bool) -> np.ndarray:
@@ -195,7 +201,12 @@ class CropSampler:
         height, width = item.labels.shape
         side = max(1, round(patch / scale))
         ch, cw = min(height, side), min(width, side)
-        y, x = rng.integers(0, height - ch + 1), rng.integers(0, width - cw + 1)
+        if item.valid is None:
+            y, x = rng.integers(0, height - ch + 1), rng.integers(0, width - cw + 1)
+        else:  # centred in the annotated box: no step spent on unlabelled parts
+            (ylo, yhi), (xlo, xhi) = item.box
+            y = int(np.clip(rng.integers(ylo, yhi) - ch // 2, 0, height - ch))
+            x = int(np.clip(rng.integers(xlo, xhi) - cw // 2, 0, width - cw))
         out = (
             min(patch, max(1, round(ch * scale))),
             min(patch, max(1, round(cw * scale))),
@@ -273,11 +284,24 @@ def _warmup_cosine(steps: int, warmup: float) -> Callable[[int], float]:
     return factor
 
 
+def _by_time(seconds: float) -> Callable[[int], float]:
+    """Learning-rate factor for a time budget: 20 warm-up steps, cosine over time."""
+    start = time.perf_counter()
+
+    def factor(step: int) -> float:
+        done = min(1.0, (time.perf_counter() - start) / seconds)
+        return min(1.0, (step + 1) / 20) * (
+            0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * done))
+        )
+
+    return factor
+
+
 def train(
     images: Sequence[AnnotatedImage] = (),
     *,
     seed: int = 0,
-    steps: int = 6000,
+    steps: int | None = 6000,
     batch_size: int = 8,
     patch: int = 192,
     lr: float = 3e-3,
@@ -305,7 +329,7 @@ def train(
         Annotated images to train on; empty: generated images only.
     steps, batch_size, patch, lr
         Optimiser steps (AdamW; ``lr`` after a linear warm-up, then cosine
-        decay), crops
+        decay; ``steps=None`` spreads the decay over ``time_limit`` instead), crops
         per step and their side in pixels.
     scale_range, synthetic, regions, core_fraction, balance
         Passed to :class:`CropSampler`.
@@ -339,9 +363,14 @@ def train(
         else CompactDeepLab(**(model_options or {}))
     )
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, _warmup_cosine(steps, 0.05 if init is not None else 0.2)
-    )
+    if steps is None:
+        if time_limit is None:
+            raise ValueError("give steps, time_limit or both")
+        factor = _by_time(time_limit)
+        steps = sys.maxsize
+    else:
+        factor = _warmup_cosine(steps, 0.05 if init is not None else 0.2)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     average = (
         None
         if ema_decay is None
@@ -394,7 +423,7 @@ def train(
                 flush=True,
             )
         if cancel is not None and cancel():
-            raise TrainingStopped(f"training cancelled at step {step} of {steps}")
+            raise TrainingStopped(f"training cancelled at step {step}")
         last = step == steps or (time_limit is not None and seconds >= time_limit)
         due = step % checkpoint_every == 0
         if checkpoint is not None and (due or last):

@@ -201,9 +201,11 @@ def save_model(model: CompactDeepLab, path: str | Path, **meta: object) -> Path:
     """Write ``model`` as safetensors, with its architecture and ``meta`` as metadata.
 
     :func:`load_model` reads the file back (the architecture from the
-    ``config`` entry). Each ``meta`` value is stored as JSON. The file is
-    written beside its final name and moved into place, so an interrupted
-    save never leaves half a file under ``path``.
+    ``config`` entry). Each ``meta`` value is stored as JSON; a model from
+    :func:`.finetune.finetune` adds its record (base model and its SHA-256,
+    the training pairs' shapes and hashes, steps, time, held-out scores).
+    The file is written beside its final name and moved into place, so an
+    interrupted save never leaves half a file under ``path``.
     """
     import os
 
@@ -213,6 +215,8 @@ def save_model(model: CompactDeepLab, path: str | Path, **meta: object) -> Path:
     if path.suffix.lower() != ".safetensors":
         raise ValueError(f"{path}: save models as .safetensors")
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    record = getattr(model, "finetune_record", None)  # nn.finetune's account
+    meta = {**(record.metadata() if record is not None else {}), **meta}
     metadata = {
         "config": json.dumps(model.config),
         **{k: json.dumps(v) for k, v in meta.items()},
