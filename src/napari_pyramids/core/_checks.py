@@ -36,7 +36,12 @@ def check_finite(arr: np.ndarray, name: str = "image") -> None:
 
 
 def as_real_array(image, name: str = "image") -> np.ndarray:
-    """``image`` as a numpy array of real numbers (bool becomes float32)."""
+    """``image`` as a numpy array of real numbers (bool becomes float32).
+
+    A masked array with masked pixels is refused: numpy would drop the mask
+    silently and the hidden values would enter the result.
+    """
+    check_not_masked(image, name)
     arr = np.asarray(image)
     if arr.dtype == bool:
         arr = arr.astype(np.float32)
@@ -44,10 +49,33 @@ def as_real_array(image, name: str = "image") -> np.ndarray:
     return arr
 
 
+def check_not_masked(image, name: str = "image") -> None:
+    """Raise if ``image`` is a numpy masked array with pixels masked."""
+    masked = np.ma.getmask(image) if isinstance(image, np.ma.MaskedArray) else False
+    if np.any(masked):
+        raise ValueError(
+            f"{name} is a masked array with {int(np.count_nonzero(masked))} masked "
+            f"pixel(s), and a pyramid has no notion of a mask; fill them first, e.g. "
+            f"{name}.filled({name}.mean()), or blend with the mask instead"
+        )
+
+
 def normalize_channel_axis(channel_axis: int | None, ndim: int) -> int | None:
-    """``channel_axis`` as a non-negative axis of an ``ndim``-D array, or None."""
+    """``channel_axis`` as a non-negative axis of an ``ndim``-D array, or None.
+
+    The one check of ``channel_axis`` every public function goes through: a
+    bool (``True`` would pass for axis 1), a float or a string is refused.
+    """
     if channel_axis is None:
         return None
+    if isinstance(channel_axis, (bool, np.bool_)) or not isinstance(
+        channel_axis, (int, np.integer)
+    ):
+        raise TypeError(
+            "channel_axis must be a whole number (the index of the colour axis, "
+            f"e.g. -1 for RGB) or None, got {channel_axis!r}"
+        )
+    channel_axis = int(channel_axis)
     if not -ndim <= channel_axis < ndim:
         raise ValueError(
             f"channel_axis={channel_axis} is out of range for an array with {ndim} "

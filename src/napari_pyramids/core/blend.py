@@ -33,6 +33,7 @@ References
 
 from __future__ import annotations
 
+import math
 from collections.abc import Generator
 from dataclasses import dataclass
 
@@ -47,10 +48,11 @@ from napari_pyramids.core._kernels import DEFAULT_A
 from napari_pyramids.core._steps import drain
 from napari_pyramids.core.pyramid import (
     _cast_like,
+    _expand_level,
     _float_dtype,
-    expand,
+    _gaussian_levels,
+    _Layout,
     gaussian_pyramid,
-    iter_pyramid,
     pyramid_depth,
     spatial_axes,
 )
@@ -311,22 +313,15 @@ def _blend_levels(inputs: _Inputs, n_levels: int, reduce_z, a, backend):
         yield total, total
         return uniform
     diff = np.subtract(inputs.a, inputs.b, dtype=inputs.weights.dtype)
-    gd = []
-    try:
-        for level in iter_pyramid(
-            diff,
-            n_levels,
-            a=a,
-            channel_axis=inputs.channel_axis,
-            reduce_z=reduce_z,
-            backend=backend,
-        ):
-            gd.append(level)
-            if len(gd) > 1:
-                yield len(gd) - 1, total
-    except ValueError:
-        _check_finite(inputs)  # name the image that holds NaN/inf, if any
-        raise
+    layout = _Layout(diff.ndim, inputs.channel_axis, reduce_z)
+    # checked there: NaN/inf named by image, and the backend OpenCV's overflow left
+    named = {"image_a": inputs.a, "image_b": inputs.b}
+    gd, steps = [], _gaussian_levels(diff, n_levels, layout, a, backend, named)
+    for level, next_backend in steps:
+        gd.append(level)
+        backend = next_backend  # the collapse goes on with what the pyramid used
+        if len(gd) > 1:
+            yield len(gd) - 1, total
     gm = gaussian_pyramid(
         inputs.weights, n_levels, a=a, reduce_z=reduce_z, backend=backend
     )
@@ -336,10 +331,10 @@ def _blend_levels(inputs: _Inputs, n_levels: int, reduce_z, a, backend):
     out = gd[-1] * inputs.broadcast(gm[-1])
     for k in range(n_levels - 2, -1, -1):
         shape = gd[k].shape
-        band = expand(gd[k + 1], shape, a=a, backend=backend)
+        band = _expand_level(gd[k + 1], shape, a, backend)
         np.subtract(gd[k], band, out=band)
         band *= inputs.broadcast(gm[k])
-        out = expand(out, shape, a=a, backend=backend)
+        out = _expand_level(out, shape, a, backend)
         out += band
         yield total - 1 - k, total
     out += inputs.b
@@ -369,17 +364,18 @@ def feather_blend(
     image_a, image_b, mask, channel_axis, reduce_z
         As in :func:`blend`.
     width : float
-        Transition width in pixels (>= 0); 0 uses the mask as it is.
+        Transition width in pixels (finite, >= 0); 0 uses the mask as it is.
+        Widths beyond 8 times the longest spatial side are computed as that
+        (the weights are then nearly the mask's mean everywhere).
 
     Returns
     -------
     numpy.ndarray
         The blend, with the images' shape and dtype.
     """
-    width = float(width)
-    if not width >= 0:  # also rejects NaN
-        raise ValueError(f"width must be 0 or more pixels, got {width}")
+    width = _check_width(width)
     inputs = _check_inputs(image_a, image_b, mask, channel_axis, reduce_z)
+    _check_finite(inputs)
     uniform = _uniform(inputs)
     if uniform is not None:
         return uniform
@@ -388,11 +384,37 @@ def feather_blend(
         from scipy import ndimage  # here, so `import napari_pyramids` stays light
 
         axes = spatial_axes(alpha.ndim, reduce_z=reduce_z)
-        alpha = ndimage.gaussian_filter(alpha, width / 4, mode="mirror", axes=axes)
+        sigma = min(width, _widest_useful_width(alpha.shape, axes)) / 4
+        alpha = ndimage.gaussian_filter(alpha, sigma, mode="mirror", axes=axes)
     out = np.subtract(inputs.a, inputs.b, dtype=alpha.dtype)
     out *= inputs.broadcast(alpha)
     out += inputs.b
     return inputs.finish(out)
+
+
+def _check_width(width) -> float:
+    """The feather width as a float: a finite number of pixels, 0 or more."""
+    try:
+        width = float(width)
+    except (TypeError, ValueError):
+        raise TypeError(f"width must be a number of pixels, got {width!r}") from None
+    if not 0 <= width < math.inf:  # also rejects NaN
+        raise ValueError(
+            f"width must be a finite number of pixels, 0 or more, got {width}; "
+            "widths beyond 8 times the image's longest side are computed as that"
+        )
+    return width
+
+
+def _widest_useful_width(shape: tuple[int, ...], axes: tuple[int, ...]) -> float:
+    """The feather width beyond which :func:`feather_blend` computes this one.
+
+    At width 8 n (sigma 2 n, n the longest side) the feathered weights are
+    already within a few 1e-3 of the mask's mean everywhere: wider only creeps
+    closer, while the blur kernel (and time and memory) grows with the width;
+    width 1e9 used to ask for 15 GiB.
+    """
+    return 8.0 * max(shape[ax] for ax in axes)
 
 
 def cut_blend(image_a, image_b, mask, *, channel_axis: int | None = None) -> np.ndarray:
@@ -412,6 +434,7 @@ def cut_blend(image_a, image_b, mask, *, channel_axis: int | None = None) -> np.
         The composite, with the images' shape and dtype.
     """
     inputs = _check_inputs(image_a, image_b, mask, channel_axis, False)
+    _check_finite(inputs)
     take_a = inputs.broadcast(inputs.weights >= 0.5)
     return np.where(take_a, inputs.a, inputs.b).astype(inputs.out_dtype, copy=False)
 

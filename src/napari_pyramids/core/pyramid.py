@@ -122,15 +122,38 @@ def _count_levels(
     return int(levels)
 
 
-def _check_finite(image: np.ndarray, smallest_level: np.ndarray) -> None:
-    """Raise if the image holds NaN or inf.
+def _checked(compute, backend: str, inputs: dict[str, np.ndarray]):
+    """Run ``compute(backend)`` and make sure no NaN or inf comes out of it.
 
-    With non-negative kernel weights every input sample reaches the coarsest
-    level, so NaN/inf anywhere shows up there; the full (costly) scan runs only
-    when the cheap one finds something, to give an exact count.
+    The finite check of every public function here (REDUCE, EXPAND, pyramids,
+    reconstruct, equal-size levels). It looks at the result, one pass; only when
+    that finds NaN or inf are the ``inputs`` scanned, by :func:`check_finite`,
+    which names and counts the bad values. Finite inputs and a non-finite result
+    mean OpenCV overflowed: it sums the kernel taps before dividing (by 256 in
+    pyrDown, 64 in pyrUp), so float32 beyond about 1e36 (float64 beyond about
+    1e305) turns to inf where the average is finite. The step then runs again
+    with the numpy kernels, which weight each tap first.
+
+    Returns the result and the backend that produced it, for the steps after.
+    Integer inputs skip the check: they are far too small to overflow.
     """
-    if not np.isfinite(smallest_level).all():
-        check_finite(image)
+    out = compute(backend)
+    if not any(np.issubdtype(x.dtype, np.floating) for x in inputs.values()):
+        return out, backend
+    if np.isfinite(out).all():
+        return out, backend
+    for name, x in inputs.items():
+        check_finite(x, name)
+    if backend != "numpy":
+        out = compute("numpy")
+        if np.isfinite(out).all():
+            return out, "numpy"
+    peak = max(float(np.max(np.abs(x))) for x in inputs.values())
+    raise ValueError(
+        f"the result overflows {out.dtype}: {', '.join(inputs)} reach {peak:.3g}, "
+        f"too near the largest {out.dtype} ({np.finfo(out.dtype).max:.3g}); "
+        "divide by a power of two first (exact), or use float64"
+    )
 
 
 # -------------------------------------------------------------- array layout
@@ -223,7 +246,8 @@ def reduce(
     a = _check_a(a)
     layout = _Layout(arr.ndim, channel_axis, reduce_z)
     x, lead = layout.to_kernel(arr.astype(_float_dtype(arr.dtype), copy=False))
-    return layout.from_kernel(_reduce_kernel(x, a, backend), lead)
+    out, _ = _checked(lambda b: _reduce_kernel(x, a, b), backend, {"image": arr})
+    return layout.from_kernel(out, lead)
 
 
 def expand(
@@ -255,16 +279,23 @@ def expand(
                 f"must be {2 * n - 1} or {2 * n} (the size this level was reduced from)"
             )
     x = arr.astype(_float_dtype(arr.dtype), copy=False)
+    out, _ = _checked(lambda b: _expand(x, shape, a, b), backend, {"image": arr})
+    return out
+
+
+def _expand(x: np.ndarray, shape: tuple[int, ...], a: float, backend: str):
+    """EXPAND a float array to ``shape`` (already validated), unchecked."""
+    axes = [ax for ax in range(x.ndim) if shape[ax] != x.shape[ax]]
     consecutive = axes == list(range(axes[0], axes[0] + len(axes))) if axes else False
     if consecutive and len(axes) in (2, 3):
         # (frames, *spatial, channels) view, so y and x go through the fast 2-D kernels
         first, last = axes[0], axes[-1]
-        frames = math.prod(arr.shape[:first])
-        channels = math.prod(arr.shape[last + 1 :])
-        k = x.reshape((frames,) + arr.shape[first : last + 1] + (channels,))
+        frames = math.prod(x.shape[:first])
+        channels = math.prod(x.shape[last + 1 :])
+        k = x.reshape((frames,) + x.shape[first : last + 1] + (channels,))
         out = _expand_kernel(k, tuple(shape[first : last + 1]), a, backend)
         return out.reshape(shape)
-    out = x.copy() if x is arr else x
+    out = x.copy()
     for ax in axes:
         out = _kernels.expand_axis(out, ax, shape[ax], a)
     return out
@@ -332,7 +363,7 @@ def iter_pyramid(
 
     The arguments are checked at call time; the work happens as levels are
     consumed, so a caller can report progress or stop between octaves. NaN or
-    infinite input is reported when the last level is produced.
+    infinite input is reported when level 1 is produced.
     A dask or zarr ``image`` yields lazy dask levels (nothing is computed here).
     :func:`gaussian_pyramid` and :func:`laplacian_pyramid` collect this into a list.
 
@@ -366,34 +397,48 @@ def iter_pyramid(
     n_levels = _count_levels(arr.shape, layout.spatial, levels, min_size)
     gauss = _gaussian_levels(arr, n_levels, layout, a, backend)
     if kind == "laplacian":
-        return _laplacian_levels(gauss, a, backend)
+        return _laplacian_levels(gauss, a)
     if preserve_dtype:
         return (
-            arr if k == 0 else _cast_like(g, arr.dtype) for k, g in enumerate(gauss)
+            arr if k == 0 else _cast_like(g, arr.dtype)
+            for k, (g, _) in enumerate(gauss)
         )
-    return gauss
+    return (level for level, _ in gauss)
 
 
-def _gaussian_levels(arr, n_levels, layout, a, backend):
+def _gaussian_levels(arr, n_levels, layout, a, backend, named=None):
+    """Yield ``(level, backend)``: each Gaussian level and the backend for the next
+    steps (``"numpy"`` once OpenCV overflowed on huge values, see :func:`_checked`).
+
+    Only level 1 is checked: with non-negative weights every input sample
+    reaches it, so NaN/inf anywhere (or an overflow) shows up there, and the
+    later levels are averages of a finite level 1. ``named`` are the arrays
+    that NaN is reported in (default: ``arr`` as "image").
+    """
+    named = {"image": arr} if named is None else named
     work = arr.astype(_float_dtype(arr.dtype), copy=False)
     if work is arr:  # hand back the caller's pixels without a copy, but read-only
         work = arr.view()
         work.flags.writeable = False
+    if n_levels == 1:
+        for name, x in named.items():
+            check_finite(x, name)
+    yield work, backend
     x, lead = layout.to_kernel(work)
-    level = work
-    for k in range(n_levels):
-        if k:
+    for k in range(1, n_levels):
+        if k == 1:
+            x, backend = _checked(
+                lambda b, x=x: _reduce_kernel(x, a, b), backend, named
+            )
+        else:
             x = _reduce_kernel(x, a, backend)
-            level = layout.from_kernel(x, lead)
-        if k == n_levels - 1 and np.issubdtype(arr.dtype, np.floating):
-            _check_finite(arr, level)
-        yield level
+        yield layout.from_kernel(x, lead), backend
 
 
-def _laplacian_levels(gauss, a, backend):
-    fine = next(gauss)
+def _laplacian_levels(gauss, a):
+    fine, _ = next(gauss)
     n_bands = 0
-    for coarse in gauss:
+    for coarse, backend in gauss:
         band = _expand_level(coarse, fine.shape, a, backend)
         np.subtract(fine, band, out=band)
         n_bands += 1
@@ -428,7 +473,8 @@ def gaussian_pyramid(
         ``levels`` arrays, level ``k`` with spatial sides ``ceil(n / 2**k)``. Level 0
         is the image itself as a read-only view when no conversion was needed.
         A dask or zarr ``image`` gives lazy dask arrays instead, computed block by
-        block (:mod:`napari_pyramids.lazy.pyramid`); NaN is then not looked for.
+        block (:mod:`napari_pyramids.lazy.pyramid`); NaN then raises when the
+        block holding it is computed.
 
     Notes
     -----
@@ -520,8 +566,8 @@ def laplacian_pyramid(
 def _expand_level(
     level: np.ndarray, shape: tuple[int, ...], a: float, backend: str
 ) -> np.ndarray:
-    """EXPAND a pyramid level to the shape of the level above it."""
-    return expand(level, shape, a=a, backend=backend)
+    """EXPAND a (float, finite) pyramid level to the shape of the level above it."""
+    return _expand(level, tuple(shape), a, backend)
 
 
 def reconstruct(
@@ -535,14 +581,31 @@ def reconstruct(
     """
     if len(laplacian) == 0:
         raise ValueError("laplacian is an empty list; expected bands and a residual")
-    out = as_real_array(laplacian[-1], "the residual")
-    out = out.astype(_float_dtype(out.dtype), copy=True)
-    for k in range(len(laplacian) - 2, -1, -1):
-        band = np.asarray(laplacian[k])
-        if band.ndim != out.ndim:
+    levels = _real_levels(laplacian, "laplacian")
+    a = _check_a(a)
+    for k in range(len(levels) - 1):
+        if levels[k].ndim != levels[k + 1].ndim:
             raise ValueError(
-                f"level {k} has {band.ndim} dimensions but level {k + 1} has {out.ndim}"
+                f"level {k} has {levels[k].ndim} dimensions but level {k + 1} has "
+                f"{levels[k + 1].ndim}"
             )
+    out, _ = _checked(lambda b: _collapse(levels, a, b), backend, _named(levels))
+    return out
+
+
+def _real_levels(levels, what: str) -> list[np.ndarray]:
+    """Each level as a numpy array of real numbers (complex, object refused)."""
+    return [as_real_array(level, f"{what}[{k}]") for k, level in enumerate(levels)]
+
+
+def _named(levels: Sequence[np.ndarray], what: str = "laplacian") -> dict:
+    return {f"{what}[{k}]": level for k, level in enumerate(levels)}
+
+
+def _collapse(levels: Sequence[np.ndarray], a: float, backend: str) -> np.ndarray:
+    """``band_k + EXPAND(level_{k+1})`` from the residual up."""
+    out = levels[-1].astype(_float_dtype(levels[-1].dtype), copy=True)
+    for band in reversed(levels[:-1]):
         out = _expand_level(out, band.shape, a, backend)
         out += band
     return out
@@ -559,12 +622,17 @@ def equal_size_levels(
     """
     if len(pyramid) == 0:
         raise ValueError("pyramid is an empty list")
-    shapes = [np.shape(level) for level in pyramid]
-    full = []
-    for k, level in enumerate(pyramid):
-        x = np.asarray(level)
-        x = x.astype(_float_dtype(x.dtype), copy=k == 0)
-        for finer in reversed(shapes[:k]):
-            x = _expand_level(x, finer, a, backend)
-        full.append(x)
-    return np.stack(full)
+    levels = _real_levels(pyramid, "pyramid")
+    a = _check_a(a)
+
+    def stack(backend):
+        full = []
+        for k, x in enumerate(levels):
+            x = x.astype(_float_dtype(x.dtype), copy=k == 0)
+            for finer in reversed(levels[:k]):
+                x = _expand_level(x, finer.shape, a, backend)
+            full.append(x)
+        return np.stack(full)
+
+    out, _ = _checked(stack, backend, _named(levels, "pyramid"))
+    return out

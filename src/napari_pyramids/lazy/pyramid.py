@@ -59,11 +59,11 @@ def as_dask(image, name: str = "image") -> da.Array:
         arr = image
     elif type(image).__module__.split(".")[0] == "zarr":
         arr = da.from_zarr(image)
-    else:
-        arr = da.from_array(np.asarray(image))
-    core.check_real(arr, name)
-    if arr.dtype == bool:
+    else:  # checked here: dask cannot wrap object arrays, nor keep a mask
+        arr = da.from_array(core.as_real_array(image, name))
+    if arr.dtype == bool:  # as in memory: bool images are 0/1 floats
         arr = arr.astype(np.float32)
+    core.check_real(arr, name)
     return arr
 
 
@@ -270,8 +270,9 @@ def gaussian_pyramid(
 
     Notes
     -----
-    Unlike the in-memory engine, NaN and infinite values are not looked for (that
-    would read the whole image); they spread to the neighbouring samples.
+    NaN and infinite values are not looked for up front (that would read the
+    whole image): computing a block that holds them raises the in-memory
+    engine's ValueError.
     """
     arr = as_dask(image)
     a = core._check_a(a)
