@@ -9,3 +9,14 @@ import os
 
 if not os.environ.get("DISPLAY"):
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def user_models_dir(tmp_path, monkeypatch):
+    """Models trained in a test are saved to its own folder, never the user's."""
+    folder = tmp_path / "user-models"
+    monkeypatch.setenv("NAPARI_PYRAMIDS_MODELS", str(folder))
+    return folder

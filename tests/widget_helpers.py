@@ -30,10 +30,13 @@ def cancel_after_first_step(
 
     def paused_run():
         job_steps = real_job.run()
-        for _ in range(steps):
-            yield next(job_steps)
-        resume.wait(10)  # the user clicks Cancel here
-        return (yield from job_steps)
+        try:
+            for _ in range(steps):
+                yield next(job_steps)
+            resume.wait(10)  # the user clicks Cancel here
+            return (yield from job_steps)
+        finally:  # cancelled while paused: the real job is closed too
+            job_steps.close()
 
     widget.prepare = lambda: Job(run=paused_run, description=real_job.description)
     assert widget.run() is not None

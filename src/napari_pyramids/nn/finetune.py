@@ -13,18 +13,26 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..core._steps import drain
 from .data import AnnotatedImage, nucleus_diameter
 from .metrics import match_counts
 from .model import CompactDeepLab
-from .train import TrainingStopped, train
+from .train import train_steps
 
-__all__ = ["FinetuneCancelled", "default_region", "finetune"]
+__all__ = [
+    "FinetuneCancelled",
+    "check_pairs",
+    "default_region",
+    "finetune",
+    "finetune_steps",
+]
 
 #: Steps between two looks at the held-out score (and the last one).
 _EVAL_EVERY = 60
@@ -52,9 +60,10 @@ def default_region(labels: np.ndarray, margin: float) -> np.ndarray:
     return region
 
 
-def _check_pairs(
+def check_pairs(
     pairs, regions
 ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+    """Validate (image, labels) pairs and their regions; clear errors naming the fix."""
     pairs = list(pairs)
     if not pairs:
         raise ValueError("give at least one (image, labels) pair to learn from")
@@ -102,24 +111,30 @@ def _check_pairs(
 def _holdout_split(
     labels: np.ndarray, region: np.ndarray, share: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Split ``region`` into a training part and a held-out strip of its rows.
+    """Split ``region`` into a training part and a held-out part below it.
 
-    The strip is the last ``share`` of the region's rows; nuclei that the cut
-    crosses belong to the strip, and a gap of their size stays out of both,
-    so no nucleus is half trained on and half scored.
+    The held-out nuclei are the ``share`` of the region's nuclei lowest in the
+    image (by centre, at least one, and never all); the held-out part is the
+    region from the top of the highest of them down, without the other
+    nuclei, and the training part the region above it. No nucleus is both
+    trained on and scored. With fewer than two nuclei nothing is held out.
     """
-    rows = np.flatnonzero(region.any(axis=1))
-    cut = rows[0] + int(round((1 - share) * len(rows)))
-    held = region.copy()
-    held[:cut] = False
-    crossing = np.unique(labels[cut][region[cut]]) if cut < len(labels) else []
-    top = cut
-    for value in crossing:
-        if value:
-            top = min(top, int(np.flatnonzero((labels == value).any(axis=1))[0]))
-    trained = region.copy()
-    trained[top:] = False
-    held[top:cut] |= region[top:cut]
+    from scipy import ndimage as ndi
+
+    ids = np.unique(labels[region])
+    ids = ids[ids > 0]
+    held = np.zeros(region.shape, bool)
+    if len(ids) < 2:
+        return region.copy(), held
+    centres = np.array(ndi.center_of_mass(np.ones(labels.shape), labels, ids))
+    count = min(len(ids) - 1, max(1, int(round(share * len(ids)))))
+    chosen = ids[np.argsort(centres[:, 0])[-count:]]
+    chosen_pixels = np.isin(labels, chosen)
+    cut = int(np.flatnonzero(chosen_pixels.any(axis=1))[0])
+    rows = np.arange(region.shape[0])[:, None]
+    others = (labels > 0) & ~chosen_pixels
+    held = region & (rows >= cut) & ~others
+    trained = region & (rows < cut)
     return trained, held
 
 
@@ -175,9 +190,130 @@ class FinetuneRecord:
     seconds: float
     holdout_ap50_before: float
     holdout_ap50_after: float
+    held_out: bool  # False: too few nuclei; the scores are on the trained ones
 
     def metadata(self) -> dict:
         return {"finetune": self.__dict__}
+
+
+#: What :func:`finetune_steps` yields: ("loss", step, loss) after every
+#: training step, ("score", step, held-out AP@0.5) at every look.
+Event = tuple[str, int, float]
+
+
+def finetune_steps(
+    pairs: Sequence[tuple[np.ndarray, np.ndarray]],
+    *,
+    base: str | CompactDeepLab = "nuclei",
+    time_limit: float = 180.0,
+    steps: int | None = None,
+    regions: Sequence[np.ndarray | None] | None = None,
+    diameter: float | None = None,
+    holdout: float = 0.25,
+    seed: int = 0,
+    lr: float = 1e-3,
+) -> Generator[Event, None, CompactDeepLab]:
+    """:func:`finetune` as a generator: yields :data:`Event` items, returns the model.
+
+    Closing it (a GUI's Cancel) stops the training at the current step;
+    nothing is returned and the base is untouched. Parameters as in
+    :func:`finetune`.
+    """
+    from .infer import _as_model
+    from .weights import sha256_file, weights_file
+
+    if not (isinstance(time_limit, (int, float)) and time_limit > 0):
+        raise ValueError(
+            f"time_limit must be a positive number of seconds, got {time_limit}"
+        )
+    if not 0 < holdout < 1:
+        raise ValueError(f"holdout must be a share between 0 and 1, got {holdout}")
+    checked = check_pairs(pairs, regions)
+    start_model = _as_model(base)
+    base_name = str(base) if isinstance(base, (str, Path)) else "model"
+    base_sha = None
+    if isinstance(base, (str, Path)):
+        base_sha = sha256_file(weights_file(base))
+    if diameter is None:
+        diameter = float(np.median([nucleus_diameter(lab) for _, lab, _ in checked]))
+    train_items, held_items, records = [], [], []
+    train_regions, regions_used = [], []
+    for i, (image, labels, region) in enumerate(checked):
+        if region is None:
+            region = default_region(labels, 2 * diameter)
+        regions_used.append(region)
+        trained, held = _holdout_split(labels, region, holdout)
+        train_items.append(AnnotatedImage(str(i), image, labels))
+        train_regions.append(trained)
+        held_items.append((image, labels, held))
+        records.append(
+            {
+                "shape": list(image.shape),
+                "image": _digest(image),
+                "labels": _digest(labels),
+            }
+        )
+    held_out = any(held.any() for _, _, held in held_items)
+    if not held_out:
+        # too few nuclei to keep some aside: score on what is trained on
+        held_items = [
+            (img, lab, reg) for (img, lab, _), reg in zip(held_items, regions_used)
+        ]
+    before = _score(start_model, held_items, diameter)
+    best = {"score": before, "state": None}
+    scores: list[Event] = [("score", 0, before)]
+    last_step = 0
+
+    def on_checkpoint(model: CompactDeepLab, step: int) -> None:
+        score = _score(model, held_items, diameter)
+        scores.append(("score", step, score))
+        if score > best["score"]:
+            best.update(score=score, state=_state(model))
+
+    started = time.perf_counter()
+    training = train_steps(
+        train_items,
+        regions=train_regions,
+        init=start_model,
+        seed=seed,
+        steps=steps,
+        lr=lr,
+        batch_size=4,
+        patch=128,
+        ema_decay=0.99,
+        time_limit=time_limit,
+        checkpoint_every=_EVAL_EVERY,
+        on_checkpoint=on_checkpoint,
+        log_every=10**9,
+    )
+    while True:
+        yield from scores
+        scores.clear()
+        try:
+            last_step, loss = next(training)
+        except StopIteration as done:
+            model = done.value
+            break
+        yield "loss", last_step, loss
+    seconds = time.perf_counter() - started
+    on_checkpoint(model, last_step)  # the final weights compete too
+    yield from scores
+    model.load_state_dict(
+        best["state"] if best["state"] is not None else start_model.state_dict()
+    )
+    model.eval()
+    model.finetune_record = FinetuneRecord(
+        base=base_name,
+        base_sha256=base_sha,
+        pairs=records,
+        diameter=float(diameter),
+        steps=last_step,
+        seconds=round(seconds, 1),
+        holdout_ap50_before=round(before, 4),
+        holdout_ap50_after=round(best["score"], 4),
+        held_out=held_out,
+    )
+    return model
 
 
 def finetune(
@@ -192,6 +328,7 @@ def finetune(
     seed: int = 0,
     lr: float = 1e-3,
     progress: Callable[[int, float], None] | None = None,
+    on_score: Callable[[int, float], None] | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> CompactDeepLab:
     """Fine-tune ``base`` on painted nuclei; return the better of before and after.
@@ -212,10 +349,17 @@ def finetune(
     diameter : float, optional
         Nucleus diameter in pixels; None: measured from the labels.
     holdout : float
-        Share of each region's rows (the bottom strip) kept aside to score
-        the model (AP@0.5) before, during and after training.
+        Share of each region's nuclei (the lowest in the image) kept aside
+        with the part of the region below them, to score the model (AP@0.5)
+        before, during and after training. With too few nuclei to keep any
+        aside, the scores are on the training nuclei (the record says so).
+    seed, lr
+        Random seed of the crops; peak learning rate.
     progress : callable(step, loss), optional
         Called after every training step.
+    on_score : callable(step, ap50), optional
+        Called with the held-out AP@0.5 before training (step 0) and at each
+        look during it (live plots).
     cancel : callable() -> bool, optional
         Checked after every step; True raises :class:`FinetuneCancelled`.
 
@@ -225,97 +369,30 @@ def finetune(
         In eval mode, with ``finetune_record`` (:class:`FinetuneRecord`): the
         held-out AP@0.5 before and after, steps and time. When training did
         not beat the base on the held-out part, the base's weights are
-        returned (and the record says so).
+        returned (the scores say so).
     """
-    from .infer import _as_model
-    from .weights import sha256_file, weights_file
-
-    if not (isinstance(time_limit, (int, float)) and time_limit > 0):
-        raise ValueError(
-            f"time_limit must be a positive number of seconds, got {time_limit}"
-        )
-    if not 0 < holdout < 1:
-        raise ValueError(f"holdout must be a share between 0 and 1, got {holdout}")
-    checked = _check_pairs(pairs, regions)
-    start_model = _as_model(base)
-    base_name = base if isinstance(base, str) else "model"
-    base_sha = None
-    if isinstance(base, str):
-        base_sha = sha256_file(weights_file(base))
-    if diameter is None:
-        diameter = float(np.median([nucleus_diameter(lab) for _, lab, _ in checked]))
-    train_items, held_items, records = [], [], []
-    train_regions = []
-    for i, (image, labels, region) in enumerate(checked):
-        if region is None:
-            region = default_region(labels, 2 * diameter)
-        if region.sum() == 0:
-            raise ValueError(f"pair {i}: the region is empty")
-        trained, held = _holdout_split(labels, region, holdout)
-        train_items.append(AnnotatedImage(str(i), image, labels))
-        train_regions.append(trained)
-        held_items.append((image, labels, held))
-        records.append(
-            {
-                "shape": list(image.shape),
-                "image": _digest(image),
-                "labels": _digest(labels),
-            }
-        )
-    before = _score(start_model, held_items, diameter)
-    best = {"score": before, "state": None, "step": 0}
-
-    def on_checkpoint(model: CompactDeepLab, step: int) -> None:
-        score = _score(model, held_items, diameter)
-        if score > best["score"]:
-            best.update(score=score, state=_state(model), step=step)
-
-    last_step = [0]
-
-    def on_step(step: int, loss: float) -> None:
-        last_step[0] = step
-        if progress is not None:
-            progress(step, loss)
-
-    started = time.perf_counter()
-    try:
-        model = train(
-            train_items,
-            regions=train_regions,
-            init=start_model,
-            seed=seed,
-            steps=steps,
-            lr=lr,
-            batch_size=4,
-            patch=128,
-            ema_decay=0.99,
-            time_limit=time_limit,
-            checkpoint_every=_EVAL_EVERY,
-            on_checkpoint=on_checkpoint,
-            on_step=on_step,
-            cancel=cancel,
-            log_every=10**9,
-        )
-    except TrainingStopped as stop:
-        raise FinetuneCancelled(str(stop)) from None
-    seconds = time.perf_counter() - started
-    on_checkpoint(model, -1)  # the final weights compete too
-    if best["state"] is not None:
-        model.load_state_dict(best["state"])
-    else:
-        model.load_state_dict(start_model.state_dict())
-    model.eval()
-    model.finetune_record = FinetuneRecord(
-        base=base_name,
-        base_sha256=base_sha,
-        pairs=records,
-        diameter=float(diameter),
-        steps=last_step[0],
-        seconds=round(seconds, 1),
-        holdout_ap50_before=round(before, 4),
-        holdout_ap50_after=round(best["score"], 4),
+    events = finetune_steps(
+        pairs,
+        base=base,
+        time_limit=time_limit,
+        steps=steps,
+        regions=regions,
+        diameter=diameter,
+        holdout=holdout,
+        seed=seed,
+        lr=lr,
     )
-    return model
+
+    def handle(event: Event) -> None:
+        kind, step, value = event
+        callback = progress if kind == "loss" else on_score
+        if callback is not None:
+            callback(step, value)
+        if kind == "loss" and cancel is not None and cancel():
+            events.close()
+            raise FinetuneCancelled(f"fine-tuning cancelled at step {step}")
+
+    return drain(events, handle)
 
 
 def _state(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -31,7 +31,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from ..core._steps import drain
 from .data import AnnotatedImage, nucleus_diameter, read_folder, split_ids
 from .model import CompactDeepLab
 from .normalize import percentile_range
@@ -55,6 +56,7 @@ __all__ = [
     "main",
     "pixel_weights",
     "train",
+    "train_steps",
 ]
 
 _CLASS_WEIGHTS = (1.0, 1.0, 2.0)
@@ -297,7 +299,7 @@ def _by_time(seconds: float) -> Callable[[int], float]:
     return factor
 
 
-def train(
+def train_steps(
     images: Sequence[AnnotatedImage] = (),
     *,
     seed: int = 0,
@@ -317,11 +319,13 @@ def train(
     checkpoint: str | Path | None = None,
     checkpoint_every: int = 250,
     on_checkpoint: Callable[[CompactDeepLab, int], None] | None = None,
-    on_step: Callable[[int, float], None] | None = None,
-    cancel: Callable[[], bool] | None = None,
     log_every: int = 50,
-) -> CompactDeepLab:
-    """Train a :class:`CompactDeepLab` (from scratch, or on from ``init``); eval mode.
+) -> Generator[tuple[int, float], None, CompactDeepLab]:
+    """Train a :class:`CompactDeepLab` (from scratch, or on from ``init``).
+
+    A generator: yields ``(step, loss)`` after every optimiser step and
+    returns the trained model in eval mode. Closing it (a GUI's Cancel)
+    stops at once; nothing after the last checkpoint is saved.
 
     Parameters
     ----------
@@ -351,10 +355,6 @@ def train(
         Called every ``checkpoint_every`` steps but the last with the model
         as it would be returned (the command exports its weights then, so a
         run cut short leaves a usable model).
-    on_step : callable(step, loss), optional
-        Called after every step (progress, live plots).
-    cancel : callable() -> bool, optional
-        Checked after every step; True raises :class:`TrainingStopped`.
     """
     torch.manual_seed(seed)
     model = (
@@ -414,16 +414,13 @@ def train(
         schedule.step()
         if average is not None:
             average.update_parameters(model)
-        if on_step is not None:
-            on_step(step, loss.item())
+        yield step, loss.item()
         seconds = time.perf_counter() - start
         if step % log_every == 0 or step == steps:
             print(
                 f"step {step:5d}  loss {loss.item():.4f}  {seconds / 60:.1f} min",
                 flush=True,
             )
-        if cancel is not None and cancel():
-            raise TrainingStopped(f"training cancelled at step {step}")
         last = step == steps or (time_limit is not None and seconds >= time_limit)
         due = step % checkpoint_every == 0
         if checkpoint is not None and (due or last):
@@ -442,6 +439,33 @@ def train(
             on_checkpoint(result.eval(), step)
             model.train()
     return result.eval()
+
+
+def train(
+    images: Sequence[AnnotatedImage] = (),
+    *,
+    on_step: Callable[[int, float], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+    **options: Any,
+) -> CompactDeepLab:
+    """:func:`train_steps` run to the end; returns the trained model (eval mode).
+
+    ``on_step(step, loss)`` is called after every step (progress, live
+    plots); ``cancel()`` is checked after every step, and True stops the
+    training and raises :class:`TrainingStopped`. The other options are
+    :func:`train_steps`'.
+    """
+    steps = train_steps(images, **options)
+
+    def handle(item: tuple[int, float]) -> None:
+        step, loss = item
+        if on_step is not None:
+            on_step(step, loss)
+        if cancel is not None and cancel():
+            steps.close()
+            raise TrainingStopped(f"training cancelled at step {step}")
+
+    return drain(steps, handle)
 
 
 def evaluate(

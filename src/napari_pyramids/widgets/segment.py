@@ -264,7 +264,6 @@ class SegmentWidget(JobWidget):
         super().__init__(viewer)
         import napari
 
-        from napari_pyramids.nn import REGISTRY
         from napari_pyramids.nn.infer import available_devices, resolve_device
 
         self.image = create_widget(annotation=napari.layers.Image, label="image")
@@ -274,7 +273,7 @@ class SegmentWidget(JobWidget):
             + list(RGB_CHANNELS.items()),
             value=_NO_CHANNEL,
         )
-        self.model = ComboBox(label="model", choices=[*REGISTRY, CHECKPOINT])
+        self.model = ComboBox(label="model", choices=self._model_choices)
         self.checkpoint = FileEdit(
             label="checkpoint",
             mode="r",
@@ -352,6 +351,13 @@ class SegmentWidget(JobWidget):
         self.estimate.changed.connect(self._sync)
         self._sync()
 
+    def _model_choices(self, *_):
+        """Shipped models, the user's trained ones (Train widget), a file."""
+        from napari_pyramids.nn import user_models
+        from napari_pyramids.nn.weights import REGISTRY
+
+        return [*REGISTRY, *user_models.user_models(), CHECKPOINT]
+
     def _sync(self, *_):
         """Show the controls that apply: RGB channel, checkpoint file, diameter."""
         layer = self.image.value
@@ -369,11 +375,16 @@ class SegmentWidget(JobWidget):
             self.unit.value = keep
 
     def settings(self) -> SegmentSettings:
+        from napari_pyramids.nn import user_models
+
+        saved = user_models.user_models()
         if self.model.value == CHECKPOINT:
             path = self.checkpoint.value
             if path is None or not Path(path).is_file():
                 raise ValueError("choose a weights file (.safetensors, .pt, .pth)")
             model = str(path)
+        elif self.model.value in saved:
+            model = saved[self.model.value]["path"]
         else:
             model = self.model.value
         channel = self.channel.value
