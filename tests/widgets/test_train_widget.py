@@ -81,3 +81,23 @@ def test_bad_pairs_notify(viewer, painted, monkeypatch):
     widget.time_limit.value = 5
     widget.name.value = "  "
     assert widget.run() is None and "name" in shown[-1]
+
+
+def test_rgb_image_and_a_region_outside_notify(viewer, painted, monkeypatch):
+    image, labels = painted
+    viewer.add_image(np.dstack([image] * 3).astype(np.uint16), name="rgb", rgb=True)
+    viewer.add_labels(labels, name="painted")
+    widget = TrainWidget(viewer)
+    shown = []
+    monkeypatch.setattr(
+        "napari.utils.notifications.show_error", lambda msg: shown.append(msg)
+    )
+    assert widget.run() is None
+    assert "not one 2-D grey image" in shown[-1]
+    viewer.add_image(image, name="grey")
+    viewer.add_shapes([[[500, 500], [500, 600], [600, 600], [600, 500]]], name="far")
+    widget.reset_choices()
+    widget.image.value = viewer.layers["grey"]
+    widget.region.value = "far"
+    assert widget.run() is None
+    assert "lies outside the image" in shown[-1]
