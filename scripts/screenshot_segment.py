@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from _window import save_window
+
 SHARED_IMAGE = (
     Path(__file__).resolve().parents[2]
     / "shared/data/dsb2018-train/images/2dec81a678ddcac2.tif"
@@ -31,8 +33,6 @@ def main() -> None:
     args = parser.parse_args()
 
     import napari
-    from PIL import Image
-    from qtpy.QtWidgets import QApplication
 
     from napari_pyramids.nn.data import read_image
 
@@ -50,16 +50,9 @@ def main() -> None:
     widget.run(blocking=True)
     labels = viewer.layers[-1]
     labels.contour = 2  # outlines: the nuclei stay visible
-    viewer.window._qt_window.resize(1400, 860)
-    viewer.reset_view()
-    for _ in range(20):  # let Qt lay out the dock and the canvas draw
-        QApplication.processEvents()
-    viewer.screenshot(args.out, canvas_only=False, flash=False)
+    save_window(viewer, args.out, (1400, 860))
     print(widget.status)
     viewer.close()
-    shot = Image.open(args.out).convert("RGB")
-    shot.quantize(256, method=Image.Quantize.MEDIANCUT).save(args.out, optimize=True)
-    print(f"saved {args.out}")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from _window import save_window
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -29,7 +31,6 @@ def main() -> None:
 
     import napari
     import numpy as np
-    from PIL import Image
     from qtpy.QtWidgets import QApplication
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -56,16 +57,9 @@ def main() -> None:
     while widget.worker is not None:
         QApplication.processEvents()
     del worker
-    viewer.window._qt_window.resize(1400, 900)
-    viewer.reset_view()
-    for _ in range(20):
-        QApplication.processEvents()
-    viewer.screenshot(args.out, canvas_only=False, flash=False)
+    save_window(viewer, args.out, (1400, 900))
     print(widget.status)
     viewer.close()
-    shot = Image.open(args.out).convert("RGB")
-    shot.quantize(256, method=Image.Quantize.MEDIANCUT).save(args.out, optimize=True)
-    print(f"saved {args.out}")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -216,8 +217,8 @@ def finetune_steps(
     """:func:`finetune` as a generator: yields :data:`Event` items, returns the model.
 
     Closing it (a GUI's Cancel) stops the training at the current step;
-    nothing is returned and the base is untouched. Parameters as in
-    :func:`finetune`.
+    nothing is returned and the base is untouched. Parameters are described
+    at :func:`finetune`.
     """
     from .infer import _as_model
     from .weights import sha256_file, weights_file
@@ -319,17 +320,10 @@ def finetune_steps(
 def finetune(
     pairs: Sequence[tuple[np.ndarray, np.ndarray]],
     *,
-    base: str | CompactDeepLab = "nuclei",
-    time_limit: float = 180.0,
-    steps: int | None = None,
-    regions: Sequence[np.ndarray | None] | None = None,
-    diameter: float | None = None,
-    holdout: float = 0.25,
-    seed: int = 0,
-    lr: float = 1e-3,
     progress: Callable[[int, float], None] | None = None,
     on_score: Callable[[int, float], None] | None = None,
     cancel: Callable[[], bool] | None = None,
+    **options: Any,
 ) -> CompactDeepLab:
     """Fine-tune ``base`` on painted nuclei; return the better of before and after.
 
@@ -337,6 +331,8 @@ def finetune(
     ----------
     pairs : sequence of (image, labels)
         2-D images and their instance labels (0 = background), same shapes.
+    **options
+        Those of :func:`finetune_steps`, which are:
     base : str or CompactDeepLab
         The model to start from (a registered name, a weights file or a
         model); it is left untouched.
@@ -371,17 +367,7 @@ def finetune(
         not beat the base on the held-out part, the base's weights are
         returned (the scores say so).
     """
-    events = finetune_steps(
-        pairs,
-        base=base,
-        time_limit=time_limit,
-        steps=steps,
-        regions=regions,
-        diameter=diameter,
-        holdout=holdout,
-        seed=seed,
-        lr=lr,
-    )
+    events = finetune_steps(pairs, **options)
 
     def handle(event: Event) -> None:
         kind, step, value = event
