@@ -1,4 +1,4 @@
-"""Synthetic fluorescence nuclei with exact instance labels, for training and tests.
+"""Synthetic fluorescence nuclei with exact instance labels, for pretraining and tests.
 
 A nucleus stained with a DNA dye (DAPI, Hoechst) images as a bright, roughly
 elliptical blob with a soft edge and some chromatin texture, on a dark,
@@ -35,16 +35,10 @@ __all__ = [
     "RIM",
     "CLASS_NAMES",
     "CORE",
-    "HELD_OUT_SETS",
     "make_nuclei_image",
     "make_dataset",
     "classes_from_labels",
 ]
-
-#: The held-out evaluation sets, seed: number of 256x256 images (make_dataset).
-#: No training run draws from these seeds; tests, benchmarks and the notes in
-#: nn/train.py report F1 on them.
-HELD_OUT_SETS = {1000: 16, 2024: 10, 4242: 10}
 
 BACKGROUND, CORE, RIM = 0, 1, 2
 #: Class names by class index (the model's output channels).
