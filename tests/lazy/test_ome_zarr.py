@@ -219,3 +219,15 @@ def test_napari_reader_and_writer_round_trip(tmp_path):
     assert meta["scale"] == [2.0, 2.0] and meta["translate"] == [5.0, 0.0]
     for got, want in zip(levels, npp.gaussian_pyramid(img)):
         np.testing.assert_allclose(np.asarray(got), want, atol=1e-6)
+
+
+def test_huge_floats_are_stored_exactly_as_in_memory(tmp_path):
+    # OpenCV overflows near the float maximum; where it does, the whole image
+    # and each small block must be rescued alike (issue 17)
+    img = np.zeros((24, 60), np.float32)
+    img[10:14, 20:30] = 3e37
+    img[::5, ::7] = -1e38
+    out = npp.write_ome_zarr(img, tmp_path / "h.zarr", levels=3, chunks=2)
+    for got, want in zip(npp.read_ome_zarr(out).levels, npp.gaussian_pyramid(img, 3)):
+        assert np.isfinite(want).all()
+        np.testing.assert_array_equal(got.compute(), want)

@@ -22,7 +22,8 @@ Conventions shared by all functions here:
   integer masks are read as labels: any non-zero value selects ``image_a``.
 * The output dtype follows the inputs (``numpy.result_type`` of the two images):
   integer results are rounded and clipped to the dtype's range, never wrapped.
-  Work is done in float32 (float64 when an image is float64).
+  Work is done in float32 (float64 when an image is float64 or an integer
+  type wider than 16 bits).
 * Inputs are never modified.
 
 References
@@ -314,12 +315,11 @@ def _blend_levels(inputs: _Inputs, n_levels: int, reduce_z, a, backend):
         return uniform
     diff = np.subtract(inputs.a, inputs.b, dtype=inputs.weights.dtype)
     layout = _Layout(diff.ndim, inputs.channel_axis, reduce_z)
-    # checked there: NaN/inf named by image, and the backend OpenCV's overflow left
-    named = {"image_a": inputs.a, "image_b": inputs.b}
-    gd, steps = [], _gaussian_levels(diff, n_levels, layout, a, backend, named)
-    for level, next_backend in steps:
+    named = {"image_a": inputs.a, "image_b": inputs.b}  # where NaN is reported
+    gd = []
+    for level, rescued in _gaussian_levels(diff, n_levels, layout, a, backend, named):
         gd.append(level)
-        backend = next_backend  # the collapse goes on with what the pyramid used
+        huge = rescued  # OpenCV overflowed on these values: check the EXPANDs too
         if len(gd) > 1:
             yield len(gd) - 1, total
     gm = gaussian_pyramid(
@@ -331,10 +331,10 @@ def _blend_levels(inputs: _Inputs, n_levels: int, reduce_z, a, backend):
     out = gd[-1] * inputs.broadcast(gm[-1])
     for k in range(n_levels - 2, -1, -1):
         shape = gd[k].shape
-        band = _expand_level(gd[k + 1], shape, a, backend)
+        band = _expand_level(gd[k + 1], shape, a, backend, checked=huge)
         np.subtract(gd[k], band, out=band)
         band *= inputs.broadcast(gm[k])
-        out = _expand_level(out, shape, a, backend)
+        out = _expand_level(out, shape, a, backend, checked=huge)
         out += band
         yield total - 1 - k, total
     out += inputs.b

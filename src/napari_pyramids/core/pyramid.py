@@ -8,7 +8,9 @@ Conventions (see DESIGN.md):
 * Level 0 is the input. Octave ``k`` keeps sample ``2**k * j`` of level 0 at its
   pixel ``j``: as a napari layer it overlays the input with
   ``scale = base_scale * 2**k`` and the base translate.
-* Integers are computed in float32; float32 stays float32 and float64 stays
+* 8- and 16-bit integers are computed in float32, wider integers in float64
+  (float32 holds every integer only up to 2**24, so an int32 image blended with
+  itself would not come back); float32 stays float32 and float64 stays
   float64. Gaussian levels can be cast back to the input dtype on request;
   Laplacian bands are always float (they are signed).
 
@@ -62,8 +64,11 @@ def is_lazy(image) -> bool:
 
 
 def _float_dtype(dtype: np.dtype) -> np.dtype:
-    """float64 stays float64; everything else is computed in float32."""
-    return np.dtype(np.float64) if dtype == np.float64 else np.dtype(np.float32)
+    """The float dtype work is done in: float64 for float64 and for integers
+    wider than 16 bits (float32 would round them), float32 for the rest."""
+    dtype = np.dtype(dtype)
+    wide_int = np.issubdtype(dtype, np.integer) and dtype.itemsize > 2
+    return np.dtype(np.float64 if dtype == np.float64 or wide_int else np.float32)
 
 
 def spatial_axes(
@@ -122,35 +127,44 @@ def _count_levels(
     return int(levels)
 
 
-def _checked(compute, backend: str, inputs: dict[str, np.ndarray]):
-    """Run ``compute(backend)`` and make sure no NaN or inf comes out of it.
+#: Where OpenCV overflowed, the step is redone on its inputs times this power
+#: of two (exact), which keeps its sums of up to 256 taps below the float maximum.
+_RESCUE = 2.0**-10
+
+
+def _checked(step, args: Sequence[np.ndarray], named: dict[str, np.ndarray]):
+    """``step(*args)``, made sure that no NaN or inf comes out of it.
 
     The finite check of every public function here (REDUCE, EXPAND, pyramids,
-    reconstruct, equal-size levels). It looks at the result, one pass; only when
-    that finds NaN or inf are the ``inputs`` scanned, by :func:`check_finite`,
-    which names and counts the bad values. Finite inputs and a non-finite result
-    mean OpenCV overflowed: it sums the kernel taps before dividing (by 256 in
-    pyrDown, 64 in pyrUp), so float32 beyond about 1e36 (float64 beyond about
-    1e305) turns to inf where the average is finite. The step then runs again
-    with the numpy kernels, which weight each tap first.
+    reconstruct, equal-size levels, blends). It looks at the result, one pass;
+    only when that finds NaN or inf are the ``named`` inputs scanned, by
+    :func:`check_finite`, which names and counts the bad values.
 
-    Returns the result and the backend that produced it, for the steps after.
-    Integer inputs skip the check: they are far too small to overflow.
+    Finite inputs and a non-finite result mean OpenCV overflowed: it sums the
+    kernel taps before dividing (by 256 in pyrDown, 64 in pyrUp), so float32
+    beyond about 1e36 (float64 beyond about 1e305) turns to inf where the
+    average is finite. Those pixels, and only those, are computed again from
+    the inputs scaled by ``_RESCUE``: binary scaling changes no rounding, and
+    whether a pixel overflows depends on its neighbourhood only, so a pixel gets
+    the same value in a whole image as in any block of it (the lazy engine).
+
+    Returns the result and whether any pixel needed that. Integer inputs skip
+    the check: they are far too small to overflow.
     """
-    out = compute(backend)
-    if not any(np.issubdtype(x.dtype, np.floating) for x in inputs.values()):
-        return out, backend
-    if np.isfinite(out).all():
-        return out, backend
-    for name, x in inputs.items():
+    out = step(*args)
+    if not any(np.issubdtype(x.dtype, np.floating) for x in named.values()):
+        return out, False
+    bad = ~np.isfinite(out)
+    if not bad.any():
+        return out, False
+    for name, x in named.items():
         check_finite(x, name)
-    if backend != "numpy":
-        out = compute("numpy")
-        if np.isfinite(out).all():
-            return out, "numpy"
-    peak = max(float(np.max(np.abs(x))) for x in inputs.values())
+    out[bad] = step(*(x * _RESCUE for x in args))[bad] / _RESCUE
+    if np.isfinite(out).all():
+        return out, True
+    peak = max(float(np.max(np.abs(x))) for x in named.values())
     raise ValueError(
-        f"the result overflows {out.dtype}: {', '.join(inputs)} reach {peak:.3g}, "
+        f"the result overflows {out.dtype}: {', '.join(named)} reach {peak:.3g}, "
         f"too near the largest {out.dtype} ({np.finfo(out.dtype).max:.3g}); "
         "divide by a power of two first (exact), or use float64"
     )
@@ -246,7 +260,7 @@ def reduce(
     a = _check_a(a)
     layout = _Layout(arr.ndim, channel_axis, reduce_z)
     x, lead = layout.to_kernel(arr.astype(_float_dtype(arr.dtype), copy=False))
-    out, _ = _checked(lambda b: _reduce_kernel(x, a, b), backend, {"image": arr})
+    out, _ = _checked(lambda x: _reduce_kernel(x, a, backend), [x], {"image": arr})
     return layout.from_kernel(out, lead)
 
 
@@ -279,7 +293,7 @@ def expand(
                 f"must be {2 * n - 1} or {2 * n} (the size this level was reduced from)"
             )
     x = arr.astype(_float_dtype(arr.dtype), copy=False)
-    out, _ = _checked(lambda b: _expand(x, shape, a, b), backend, {"image": arr})
+    out, _ = _checked(lambda x: _expand(x, shape, a, backend), [x], {"image": arr})
     return out
 
 
@@ -397,7 +411,7 @@ def iter_pyramid(
     n_levels = _count_levels(arr.shape, layout.spatial, levels, min_size)
     gauss = _gaussian_levels(arr, n_levels, layout, a, backend)
     if kind == "laplacian":
-        return _laplacian_levels(gauss, a)
+        return _laplacian_levels(gauss, a, backend)
     if preserve_dtype:
         return (
             arr if k == 0 else _cast_like(g, arr.dtype)
@@ -407,13 +421,12 @@ def iter_pyramid(
 
 
 def _gaussian_levels(arr, n_levels, layout, a, backend, named=None):
-    """Yield ``(level, backend)``: each Gaussian level and the backend for the next
-    steps (``"numpy"`` once OpenCV overflowed on huge values, see :func:`_checked`).
+    """Yield ``(level, huge)``: each Gaussian level, and whether OpenCV overflowed
+    on its values so far (then the EXPAND steps made from them are checked too).
 
-    Only level 1 is checked: with non-negative weights every input sample
-    reaches it, so NaN/inf anywhere (or an overflow) shows up there, and the
-    later levels are averages of a finite level 1. ``named`` are the arrays
-    that NaN is reported in (default: ``arr`` as "image").
+    Every reduced level goes through :func:`_checked`; with non-negative weights
+    every input sample reaches level 1, so NaN/inf anywhere shows up there.
+    ``named`` are the arrays NaN is reported in (default: ``arr`` as "image").
     """
     named = {"image": arr} if named is None else named
     work = arr.astype(_float_dtype(arr.dtype), copy=False)
@@ -423,23 +436,20 @@ def _gaussian_levels(arr, n_levels, layout, a, backend, named=None):
     if n_levels == 1:
         for name, x in named.items():
             check_finite(x, name)
-    yield work, backend
+    huge = False
+    yield work, huge
     x, lead = layout.to_kernel(work)
-    for k in range(1, n_levels):
-        if k == 1:
-            x, backend = _checked(
-                lambda b, x=x: _reduce_kernel(x, a, b), backend, named
-            )
-        else:
-            x = _reduce_kernel(x, a, backend)
-        yield layout.from_kernel(x, lead), backend
+    for _ in range(1, n_levels):
+        x, rescued = _checked(lambda x: _reduce_kernel(x, a, backend), [x], named)
+        huge = huge or rescued
+        yield layout.from_kernel(x, lead), huge
 
 
-def _laplacian_levels(gauss, a):
+def _laplacian_levels(gauss, a, backend):
     fine, _ = next(gauss)
     n_bands = 0
-    for coarse, backend in gauss:
-        band = _expand_level(coarse, fine.shape, a, backend)
+    for coarse, huge in gauss:
+        band = _expand_level(coarse, fine.shape, a, backend, checked=huge)
         np.subtract(fine, band, out=band)
         n_bands += 1
         yield band
@@ -465,7 +475,7 @@ def gaussian_pyramid(
     ----------{parameters}
     preserve_dtype : bool
         Return every level in the input dtype (rounded and clipped for integers)
-        instead of float32/float64.
+        instead of floats (float32; float64 for float64 and 32/64-bit integers).
 
     Returns
     -------
@@ -506,7 +516,9 @@ def _cast_like(level: np.ndarray, dtype: np.dtype) -> np.ndarray:
     maxima round up to 2**63 / 2**64; a value clipped there wraps to the other
     end of the range when cast.
     """
-    if not np.issubdtype(dtype, np.integer):
+    if not np.issubdtype(dtype, np.integer) or not np.issubdtype(
+        level.dtype, np.floating
+    ):  # integers (a uniform blend's copy) go to a dtype that holds them
         return level.astype(dtype, copy=False)
     info = np.iinfo(dtype)
     rounded = np.rint(level)
@@ -546,7 +558,8 @@ def laplacian_pyramid(
     Returns
     -------
     list of numpy.ndarray
-        ``levels`` float arrays (float32, or float64 for float64 input).
+        ``levels`` float arrays (float32; float64 for float64 input and for
+        integers wider than 16 bits).
         Lazy dask arrays for a dask or zarr ``image``.
     """
     return list(
@@ -564,10 +577,25 @@ def laplacian_pyramid(
 
 
 def _expand_level(
-    level: np.ndarray, shape: tuple[int, ...], a: float, backend: str
+    level: np.ndarray,
+    shape: tuple[int, ...],
+    a: float,
+    backend: str,
+    *,
+    checked: bool = False,
 ) -> np.ndarray:
-    """EXPAND a (float, finite) pyramid level to the shape of the level above it."""
-    return _expand(level, tuple(shape), a, backend)
+    """EXPAND a (float, finite) pyramid level to the shape of the level above it.
+
+    ``checked``: through :func:`_checked`, for levels whose values are huge
+    enough to overflow OpenCV (the pyramid that made them needed a rescue).
+    """
+    if not checked:
+        return _expand(level, tuple(shape), a, backend)
+    shape = tuple(shape)
+    out, _ = _checked(
+        lambda x: _expand(x, shape, a, backend), [level], {"level": level}
+    )
+    return out
 
 
 def reconstruct(
@@ -589,7 +617,7 @@ def reconstruct(
                 f"level {k} has {levels[k].ndim} dimensions but level {k + 1} has "
                 f"{levels[k + 1].ndim}"
             )
-    out, _ = _checked(lambda b: _collapse(levels, a, b), backend, _named(levels))
+    out, _ = _checked(lambda *x: _collapse(x, a, backend), levels, _named(levels))
     return out
 
 
@@ -625,7 +653,7 @@ def equal_size_levels(
     levels = _real_levels(pyramid, "pyramid")
     a = _check_a(a)
 
-    def stack(backend):
+    def stack(*levels):
         full = []
         for k, x in enumerate(levels):
             x = x.astype(_float_dtype(x.dtype), copy=k == 0)
@@ -634,5 +662,5 @@ def equal_size_levels(
             full.append(x)
         return np.stack(full)
 
-    out, _ = _checked(stack, backend, _named(levels, "pyramid"))
+    out, _ = _checked(stack, levels, _named(levels, "pyramid"))
     return out

@@ -531,7 +531,8 @@ def write_ome_zarr(image_or_pyramid, path, **kwargs) -> Path:
         Smallest side kept when ``levels`` is None.
     preserve_dtype : bool
         Store every level in the input dtype (default; integers are rounded and
-        clipped). ``False`` stores float32 (float64 for float64 input).
+        clipped). ``False`` stores float32 (float64 for float64 input and for
+        integers wider than 16 bits).
     chunks : int or sequence of int, optional
         Block side along the reduced axes, the same for every level (stored
         chunks and computing blocks). Default: the input's block side if it is
