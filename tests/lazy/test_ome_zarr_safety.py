@@ -74,3 +74,19 @@ def test_leftovers_of_an_interrupted_write_are_removed_by_the_next(tmp_path):
     assert sorted(os.listdir(tmp_path)) == sorted(
         [running, ".b.zarr.1a2b3c4d.partial", "a.zarr"]
     )
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(scale=(np.nan, 1)), "scale"),
+        (dict(scale=(0, 1)), "scale"),
+        (dict(scale=(-1, 1)), "scale"),
+        (dict(translate=(np.inf, 0)), "translate"),
+    ],
+)
+def test_scale_and_translate_must_be_usable(tmp_path, kwargs, match):
+    # a NaN became a bare NaN in zarr.json (invalid JSON); 0 or less was accepted
+    with pytest.raises(ValueError, match=match):
+        npp.write_ome_zarr(IMG, tmp_path / "g.zarr", **kwargs)
+    assert os.listdir(tmp_path) == []

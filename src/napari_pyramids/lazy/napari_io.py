@@ -33,8 +33,8 @@ def get_reader(path):
     if not any((folder / f).is_file() for f in ("zarr.json", ".zattrs", ".zgroup")):
         return None
     try:
-        read_ome_zarr(folder)
-    except (ValueError, KeyError, OSError):
+        read_ome_zarr(folder)  # checks the metadata and opens every level
+    except ValueError:  # read_ome_zarr's one error for what it cannot read
         return None
     return read_pyramid
 

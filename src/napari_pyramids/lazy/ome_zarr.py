@@ -478,6 +478,14 @@ def _per_axis(values, spatial, ndim, default, what) -> list[float]:
             f"{what} has {len(values)} values but the image has {len(spatial)} "
             f"spatial axes; give one {what} per spatial axis"
         )
+    usable = all(math.isfinite(v) for v in values) and (
+        what != "scale" or min(values) > 0
+    )
+    if not usable:
+        need = "positive" if what == "scale" else "finite"
+        raise ValueError(
+            f"{what} must be {need} numbers (one per spatial axis), got {values}"
+        )
     for ax, v in zip(spatial, values):
         out[ax] = v
     return out
@@ -583,35 +591,102 @@ class OmeZarrPyramid:
 
 
 def read_ome_zarr(path) -> OmeZarrPyramid:
-    """Open an OME-Zarr multiscale image lazily (through ome-zarr-py's reader).
+    """Open an OME-Zarr multiscale image lazily, checking its metadata first.
 
-    Raises a ValueError when ``path`` holds no multiscale image.
+    Raises a ValueError that names the problem when ``path`` holds no readable
+    multiscale image: not a zarr group, no (or empty) ``multiscales``, missing
+    or ill-sized ``axes``, a scale or translation of the wrong length (or a
+    scale that is not positive), a level that is missing or unreadable.
     """
-    from ome_zarr.io import parse_url
-    from ome_zarr.reader import Multiscales, Reader
+    where = os.fspath(path)
+    group = _opened(
+        lambda: zarr.open_group(where, mode="r"), f"{where}: not a readable zarr group"
+    )
+    image = _multiscale(group.attrs.asdict(), where)
+    axes = _axes(image.get("axes"), where)
+    datasets = image.get("datasets")
+    if not isinstance(datasets, list) or not datasets:
+        raise ValueError(f"{where}: the multiscale image lists no datasets (levels)")
+    levels, geometry = [], None
+    for k, dataset in enumerate(datasets):
+        name = dataset.get("path") if isinstance(dataset, dict) else None
+        if not isinstance(name, str):
+            raise ValueError(f"{where}: dataset {k} names no path")
+        array = _opened(
+            lambda name=name: zarr.open_array(store=group.store, path=name, mode="r"),
+            f"{where}: level {name} is missing or unreadable",
+        )
+        if array.ndim != len(axes):
+            raise ValueError(
+                f"{where}: level {name} has {array.ndim} dimensions but the metadata "
+                f"names {len(axes)} axes ({', '.join(axes)})"
+            )
+        scale, translate = _transforms(dataset, len(axes), f"{where}: level {name}")
+        geometry = geometry or (scale, translate)
+        levels.append(da.from_zarr(array))
+    return OmeZarrPyramid(
+        levels=levels,
+        axes=axes,
+        scale=geometry[0],
+        translate=geometry[1],
+        name=image.get("name") if isinstance(image.get("name"), str) else None,
+    )
 
-    location = parse_url(os.fspath(path), mode="r")
-    if location is None:
-        raise ValueError(f"{path} is not a zarr store")
-    for node in Reader(location)():
-        if node.load(Multiscales) is None:
+
+#: What zarr and json raise on a store that is not what it claims to be.
+_READ_ERRORS = (ValueError, KeyError, TypeError, OSError)
+
+
+def _opened(open_it, problem: str):
+    """``open_it()``, with a failure turned into a ValueError naming ``problem``."""
+    try:
+        return open_it()
+    except _READ_ERRORS as err:
+        raise ValueError(f"{problem} ({type(err).__name__}: {err})") from err
+
+
+def _multiscale(attrs, where: str) -> dict:
+    """The first multiscale image of a group's attributes (NGFF 0.4 or 0.5)."""
+    ome = attrs.get("ome", attrs) if isinstance(attrs, dict) else None
+    images = ome.get("multiscales") if isinstance(ome, dict) else None
+    if not isinstance(images, list) or not images or not isinstance(images[0], dict):
+        raise ValueError(
+            f"{where} is not an OME-Zarr image: its attributes hold no "
+            "'multiscales' list with an image in it"
+        )
+    return images[0]
+
+
+def _axes(axes, where: str) -> tuple[str, ...]:
+    """Axis names from NGFF ``axes`` (dicts with a name, or plain names in 0.3)."""
+    if not isinstance(axes, list) or not axes:
+        raise ValueError(f"{where}: the multiscale image has no 'axes'")
+    names = tuple(ax.get("name") if isinstance(ax, dict) else ax for ax in axes)
+    if not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
+        raise ValueError(f"{where}: 'axes' must name each axis once, got {axes}")
+    return names
+
+
+def _transforms(dataset: dict, ndim: int, what: str):
+    """A level's scale and translation, one finite value per axis (scale > 0)."""
+    scale, translate = (1.0,) * ndim, (0.0,) * ndim
+    for t in dataset.get("coordinateTransformations") or []:
+        kind = t.get("type") if isinstance(t, dict) else None
+        if kind not in ("scale", "translation"):
             continue
-        transforms = node.metadata.get("coordinateTransformations") or [[]]
-        ndim = node.data[0].ndim
-        scale, translate = [1.0] * ndim, [0.0] * ndim
-        for t in transforms[0]:
-            if t["type"] == "scale":
-                scale = [float(v) for v in t["scale"]]
-            elif t["type"] == "translation":
-                translate = [float(v) for v in t["translation"]]
-        axes = tuple(
-            ax["name"] if isinstance(ax, dict) else ax for ax in node.metadata["axes"]
-        )
-        return OmeZarrPyramid(
-            levels=list(node.data),
-            axes=axes,
-            scale=tuple(scale),
-            translate=tuple(translate),
-            name=node.metadata.get("name"),
-        )
-    raise ValueError(f"{path} holds no OME-Zarr multiscale image")
+        values = t.get(kind)
+        if not isinstance(values, list) or len(values) != ndim:
+            raise ValueError(f"{what}: its {kind} needs {ndim} values, got {values!r}")
+        try:
+            values = tuple(float(v) for v in values)
+        except (TypeError, ValueError):
+            raise ValueError(f"{what}: its {kind} {values!r} is not numbers") from None
+        if not all(math.isfinite(v) for v in values) or (
+            kind == "scale" and min(values) <= 0
+        ):
+            raise ValueError(f"{what}: its {kind} {list(values)} is not usable")
+        if kind == "scale":
+            scale = values
+        else:
+            translate = values
+    return scale, translate
