@@ -13,7 +13,12 @@ from napari_pyramids.widgets.pyramid import PyramidSettings, make_pyramid_job
 
 
 def _layer(viewer, layer):
-    """Accept a layer or a layer name."""
+    """Accept a layer or a layer name (of ``viewer``'s layers)."""
+    if not hasattr(viewer, "layers"):
+        raise TypeError(
+            "viewer must be a napari.Viewer (in napari's console it is `viewer`; "
+            f"in a script, napari.Viewer() or napari.current_viewer()), got {viewer!r}"
+        )
     if isinstance(layer, str):
         if layer not in viewer.layers:
             names = ", ".join(repr(lyr.name) for lyr in viewer.layers) or "none"

@@ -77,12 +77,28 @@ def make_pyramid_job(source: Source, settings: PyramidSettings) -> Job:
         reduce_z=settings.reduce_z,
         min_size=settings.min_size,
     )
+    if n_levels < 2:
+        raise ValueError(_one_level_message(source, settings))
     axes = spatial_axes(
         ndim, channel_axis=source.channel_axis, reduce_z=settings.reduce_z
     )
     return Job(
         run=lambda: pyramid_job(source, settings, n_levels, axes),
         description=f"{settings.kind.capitalize()} pyramid of {source.name}",
+    )
+
+
+def _one_level_message(source: Source, settings: PyramidSettings) -> str:
+    """Why a one-level pyramid is refused: it would only add a copy of the image."""
+    if settings.levels is not None:
+        return (
+            "levels=1 is the image itself (octave 0), so there is nothing to add; "
+            "ask for 2 or more levels"
+        )
+    return (
+        f"{source.name!r} (shape {tuple(source.data.shape)}) is smaller than twice "
+        f"min_size={settings.min_size}, so its pyramid is the image alone; lower "
+        "min_size or pass levels=2 or more"
     )
 
 
