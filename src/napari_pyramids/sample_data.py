@@ -51,8 +51,8 @@ def nuclei_volume():
 def nuclei_2d():
     """A generated 2-D fluorescence image of nuclei (512x512), with touching ones.
 
-    Drawn by :mod:`napari_pyramids.nn.synthetic` (the kind of image the shipped
-    "nuclei" model was trained on, but not one of its training images).
+    Drawn by :mod:`napari_pyramids.nn.synthetic` (the generator the shipped
+    "nuclei" model was pretrained on before its training on real nuclei).
     """
     from napari_pyramids.nn.synthetic import make_nuclei_image
 
