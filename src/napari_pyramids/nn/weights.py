@@ -78,7 +78,13 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, An
             state = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
     except (SafetensorError, OSError) as exc:
         raise WeightsError(f"{path}: not a readable safetensors file ({exc})") from exc
-    config = json.loads(metadata["config"]) if "config" in metadata else {}
+    try:
+        config = json.loads(metadata["config"]) if "config" in metadata else {}
+    except json.JSONDecodeError as exc:
+        raise WeightsError(
+            f"{path}: its 'config' metadata (the architecture) is not JSON ({exc}); "
+            "save models with napari_pyramids.nn.save_model"
+        ) from exc
     return state, config
 
 
@@ -170,6 +176,11 @@ def load_model(
     path = weights_file(name_or_path)
     if str(name_or_path) in REGISTRY:
         sha256 = REGISTRY[str(name_or_path)].sha256
+    if sha256 is not None and not _is_sha256(sha256):
+        raise ValueError(
+            f"sha256 must be 64 hex digits (as sha256_file or `sha256sum` print "
+            f"them), got {sha256!r}"
+        )
     if sha256 is not None:
         actual = sha256_file(path)
         if actual != sha256.lower():
@@ -186,15 +197,31 @@ def load_model(
         raise WeightsError(
             f"{path}: unknown weights format {suffix!r}; use .safetensors, .pt or .pth"
         )
+    if not isinstance(config, dict):
+        raise WeightsError(f"{path}: its config must be a mapping, got {config!r}")
+    # The architecture is built on the meta device first (shapes, no memory):
+    # a config with absurd widths must fail on the shapes, not allocate terabytes.
+    with torch.device("meta"):
+        skeleton = _model_from_config(path, config)
+    _check_state(path, skeleton, state)
+    model = _model_from_config(path, config)
+    model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+def _model_from_config(path: Path, config: dict[str, Any]) -> CompactDeepLab:
     try:
-        model = CompactDeepLab(**config)
+        return CompactDeepLab(**config)
     except (TypeError, ValueError) as exc:
         raise WeightsError(
             f"{path}: invalid architecture config {config} ({exc})"
         ) from exc
-    _check_state(path, model, state)
-    model.load_state_dict(state, strict=True)
-    return model.eval()
+
+
+def _is_sha256(value) -> bool:
+    """True for a string of 64 hex digits."""
+    hexdigits = set("0123456789abcdefABCDEF")
+    return isinstance(value, str) and len(value) == 64 and set(value) <= hexdigits
 
 
 def save_model(model: CompactDeepLab, path: str | Path, **meta: object) -> Path:
