@@ -230,3 +230,19 @@ def test_bad_arrays():
         npp.find_template(RNG.random((40, 40)), np.zeros((0, 8)))
     with pytest.raises(ValueError, match="2-D"):
         npp.find_template(RNG.random((4, 5, 40, 40)), RNG.random((2, 2, 8, 8)))
+
+
+@pytest.mark.parametrize("scale", [1e20, 1e30, 1e-30, 1e-35])
+def test_zncc_does_not_depend_on_the_intensity_scale(scale):
+    # float32 sums of squares overflowed (every window "flat") or underflowed
+    # (a wrong match with score 0) at extreme scales (issue 17)
+    rng = np.random.default_rng(3)
+    img = rng.random((96, 96)).astype(np.float32)
+    tpl = img[30:46, 50:66].copy()
+    scaled_img, scaled_tpl = (img * scale).astype(np.float32), tpl * scale
+    scaled_tpl = scaled_tpl.astype(np.float32)
+    np.testing.assert_allclose(
+        npp.zncc_map(scaled_img, scaled_tpl), npp.zncc_map(img, tpl), atol=1e-4
+    )
+    [match] = npp.find_template(scaled_img, scaled_tpl)
+    assert match.position == (30, 50) and match.score > 0.999

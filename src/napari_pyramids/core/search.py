@@ -30,6 +30,7 @@ References
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -184,6 +185,29 @@ class _Layout:
     def public(self, position) -> tuple[int, ...]:
         """User-facing spatial position from an internal ``(z, y, x)`` one."""
         return tuple(int(p) for p in position[3 - self.ndim :])
+
+
+#: Largest magnitudes outside this range are brought back into [1, 2) before
+#: scoring: float32 sums of squares overflow beyond about 1e19 and lose
+#: everything to underflow below about 1e-19.
+_SAFE_PEAK = (2.0**-40, 2.0**40)
+
+
+def _scale_invariant(x: np.ndarray) -> np.ndarray:
+    """``x`` times the power of two that brings its largest magnitude into [1, 2),
+    when that magnitude is out of :data:`_SAFE_PEAK`; else ``x`` itself.
+
+    ZNCC does not change when an input is multiplied by a positive number, and
+    a power of two changes no rounding, so scores are those of the unscaled
+    data where float32 could hold its sums. 8- and 16-bit images never need it.
+    """
+    if x.dtype.itemsize <= 2 and np.issubdtype(x.dtype, np.integer):
+        return x
+    peak = max(abs(float(x.max())), abs(float(x.min())))
+    if not math.isfinite(peak) or peak == 0 or _SAFE_PEAK[0] <= peak < _SAFE_PEAK[1]:
+        return x  # NaN and inf are reported by the finite checks
+    floats = x if np.issubdtype(x.dtype, np.floating) else x.astype(np.float64)
+    return np.ldexp(floats, -math.floor(math.log2(peak)))
 
 
 def _template_scorer(template: np.ndarray) -> _Scorer:
@@ -381,6 +405,7 @@ def zncc_map(image, template, *, channel_axis: int | None = None) -> np.ndarray:
     layout = _Layout(image, template, channel_axis)
     check_finite(template, "template")
     check_finite(image, "image")
+    image, template = _scale_invariant(image), _scale_invariant(template)
     scores = _template_scorer(layout.internal(template))(layout.internal(image))
     scores = np.nan_to_num(scores, nan=0.0).astype(np.float32)
     return scores[0] if layout.ndim == 2 else scores
@@ -447,6 +472,7 @@ def iter_find_template(
     template = as_real_array(template, "template")
     layout = _Layout(image, template, channel_axis)
     check_finite(template, "template")
+    image, template = _scale_invariant(image), _scale_invariant(template)
     _template_scorer(layout.internal(template))
     for name, value, least in (
         ("max_matches", max_matches, 1),
