@@ -56,6 +56,7 @@ from .instances import instances_from_masks
 from .model import CompactDeepLab
 from .normalize import normalize, percentile_range
 from .rescale import TRAINED_DIAMETER, Resampling
+from .stacks import check_axes, segment_stack_steps
 from .synthetic import BACKGROUND, CLASS_NAMES, CORE
 from .weights import load_model
 
@@ -186,8 +187,9 @@ def _check_image(
         )
     if image.ndim != (2 if channels == 1 else 3):
         raise ValueError(
-            f"expected one 2-D image (H, W), got shape {image.shape}; loop over the "
-            "leading axes of a stack, or pass channel_axis for channels"
+            f"expected one 2-D image (H, W), got shape {image.shape}; for a stack "
+            "give segment() its axes ('zyx', 'tyx', 'tzyx'), or pass channel_axis "
+            "for channels"
         )
     if image.size == 0:
         raise ValueError(f"image is empty (shape {image.shape})")
@@ -758,17 +760,46 @@ def predict_steps(
 
 
 def segment_steps(
-    image: np.ndarray, model: ModelLike = "nuclei", **options: Any
+    image: np.ndarray,
+    model: ModelLike = "nuclei",
+    *,
+    axes: str | None = None,
+    stitch_threshold: float = 0.25,
+    link: bool = False,
+    **options: Any,
 ) -> Steps:
     """Generator form of :func:`segment`: yields ``(done, total)``, returns labels.
 
     Use ``labels = yield from segment_steps(...)`` inside a napari generator
-    worker; stopping the iteration (``worker.quit()``) stops between tiles and
-    returns nothing. Keyword options are those of :func:`segment` (but
-    ``progress`` and ``cancel``).
+    worker; stopping the iteration (``worker.quit()``) stops between tiles (or
+    planes of a stack) and returns nothing. Options are those of
+    :func:`segment` (but ``progress`` and ``cancel``).
     """
-    prediction = yield from predict_steps(image, model, **options)
-    return prediction.labels
+    image = np.asarray(image)
+    looks_rgb = axes is None and image.ndim == 3 and image.shape[-1] in (3, 4)
+    if options.get("channel_axis") is not None or looks_rgb:
+        axes = "yx"  # one plane with channels (or the error that says how)
+    else:
+        axes = check_axes(axes, image.ndim)
+    if axes == "yx":
+        prediction = yield from predict_steps(image, model, **options)
+        return prediction.labels
+    net = _as_model(model)
+    diameter = options.pop("diameter", None)
+    if diameter is None:  # one size for the whole stack, from its middle plane
+        planes = image.reshape(-1, *image.shape[-2:])
+        diameter = estimate_diameter(
+            planes[len(planes) // 2], net, device=options.get("device", "auto")
+        )
+
+    def plane_labels(plane: np.ndarray) -> np.ndarray:
+        return drain(predict_steps(plane, net, diameter=diameter, **options)).labels
+
+    return (
+        yield from segment_stack_steps(
+            image, axes, plane_labels, stitch_threshold=stitch_threshold, link=link
+        )
+    )
 
 
 def segment(
@@ -783,14 +814,17 @@ def segment(
     threshold: float = CORE_THRESHOLD,
     min_size: int | None = None,
     context_size: int = CONTEXT_SIZE,
+    axes: str | None = None,
+    stitch_threshold: float = 0.25,
+    link: bool = False,
     progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> np.ndarray:
-    """Segment nuclei: one 2-D fluorescence image in, instance labels out.
+    """Segment nuclei: a fluorescence image (or stack) in, instance labels out.
 
     Parameters
     ----------
-    image : ndarray (H, W)
+    image : ndarray (H, W), or a stack (see ``axes``)
         Any integer or float dtype and range (normalised by its 1st and 99.8th
         percentiles). Never modified.
     model : str, path or CompactDeepLab
@@ -820,8 +854,16 @@ def segment(
         nucleus size, scaled with the diameter.
     context_size : int
         Long side of the (block-averaged) image the image-pooling branch sees.
+    axes : {"yx", "zyx", "tyx", "tzyx"}, optional
+        The image's axes (None: "yx" for 2-D, "zyx" for 3-D). Stacks are
+        segmented plane by plane at one diameter (given, or estimated on the
+        middle plane); on "zyx" nuclei overlapping by IoU >=
+        ``stitch_threshold`` in neighbouring planes share an id; on "tyx" /
+        "tzyx" with ``link`` a nucleus keeps its id from frame to frame
+        (:mod:`.stacks`).
     progress : callable(done, total), optional
-        Called before the first tile with ``(0, total)`` and after every tile.
+        Called before the first tile (or plane of a stack) with ``(0, total)``
+        and after every one.
     cancel : callable() -> bool, optional
         Checked between tiles; when it returns True, :class:`SegmentationCancelled`
         is raised and nothing is returned.
@@ -843,6 +885,9 @@ def segment(
         threshold=threshold,
         min_size=min_size,
         context_size=context_size,
+        axes=axes,
+        stitch_threshold=stitch_threshold,
+        link=link,
     )
     return _drive(steps, progress, cancel)
 
@@ -856,7 +901,7 @@ def _drive(steps, progress: Progress | None, cancel: Callable[[], bool] | None):
             progress(done, total)
         if cancel is not None and done < total and cancel():
             steps.close()
-            raise SegmentationCancelled(f"cancelled after {done} of {total} tiles")
+            raise SegmentationCancelled(f"cancelled after {done} of {total} steps")
 
     return drain(steps, on_step)
 
