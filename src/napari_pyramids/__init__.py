@@ -23,6 +23,7 @@ The public API (a contract: tests, docs and users depend on these names)::
     npp.load_model(name_or_path)              # a registered model or weights file
     npp.save_model(model, path, **metadata)   # safetensors, read by load_model
     npp.finetune([(image, labels), ...], base="nuclei", time_limit=180)
+    npp.measure(labels, image, scale=...)     # per-nucleus table (pandas)
     npp.nn.ASPP, npp.nn.SpatialPyramidPooling, npp.nn.PyramidPoolingModule
     # gaussian_pyramid / laplacian_pyramid given a dask or zarr array return dask arrays
 
@@ -63,6 +64,7 @@ _LAZY = {
     "load_model": "napari_pyramids.nn.weights",
     "save_model": "napari_pyramids.nn.weights",
     "finetune": "napari_pyramids.nn.finetune",
+    "measure": "napari_pyramids.core.measure",
 }
 # subpackages imported on first access (torch): npp.nn.ASPP, ...
 _LAZY_MODULES = {"nn": "napari_pyramids.nn"}
