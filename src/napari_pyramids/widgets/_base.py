@@ -126,6 +126,9 @@ class JobWidget(Container):
         self._status.native.setWordWrap(True)  # long messages must not widen the dock
         self._worker = None
         self._progress = None
+        #: False once Qt has deleted this widget (its viewer was closed)
+        self._alive = True
+        self.native.destroyed.connect(self._on_destroyed)
         #: layers added by the last successful run (for scripts and tests)
         self.last_layers: list = []
 
@@ -153,7 +156,16 @@ class JobWidget(Container):
         layers are returned (console and scripts); errors are raised, not shown.
         Otherwise it runs in a napari thread worker and the worker is returned
         (None if the inputs were rejected, with a notification saying why).
+        One job runs at a time: while one runs, this returns its worker (and
+        ``blocking=True`` raises) instead of starting a second.
         """
+        if self._worker is not None:
+            if blocking:
+                raise RuntimeError(
+                    "a job is already running in this widget; wait for it to "
+                    "finish or cancel it first"
+                )
+            return self._worker
         if blocking:
             job = self.prepare()
             return self._commit(job, run_to_completion(job))
@@ -168,8 +180,18 @@ class JobWidget(Container):
         """Ask a running job to stop at its next step; nothing will be added."""
         if self._worker is not None:
             self._worker.quit()
-            self._run_button.text = "Cancelling…"
-            self._run_button.enabled = False
+            if self._alive:
+                self._run_button.text = "Cancelling…"
+                self._run_button.enabled = False
+
+    def _on_destroyed(self, *_) -> None:
+        """Qt deleted the widget (its viewer closed): cancel, touch nothing more.
+
+        The job's last signals still arrive afterwards; with ``_alive`` False
+        they neither update the deleted button and label nor add layers.
+        """
+        self._alive = False
+        self.cancel()
 
     # ------------------------------------------------------------ plumbing
     def _on_run_clicked(self, *_):
@@ -191,7 +213,7 @@ class JobWidget(Container):
         pbar = progress(total=0, desc=job.description)
         self._progress = pbar
         self._run_button.text = "Cancel"
-        self._status.value = f"{job.description}…"
+        self._set_status(f"{job.description}…")
 
         def on_step(step: Step):
             # Qt may deliver a last step after "aborted"/"finished": ignore it then.
@@ -200,7 +222,7 @@ class JobWidget(Container):
             pbar.total = step.total
             pbar.set_description(step.message or job.description)
             pbar.update(step.done - pbar.n)
-            self._status.value = step.message
+            self._set_status(step.message)
 
         worker.yielded.connect(on_step)
         worker.returned.connect(lambda tuples: self._commit(job, tuples or []))
@@ -211,6 +233,8 @@ class JobWidget(Container):
         return worker
 
     def _commit(self, job: Job, tuples: list[LayerDataTuple]) -> list:
+        if not self._alive:  # the viewer is gone: nothing to add the layers to
+            return []
         layers = add_layer_tuples(self._viewer, tuples)
         self.last_layers = layers
         elapsed = time.perf_counter() - job.started
@@ -228,12 +252,14 @@ class JobWidget(Container):
         self._set_status("Cancelled: nothing was added.")
 
     def _set_status(self, text: str) -> None:
-        self._status.value = text
+        if self._alive:
+            self._status.value = text
 
     def _on_finished(self) -> None:
         if self._progress is not None:
             self._progress.close()
             self._progress = None
         self._worker = None
-        self._run_button.text = self.run_label
-        self._run_button.enabled = True
+        if self._alive:
+            self._run_button.text = self.run_label
+            self._run_button.enabled = True
