@@ -83,6 +83,7 @@ def add_layer_tuples(viewer, tuples: list[LayerDataTuple]) -> list:
                 "contrast_limits",
                 "colormap",
                 "metadata",
+                "features",
             ):
                 if key in meta:
                     setattr(old, key, meta[key])
