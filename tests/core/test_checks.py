@@ -209,3 +209,11 @@ def test_a_result_beyond_the_float_range_says_so():
     mask[:, :8] = True
     with pytest.raises(ValueError, match="overflows float32.*use float64"):
         npp.blend(a, -a, mask, 2)  # a - b is beyond float32
+
+
+def test_a_laplacian_band_beyond_the_float_range_says_so():
+    big = np.finfo(np.float32).max
+    x = np.full((16, 16), -big, np.float32)
+    x[::2, ::2] = big  # G_0 - EXPAND(G_1) reaches about 1.5 x the float maximum
+    with pytest.raises(ValueError, match="overflows float32"):
+        npp.laplacian_pyramid(x, 2)

@@ -159,7 +159,8 @@ def _checked(step, args: Sequence[np.ndarray], named: dict[str, np.ndarray]):
         return out, False
     for name, x in named.items():
         check_finite(x, name)
-    out[bad] = step(*(x * _RESCUE for x in args))[bad] / _RESCUE
+    with np.errstate(over="ignore"):  # a true overflow is raised just below
+        out[bad] = step(*(x * _RESCUE for x in args))[bad] / _RESCUE
     if np.isfinite(out).all():
         return out, True
     peak = max(float(np.max(np.abs(x))) for x in named.values())
@@ -449,12 +450,23 @@ def _laplacian_levels(gauss, a, backend):
     fine, _ = next(gauss)
     n_bands = 0
     for coarse, huge in gauss:
-        band = _expand_level(coarse, fine.shape, a, backend, checked=huge)
-        np.subtract(fine, band, out=band)
+        if huge:  # values near the float maximum: the band itself may not fit
+            named = {f"level {n_bands}": fine, f"level {n_bands + 1}": coarse}
+            band, _ = _checked(
+                lambda f, c: _band(f, c, a, backend), [fine, coarse], named
+            )
+        else:
+            band = _band(fine, coarse, a, backend)
         n_bands += 1
         yield band
         fine = coarse
     yield fine if n_bands else fine.copy()  # never hand out the caller's array
+
+
+def _band(fine: np.ndarray, coarse: np.ndarray, a: float, backend: str) -> np.ndarray:
+    """The Laplacian band ``fine - EXPAND(coarse)``."""
+    band = _expand_level(coarse, fine.shape, a, backend)
+    return np.subtract(fine, band, out=band)
 
 
 @_shared_parameters
