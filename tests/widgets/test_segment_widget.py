@@ -104,14 +104,14 @@ def test_cancel_between_tiles_adds_nothing(viewer, qtbot, nuclei):
 
 
 def test_bad_checkpoint_and_stack_notify(viewer, qtbot, tmp_path, monkeypatch):
-    viewer.add_image(np.zeros((4, 32, 32), np.float32), name="stack")
+    viewer.add_image(np.zeros((2, 2, 2, 32, 32), np.float32), name="stack")
     widget = SegmentWidget(viewer)
     shown = []
     monkeypatch.setattr(
         "napari.utils.notifications.show_error", lambda msg: shown.append(msg)
     )
     assert widget.run() is None
-    assert "one 2-D image" in shown[-1]
+    assert "one 2-D image or a stack" in shown[-1]
     viewer.add_image(np.zeros((32, 32), np.float32), name="plane")
     widget.reset_choices()
     widget.image.value = viewer.layers["plane"]
@@ -162,3 +162,35 @@ def test_nucleus_diameter_in_the_layer_unit(viewer, qtbot, nuclei):
     assert widget.settings().diameter is None
     run_widget(qtbot, widget, timeout=60_000)
     assert "px (estimated)" in widget.status
+
+
+def test_the_nuclei_volume_sample_segments_as_a_z_stack(viewer, qtbot, tmp_path):
+    """The plugin's own 3-D sample: one id per nucleus through z, a features table."""
+    viewer.open_sample("napari-pyramids", "nuclei_volume")
+    volume = viewer.layers[0]
+    widget = SegmentWidget(viewer)
+    assert not widget.axes.native.isHidden() and widget.axes.value == "zyx"
+    assert widget.link.native.isHidden()  # no time axis
+    (labels,) = run_widget(qtbot, widget, timeout=180_000)
+    assert labels.data.shape == volume.data.shape
+    assert "axes zyx" in widget.status
+    table = labels.features
+    assert len(table) == len(np.unique(labels.data)) - 1 > 3
+    assert {"label", "pixels", "z_first", "z_last", "mean_intensity"} <= set(table)
+    assert (table["z_last"] >= table["z_first"]).all()
+    assert (table["z_last"] > table["z_first"]).any()  # nuclei span planes
+    saved = widget.save_measurements(tmp_path / "m.csv")
+    assert saved.read_text().splitlines()[0].startswith("label,pixels")
+
+
+def test_time_axis_offers_linking_and_maps_need_a_plane(viewer, monkeypatch, nuclei):
+    frames = np.stack([nuclei] * 3)
+    viewer.add_image(frames, name="movie", axis_labels=("t", "y", "x"))
+    widget = SegmentWidget(viewer)
+    assert widget.axes.value == "tyx" and not widget.link.native.isHidden()
+    widget.probabilities.value = True
+    shown = []
+    monkeypatch.setattr(
+        "napari.utils.notifications.show_error", lambda msg: shown.append(msg)
+    )
+    assert widget.run() is None and "made for 2-D images" in shown[-1]

@@ -19,6 +19,7 @@ from magicgui.widgets import (
     ComboBox,
     FileEdit,
     FloatSpinBox,
+    PushButton,
     SpinBox,
     create_widget,
 )
@@ -54,6 +55,8 @@ class SegmentSettings:
     channel: int | None = None  # RGB images: the channel with the nuclear stain
     probabilities: bool = False
     branches: bool = False
+    axes: str = "yx"  # stacks: "zyx", "tyx", "tzyx"
+    link: bool = False  # time-lapses: keep a nucleus's id from frame to frame
 
 
 @functools.lru_cache(maxsize=4)
@@ -80,8 +83,8 @@ def model_label(name_or_path: str) -> str:
     return name_or_path if name_or_path in REGISTRY else Path(name_or_path).stem
 
 
-def plane(source: Source, channel: int | None):
-    """The 2-D plane to segment, with clear errors for RGB and stacks."""
+def plane(source: Source, channel: int | None, axes: str = "yx"):
+    """The image to segment (a plane, or a stack with ``axes``), with clear errors."""
     if source.rgb:
         if channel is None:
             raise ValueError(
@@ -95,20 +98,36 @@ def plane(source: Source, channel: int | None):
                 f"channel {channel} does not exist: {source.name!r} has {n_channels}"
             )
         return source.data[..., channel]
-    if source.spatial_ndim != 2:
+    if source.spatial_ndim != len(axes) or source.spatial_ndim not in (2, 3, 4):
         raise ValueError(
             f"{source.name!r} has shape {tuple(source.data.shape)}; the model segments "
-            "one 2-D image: add the plane to segment as its own layer, e.g. "
-            f"viewer.add_image(viewer.layers[{source.name!r}].data[k])"
+            "one 2-D image or a stack whose axes you choose under 'axes' (zyx, tyx, "
+            "tzyx)"
         )
     return source.data
+
+
+def default_axes(source: Source) -> str:
+    """The stack axes a layer's axis labels name (t, z), else yx / zyx / tzyx."""
+    names = [str(n).lower() for n in source.axes_meta.get("axis_labels", ())]
+    ndim = source.spatial_ndim
+    if len(names) == ndim and ndim in (3, 4):
+        lead = "".join(n[0] for n in names[:-2])
+        if lead in ("z", "t", "tz"):
+            return lead + "yx"
+    return {3: "zyx", 4: "tzyx"}.get(ndim, "yx")
 
 
 def make_segment_job(source: Source, settings: SegmentSettings) -> Job:
     """Validate ``settings`` for ``source``; return the job that builds the layers."""
     from napari_pyramids.nn.infer import resolve_device
 
-    image = plane(source, settings.channel)
+    image = plane(source, settings.channel, settings.axes)
+    if settings.axes != "yx" and (settings.probabilities or settings.branches):
+        raise ValueError(
+            "probability and ASPP branch maps are made for 2-D images; untick them "
+            "to segment a stack"
+        )
     if not 0.0 < settings.threshold < 1.0:
         raise ValueError(f"threshold must be between 0 and 1, got {settings.threshold}")
     if settings.diameter is not None and not settings.diameter > 0:
@@ -122,7 +141,7 @@ def make_segment_job(source: Source, settings: SegmentSettings) -> Job:
     result: dict = {}
 
     def on_done(tuples) -> str:
-        megapixels = image.shape[0] * image.shape[1] / 1e6
+        megapixels = np.prod(image.shape) / 1e6
         seconds = result["seconds"]
         return (
             f"{result['count']} nuclei in {seconds:.1f} s on {result['device']} "
@@ -137,10 +156,49 @@ def make_segment_job(source: Source, settings: SegmentSettings) -> Job:
 
 
 def segment_job(source, image, model, label, device, settings, result):
-    """Run the model tile by tile, yielding progress; return the layer tuples."""
+    """Run the model tile by tile (or plane by plane), yielding progress.
+
+    Returns the layer tuples: the maps asked for and the Labels layer, whose
+    features are the per-nucleus measurements (:func:`measure`).
+    """
+    start = time.perf_counter()
+    if settings.axes == "yx":
+        prediction = yield from _plane_steps(image, model, device, settings)
+        labels, maps = prediction.labels, map_layers(source, label, prediction)
+        scale = describe_scale(prediction)
+    else:
+        labels, scale = yield from _stack_steps(image, model, device, settings)
+        maps = []
+    result.update(
+        count=int(len(np.unique(labels)) - 1),
+        device=device,
+        seconds=time.perf_counter() - start,
+        scale=scale,
+    )
+    from napari_pyramids.core.measure import measure
+
+    features = measure(
+        labels,
+        np.asarray(image),
+        scale=source.scale[-labels.ndim :],
+        unit=physical_unit(source),
+        axes=settings.axes,
+    )
+    return [
+        *maps,
+        labels_layer(
+            labels,
+            source,
+            name=f"{source.name} {label} labels",
+            features=features,
+            metadata={"napari_pyramids": {"source": source.name, "model": label}},
+        ),
+    ]
+
+
+def _plane_steps(image, model, device, settings):
     from napari_pyramids.nn.infer import predict_steps
 
-    start = time.perf_counter()
     steps = predict_steps(
         image,
         model,
@@ -152,24 +210,38 @@ def segment_job(source, image, model, label, device, settings, result):
         probabilities=settings.probabilities,
         branches=settings.branches,
     )
-    prediction = yield from map_steps(
-        steps, lambda step: Step(*step, f"tile {step[0]} of {step[1]} on {device}")
+    return (
+        yield from map_steps(
+            steps, lambda step: Step(*step, f"tile {step[0]} of {step[1]} on {device}")
+        )
     )
-    result.update(
-        count=int(prediction.labels.max()),
-        device=prediction.device,
-        seconds=time.perf_counter() - start,
-        scale=describe_scale(prediction),
+
+
+def _stack_steps(image, model, device, settings):
+    """Segment a stack plane by plane; the labels and the diameter used, in words."""
+    from napari_pyramids.nn.infer import estimate_diameter, segment_steps
+
+    image = np.asarray(image)
+    diameter, how = settings.diameter, "given"
+    if diameter is None:
+        planes = image.reshape(-1, *image.shape[-2:])
+        diameter = estimate_diameter(planes[len(planes) // 2], model, device=device)
+        how = "estimated on the middle plane"
+    steps = segment_steps(
+        image,
+        model,
+        axes=settings.axes,
+        link=settings.link,
+        diameter=diameter,
+        tile_size=settings.tile_size,
+        device=device,
+        threshold=settings.threshold,
+        min_size=settings.min_size,
     )
-    return [
-        *map_layers(source, label, prediction),
-        labels_layer(
-            prediction.labels,
-            source,
-            name=f"{source.name} {label} labels",
-            metadata={"napari_pyramids": {"source": source.name, "model": label}},
-        ),
-    ]
+    labels = yield from map_steps(
+        steps, lambda step: Step(*step, f"plane {step[0]} of {step[1]} on {device}")
+    )
+    return labels, f"nucleus diameter {diameter:.1f} px ({how}), axes {settings.axes}"
 
 
 def describe_scale(prediction) -> str:
@@ -323,6 +395,22 @@ class SegmentWidget(JobWidget):
             tooltip="nuclei with fewer pixels are dropped; 0: 6 px at the "
             "trained size, scaled with the nucleus diameter",
         )
+        self.axes = ComboBox(
+            label="axes",
+            choices=["yx"],
+            tooltip="what the layer's dimensions are: z-stacks get one id per "
+            "nucleus through z, time-lapses one set of ids per frame",
+        )
+        self.link = CheckBox(
+            text="link nuclei through time",
+            value=False,
+            tooltip="a nucleus keeps its id from frame to frame while it overlaps",
+        )
+        self.save_csv = PushButton(
+            text="save measurements (CSV)…",
+            tooltip="the per-nucleus table of the last labels (also in napari's "
+            "features table, and npp.measure from the console)",
+        )
         self.probabilities = CheckBox(text="add probabilities", value=False)
         self.branches = CheckBox(text="show ASPP branches", value=False)
         self.extend(
@@ -338,17 +426,22 @@ class SegmentWidget(JobWidget):
                 self.diameter,
                 self.unit,
                 self.min_size,
+                self.axes,
+                self.link,
                 self.probabilities,
                 self.branches,
             ]
         )
         self._finish()
+        self.append(self.save_csv)
+        self.save_csv.changed.connect(self._ask_csv_path)
         devices = available_devices()
         remember("segment", self.device, "device", valid=devices.__contains__)
         remember("segment", self.tile_size, "tile_size")
         self.image.changed.connect(self._sync)
         self.model.changed.connect(self._sync)
         self.estimate.changed.connect(self._sync)
+        self.axes.changed.connect(self._sync)
         self._sync()
 
     def _model_choices(self, *_):
@@ -365,9 +458,18 @@ class SegmentWidget(JobWidget):
         self.checkpoint.visible = self.model.value == CHECKPOINT
         self.diameter.enabled = self.unit.enabled = not self.estimate.value
         try:
-            unit = physical_unit(source_from_layer(layer))
+            source = source_from_layer(layer)
         except (TypeError, ValueError):  # no layer yet, or an empty one
-            unit = None
+            source = None
+        unit = None if source is None else physical_unit(source)
+        stack = source is not None and not source.rgb and source.spatial_ndim > 2
+        ndim = source.spatial_ndim if stack else 2
+        axes = [a for a in ("yx", "zyx", "tyx", "tzyx") if len(a) == ndim] or ["yx"]
+        if list(self.axes.choices) != axes:
+            self.axes.choices = axes
+            self.axes.value = default_axes(source) if stack else "yx"
+        self.axes.visible = stack
+        self.link.visible = stack and "t" in (self.axes.value or "")
         choices = ["px"] if unit is None else ["px", unit]
         if list(self.unit.choices) != choices:
             keep = self.unit.value if self.unit.value in choices else "px"
@@ -402,7 +504,34 @@ class SegmentWidget(JobWidget):
             channel=None if channel == _NO_CHANNEL else channel,
             probabilities=self.probabilities.value,
             branches=self.branches.value,
+            axes=self.axes.value or "yx",
+            link=self.link.value and "t" in (self.axes.value or ""),
         )
+
+    def save_measurements(self, path: str | Path) -> Path:
+        """Write the last labels' per-nucleus table to a CSV file."""
+        from napari.layers import Labels
+
+        labels = [layer for layer in self.last_layers if isinstance(layer, Labels)]
+        if not labels:
+            raise ValueError("segment an image first: there are no labels to measure")
+        path = Path(path)
+        labels[-1].features.to_csv(path, index=False)
+        return path
+
+    def _ask_csv_path(self, *_):
+        from qtpy.QtWidgets import QFileDialog
+
+        path, _ = QFileDialog.getSaveFileName(
+            self.native, "Save measurements", "measurements.csv", "CSV (*.csv)"
+        )
+        if path:
+            try:
+                self._set_status(
+                    f"Measurements saved to {self.save_measurements(path)}"
+                )
+            except (ValueError, OSError) as err:
+                self._report_error(err)
 
     def prepare(self) -> Job:
         return make_segment_job(source_from_layer(self.image.value), self.settings())
