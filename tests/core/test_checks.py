@@ -217,3 +217,23 @@ def test_a_laplacian_band_beyond_the_float_range_says_so():
     x[::2, ::2] = big  # G_0 - EXPAND(G_1) reaches about 1.5 x the float maximum
     with pytest.raises(ValueError, match="overflows float32"):
         npp.laplacian_pyramid(x, 2)
+
+
+def test_nan_is_refused_even_when_the_mask_selects_one_image():
+    img = np.ones((16, 16), np.float32)
+    img[2, 2] = np.nan
+    everywhere = np.ones((16, 16), bool)
+    for blend in (npp.blend, npp.feather_blend):
+        with pytest.raises(ValueError, match="image_a contains 1 NaN"):
+            blend(img, img * 0, everywhere)
+
+
+def test_feather_blend_of_images_at_opposite_float_extremes():
+    big = np.finfo(np.float32).max
+    a = np.full((16, 16), big, np.float32)
+    mask = np.zeros((16, 16), bool)
+    mask[:, :8] = True
+    out = npp.feather_blend(a, -a, mask, width=4)  # A - B is beyond float32
+    assert np.isfinite(out).all()
+    assert out[0, 0] == pytest.approx(big, rel=1e-3)
+    assert out[0, -1] == pytest.approx(-big, rel=1e-3)

@@ -49,6 +49,7 @@ from napari_pyramids.core._kernels import DEFAULT_A
 from napari_pyramids.core._steps import drain
 from napari_pyramids.core.pyramid import (
     _cast_like,
+    _checked,
     _expand_level,
     _float_dtype,
     _gaussian_levels,
@@ -197,8 +198,14 @@ def _check_finite(inputs: _Inputs) -> None:
 
 
 def _uniform(inputs: _Inputs) -> np.ndarray | None:
-    """The result when the mask selects one image everywhere, else None."""
+    """The result when the mask selects one image everywhere, else None.
+
+    That result is a copy, so the images are checked for NaN here: no other
+    finite check sees them on this path.
+    """
     w = inputs.weights
+    if w.min() == 1 or w.max() == 0:
+        _check_finite(inputs)
     if w.min() == 1:
         return inputs.finish(inputs.a.copy())
     if w.max() == 0:
@@ -376,7 +383,6 @@ def feather_blend(
     """
     width = _check_width(width)
     inputs = _check_inputs(image_a, image_b, mask, channel_axis, reduce_z)
-    _check_finite(inputs)
     uniform = _uniform(inputs)
     if uniform is not None:
         return uniform
@@ -387,9 +393,17 @@ def feather_blend(
         axes = spatial_axes(alpha.ndim, reduce_z=reduce_z)
         sigma = min(width, _widest_useful_width(alpha.shape, axes)) / 4
         alpha = ndimage.gaussian_filter(alpha, sigma, mode="mirror", axes=axes)
-    out = np.subtract(inputs.a, inputs.b, dtype=alpha.dtype)
-    out *= inputs.broadcast(alpha)
-    out += inputs.b
+    alpha = inputs.broadcast(alpha)
+
+    def mix(a, b):  # B + alpha (A - B): exactly B where alpha is 0
+        with np.errstate(over="ignore"):  # A - B beyond the float range: rescued
+            out = np.subtract(a, b, dtype=alpha.dtype)
+        out *= alpha
+        out += b
+        return out
+
+    named = {"image_a": inputs.a, "image_b": inputs.b}
+    out, _ = _checked(mix, [inputs.a, inputs.b], named)
     return inputs.finish(out)
 
 
