@@ -1,4 +1,4 @@
-"""``python -m napari_pyramids demo [--screenshot PATH]``.
+"""``python -m napari_pyramids demo [--screenshot PATH]`` and ``... segment IN OUT``.
 
 Opens napari with the astronaut photo, its Gaussian octaves shown side by side
 (grid view: every octave covers the same world extent, because octave ``k`` has
@@ -52,7 +52,20 @@ def main(argv: list[str] | None = None) -> int:
         metavar="PATH",
         help="render the window to this PNG and exit (headless: use xvfb-run -a)",
     )
+    batch = sub.add_parser(
+        "segment",
+        help="segment every image of a folder: labels files and a measurements CSV",
+    )
+    batch.add_argument("in_dir", help="folder of tif / png / OME-Zarr images")
+    batch.add_argument("out_dir", help="folder for the labels (outside IN_DIR)")
+    batch.add_argument("--model", default="nuclei", help="model name or weights file")
+    batch.add_argument(
+        "--diameter", type=float, default=None, help="nucleus diameter in pixels"
+    )
+    batch.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
+    if args.command == "segment":
+        return _segment_folder(args)
 
     import napari
 
@@ -69,6 +82,40 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     napari.run()
     return 0
+
+
+def _segment_folder(args) -> int:
+    """The ``segment`` command: a progress bar, a summary, 1 if a file failed."""
+    from tqdm import tqdm
+
+    from napari_pyramids.batch import segment_folder
+
+    with tqdm(unit="image", desc="segment") as bar:
+
+        def progress(done: int, total: int, name: str) -> None:
+            bar.total = total
+            bar.set_postfix_str(name)
+            bar.update(done - bar.n)
+
+        try:
+            report = segment_folder(
+                args.in_dir,
+                args.out_dir,
+                model=args.model,
+                diameter=args.diameter,
+                device=args.device,
+                progress=progress,
+            )
+        except (ValueError, FileNotFoundError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+    print(
+        f"{len(report.segmented)} segmented, {len(report.skipped)} already done, "
+        f"{len(report.failed)} unreadable; measurements: {report.measurements}"
+    )
+    for name, why in report.failed.items():
+        print(f"  could not segment {name}: {why}", file=sys.stderr)
+    return 1 if report.failed else 0
 
 
 if __name__ == "__main__":
