@@ -237,3 +237,11 @@ def test_feather_blend_of_images_at_opposite_float_extremes():
     assert np.isfinite(out).all()
     assert out[0, 0] == pytest.approx(big, rel=1e-3)
     assert out[0, -1] == pytest.approx(-big, rel=1e-3)
+
+
+def test_a_lazy_pyramid_raises_when_the_block_holding_nan_is_computed():
+    img = np.ones((64, 64), np.float32)
+    img[40, 40] = np.nan
+    levels = npp.gaussian_pyramid(da.from_array(img, chunks=32), 2)  # lazy: no scan
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        levels[1].compute()
