@@ -19,6 +19,10 @@ import os
 from pathlib import Path
 
 from napari_pyramids.lazy.ome_zarr import read_ome_zarr, write_ome_zarr
+from napari_pyramids.lazy.ome_zarr_labels import (
+    read_ome_zarr_labels,
+    write_ome_zarr_labels,
+)
 
 
 def get_reader(path):
@@ -40,7 +44,11 @@ def get_reader(path):
 
 
 def read_pyramid(path) -> list[tuple]:
-    """Read an OME-Zarr multiscale image as one lazy multiscale image layer."""
+    """Read an OME-Zarr image as one lazy multiscale image layer, plus its labels.
+
+    Each NGFF label image of the store (``labels/<name>``) becomes a lazy
+    multiscale Labels layer on the image's grid.
+    """
     if isinstance(path, (list, tuple)):
         path = path[0]
     pyramid = read_ome_zarr(path)
@@ -54,7 +62,21 @@ def read_pyramid(path) -> list[tuple]:
     }
     if "c" in pyramid.axes:
         meta["channel_axis"] = pyramid.axes.index("c")
-    return [(pyramid.levels, meta, "image")]
+    layers = [(pyramid.levels, meta, "image")]
+    for label_name, labels in read_ome_zarr_labels(path).items():
+        layers.append(
+            (
+                labels.levels,
+                {
+                    "name": f"{meta['name']} {label_name}",
+                    "multiscale": True,
+                    "scale": list(labels.scale),
+                    "translate": list(labels.translate),
+                },
+                "labels",
+            )
+        )
+    return layers
 
 
 def write_pyramid(path: str, data, attributes: dict) -> list[str]:
@@ -77,4 +99,38 @@ def write_pyramid(path: str, data, attributes: dict) -> list[str]:
         # path; the writer still refuses anything but an OME-Zarr image it wrote
         overwrite=True,
     )
+    return [path]
+
+
+def write_image_with_labels(path: str, layer_data: list[tuple]) -> list[str]:
+    """Save an image layer and its Labels layers as one OME-Zarr.
+
+    The image is written as by :func:`write_pyramid`; each Labels layer goes
+    into its ``labels/`` group under the layer's name
+    (:func:`~napari_pyramids.lazy.ome_zarr_labels.write_ome_zarr_labels`),
+    with a label pyramid on the image's levels.
+    """
+    images = [item for item in layer_data if item[2] == "image"]
+    labels = [item for item in layer_data if item[2] == "labels"]
+    if len(images) != 1:
+        raise ValueError(
+            f"select one image layer to save the labels beside, got {len(images)}"
+        )
+    data, attributes, _ = images[0]
+    if not labels:
+        return write_pyramid(path, data, attributes)
+    base = data[0] if attributes.get("multiscale") else data
+    shape = tuple(base.shape[:-1] if attributes.get("rgb") else base.shape)
+    for label_data, label_attrs, _ in labels:
+        level0 = label_data[0] if label_attrs.get("multiscale") else label_data
+        if tuple(level0.shape) != shape:
+            raise ValueError(
+                f"labels {label_attrs.get('name')!r} of shape {tuple(level0.shape)} "
+                f"do not fit the image {attributes.get('name')!r} of shape {shape}"
+            )
+    write_pyramid(path, data, attributes)
+    for label_data, label_attrs, _ in labels:
+        level0 = label_data[0] if label_attrs.get("multiscale") else label_data
+        name = str(label_attrs.get("name") or "labels").replace("/", "_")
+        write_ome_zarr_labels(level0, path, name=name)
     return [path]
