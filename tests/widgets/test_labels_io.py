@@ -19,7 +19,7 @@ def test_save_selected_image_and_labels_then_open(viewer, tmp_path):
     image_layer, labels_layer = opened
     assert labels_layer._type_string == "labels" and labels_layer.multiscale
     np.testing.assert_array_equal(np.asarray(labels_layer.data[0]), labels)
-    px = np.array([[10.0, 20.0]])
+    px = np.array([10.0, 20.0])
     np.testing.assert_allclose(
         labels_layer.data_to_world(px), image_layer.data_to_world(px)
     )
