@@ -224,3 +224,21 @@ def test_init_refuses_architecture_flags(tmp_path, capsys):
         main([*argv, "--out", str(tmp_path / "m.safetensors")])
     assert "drop --widths" in capsys.readouterr().err
     assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_cli_trains_checkpoints_and_records_the_steps_done(tmp_path):
+    import json
+
+    from safetensors import safe_open
+
+    out = tmp_path / "m.safetensors"
+    argv = ["--steps", "3", "--batch-size", "2", "--patch", "48", "--threads", "1"]
+    argv += ["--widths", "4", "8", "8", "8", "--aspp-channels", "8", "--out", str(out)]
+    main(argv)
+    with safe_open(str(out), framework="pt") as handle:
+        meta = handle.metadata()
+    assert json.loads(meta["steps_done"]) == 3 and json.loads(meta["steps"]) == 3
+    assert (
+        torch.load(out.with_name("m.safetensors.ckpt"), weights_only=True)["step"] == 3
+    )
+    assert load_model(out).config["widths"] == [4, 8, 8, 8]

@@ -654,7 +654,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     minutes = (time.perf_counter() - start) / 60
     save_model(
-        model, out, **meta, steps_done=args.steps, train_minutes=round(minutes, 1)
+        model,
+        out,
+        **meta,
+        steps_done=int(torch.load(checkpoint, weights_only=True)["step"]),
+        train_minutes=round(minutes, 1),
     )
     print(f"saved {out} after {minutes:.1f} min; checkpoint kept at {checkpoint}")
     if images:
