@@ -18,6 +18,8 @@ The public API (a contract: tests, docs and users depend on these names)::
     npp.add_pyramid(viewer, layer, kind="gaussian", output="octaves", ...)
     npp.write_ome_zarr(image_or_pyramid, path, *, levels=None, overwrite=False, ...)
     npp.read_ome_zarr(path)    # lazy levels + axes, scale, translate
+    npp.write_ome_zarr_labels(labels, path, name="nuclei")  # NGFF labels/ group
+    npp.read_ome_zarr_labels(path)            # {name: lazy label pyramid}
     npp.segment(image, model="nuclei", *, diameter=None, ...)  # nuclei labels (torch)
     npp.estimate_diameter(image)              # typical nucleus diameter, pixels
     npp.load_model(name_or_path)              # a registered model or weights file
@@ -59,6 +61,8 @@ _LAZY = {
     "add_pyramid": "napari_pyramids.console",
     "write_ome_zarr": "napari_pyramids.lazy.ome_zarr",
     "read_ome_zarr": "napari_pyramids.lazy.ome_zarr",
+    "write_ome_zarr_labels": "napari_pyramids.lazy.ome_zarr_labels",
+    "read_ome_zarr_labels": "napari_pyramids.lazy.ome_zarr_labels",
     "segment": "napari_pyramids.nn.infer",
     "estimate_diameter": "napari_pyramids.nn.infer",
     "load_model": "napari_pyramids.nn.weights",
