@@ -7,7 +7,7 @@ never on the validation fold; ``weights/nuclei.md`` records the choice.
 """
 
 #: Core probability above which a pixel seeds a nucleus.
-CORE_THRESHOLD = 0.4
+CORE_THRESHOLD = 0.3
 #: A pixel belongs to a nucleus (core or rim) where P(background) is below this.
 FOREGROUND_BELOW = 0.3
 #: Nuclei within this factor of the trained diameter are segmented unresampled.
