@@ -101,3 +101,10 @@ def test_rgb_image_and_a_region_outside_notify(viewer, painted, monkeypatch):
     widget.region.value = "far"
     assert widget.run() is None
     assert "lies outside the image" in shown[-1]
+
+
+def test_manifest_opens_the_widget(viewer):
+    _, widget = viewer.window.add_plugin_dock_widget(
+        "napari-pyramids", "Train nuclei model"
+    )
+    assert isinstance(widget, TrainWidget)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from magicgui.widgets import (
@@ -25,6 +26,9 @@ from magicgui.widgets import (
 
 from napari_pyramids.layers import source_from_layer
 from napari_pyramids.widgets._base import Job, JobWidget, Step
+
+if TYPE_CHECKING:
+    import napari
 
 #: The region choice that means "the painted nuclei's box plus a margin".
 NO_REGION = "painted nuclei (box + margin)"
@@ -159,7 +163,7 @@ class TrainWidget(JobWidget):
 
     run_label = "Train"
 
-    def __init__(self, viewer):
+    def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__(viewer)
         import napari
 
