@@ -31,7 +31,7 @@ def main() -> None:
 
     import napari
     import numpy as np
-    from qtpy.QtWidgets import QApplication
+    from qtpy.QtCore import QEventLoop
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     from bench_finetune import envelope_image
@@ -47,16 +47,16 @@ def main() -> None:
         viewer.add_labels(labels, name=f"envelope {i} painted").contour = 1
         widget.reset_choices()
         widget.image.value = viewer.layers[f"envelope {i}"]
-        widget.labels.value = viewer.layers[f"envelope {i} painted"]
+        widget.labels_layer.value = viewer.layers[f"envelope {i} painted"]
         widget.add_pair.changed.emit(True)
     for layer in viewer.layers[:2]:
         layer.visible = False
     widget.time_limit.value = args.seconds
-    widget.name.value = "envelope nuclei"
+    widget.model_name.value = "envelope nuclei"
     worker = widget.run()
-    while widget.worker is not None:
-        QApplication.processEvents()
-    del worker
+    loop = QEventLoop()  # an idle event loop: a busy one would starve the training
+    worker.finished.connect(loop.quit)
+    loop.exec()
     save_window(viewer, args.out, (1400, 900))
     print(widget.status)
     viewer.close()

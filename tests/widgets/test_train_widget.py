@@ -20,7 +20,7 @@ def _setup(viewer, painted):
     viewer.add_labels(labels, name="cells painted")
     widget = TrainWidget(viewer)
     widget.time_limit.value = 5
-    widget.name.value = "test nuclei"
+    widget.model_name.value = "test nuclei"
     return widget
 
 
@@ -30,7 +30,7 @@ def test_trains_saves_and_the_model_is_in_segment(
     image, labels = painted
     widget = _setup(viewer, painted)
     assert widget.image.value.name == "cells"
-    assert widget.labels.value.name == "cells painted"
+    assert widget.labels_layer.value.name == "cells painted"
     widget.add_pair.changed.emit(True)
     assert "cells + cells painted" in widget.pairs_label.value
     assert run_widget(qtbot, widget, timeout=120_000) == []
@@ -79,7 +79,7 @@ def test_bad_pairs_notify(viewer, painted, monkeypatch):
     assert widget.run() is None
     assert "labels are empty" in shown[-1]
     widget.time_limit.value = 5
-    widget.name.value = "  "
+    widget.model_name.value = "  "
     assert widget.run() is None and "name" in shown[-1]
 
 
@@ -108,3 +108,4 @@ def test_manifest_opens_the_widget(viewer):
         "napari-pyramids", "Train nuclei model"
     )
     assert isinstance(widget, TrainWidget)
+    assert widget.labels is True  # every control shows its label

@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 
 #: The region choice that means "the painted nuclei's box plus a margin".
 NO_REGION = "painted nuclei (box + margin)"
+#: Seconds between two progress reports: every step would keep the GUI thread
+#: (and the GIL) so busy drawing that training slows several times over.
+_REPORT_EVERY = 0.25
 
 
 @dataclass(frozen=True)
@@ -119,13 +122,14 @@ def train_job(pairs, regions, settings: TrainSettings, name: str, result: dict):
     """Fine-tune, yielding each step; save and register the model at the end.
 
     Closing the generator (Cancel) stops the training at its current step
-    and writes nothing.
+    (within a quarter of a second: steps are reported that often) and writes
+    nothing.
     """
     from napari_pyramids.nn import user_models
     from napari_pyramids.nn.finetune import finetune_steps
     from napari_pyramids.nn.weights import save_model, sha256_file
 
-    start = time.perf_counter()
+    start = last = time.perf_counter()
     total = int(settings.time_limit)
     events = finetune_steps(
         pairs, base=settings.base, time_limit=settings.time_limit, regions=regions
@@ -136,8 +140,12 @@ def train_job(pairs, regions, settings: TrainSettings, name: str, result: dict):
         except StopIteration as done:
             model = done.value
             break
-        elapsed = min(total, int(time.perf_counter() - start))
+        now = time.perf_counter()
+        elapsed = min(total, int(now - start))
         if kind == "loss":
+            if now - last < _REPORT_EVERY:
+                continue  # the GUI gets a few steps a second, not every one
+            last = now
             message = f"training: step {step}, loss {value:.3f}"
             yield TrainStep(elapsed, total, message, step=step, loss=value)
         else:
@@ -170,7 +178,9 @@ class TrainWidget(JobWidget):
         from napari_pyramids.nn.weights import REGISTRY
 
         self.image = create_widget(annotation=napari.layers.Image, label="image")
-        self.labels = create_widget(annotation=napari.layers.Labels, label="labels")
+        self.labels_layer = create_widget(
+            annotation=napari.layers.Labels, label="labels"
+        )
         self.add_pair = PushButton(text="add pair")
         self.clear_pairs = PushButton(text="clear pairs")
         self.pairs_label = Label(value="pairs: (the selected image and labels)")
@@ -184,7 +194,7 @@ class TrainWidget(JobWidget):
             value=TrainSettings.time_limit,
             tooltip="seconds of training; the held-out score picks the best weights",
         )
-        self.name = LineEdit(label="name", value=TrainSettings.name)
+        self.model_name = LineEdit(label="name", value=TrainSettings.name)
         self.region.tooltip = (
             "a Shapes layer whose shapes mark where the labels are complete; "
             "by default the box around the painted nuclei plus a margin"
@@ -197,14 +207,14 @@ class TrainWidget(JobWidget):
         self.extend(
             [
                 self.image,
-                self.labels,
+                self.labels_layer,
                 self.add_pair,
                 self.clear_pairs,
                 self.pairs_label,
                 self.region,
                 self.base,
                 self.time_limit,
-                self.name,
+                self.model_name,
             ]
         )
         self._registered = list(REGISTRY)
@@ -230,7 +240,7 @@ class TrainWidget(JobWidget):
         return [*REGISTRY, *user_models.user_models()]
 
     def _on_add_pair(self, *_):
-        image, labels = self.image.value, self.labels.value
+        image, labels = self.image.value, self.labels_layer.value
         if image is None or labels is None:
             self._set_status("choose an image and a Labels layer first")
             return
@@ -291,7 +301,7 @@ class TrainWidget(JobWidget):
         names = self._pairs or [
             (
                 getattr(self.image.value, "name", None),
-                getattr(self.labels.value, "name", None),
+                getattr(self.labels_layer.value, "name", None),
             )
         ]
         if any(n is None or n not in layers for pair in names for n in pair):
@@ -303,7 +313,9 @@ class TrainWidget(JobWidget):
             pairs.append((_plane(image_layer), np.asarray(labels_layer.data)))
             regions.append(None if shapes is None else region_mask(shapes, image_layer))
         settings = TrainSettings(
-            name=self.name.value, base=self.base.value, time_limit=self.time_limit.value
+            name=self.model_name.value,
+            base=self.base.value,
+            time_limit=self.time_limit.value,
         )
         base = settings.base
         from napari_pyramids.nn import user_models
