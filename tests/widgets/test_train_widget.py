@@ -109,3 +109,12 @@ def test_manifest_opens_the_widget(viewer):
     )
     assert isinstance(widget, TrainWidget)
     assert widget.labels is True  # every control shows its label
+
+
+def test_save_to_a_chosen_file(viewer, qtbot, painted, tmp_path):
+    widget = _setup(viewer, painted)
+    target = tmp_path / "mine.safetensors"
+    widget.save_to.value = target
+    run_widget(qtbot, widget, timeout=120_000)
+    assert target.is_file() and str(target) in widget.status
+    assert "test nuclei" in list(SegmentWidget(viewer).model.choices)

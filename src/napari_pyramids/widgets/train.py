@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 from magicgui.widgets import (
     ComboBox,
+    FileEdit,
     Label,
     LineEdit,
     PushButton,
@@ -53,6 +55,7 @@ class TrainSettings:
     name: str = "my nuclei"
     base: str = "nuclei"  # a registered name or a weights file
     time_limit: int = 180  # seconds
+    path: str | None = None  # where to save; None: the user models folder
 
 
 def _plane(layer) -> np.ndarray:
@@ -91,8 +94,14 @@ def make_train_job(pairs, regions, settings: TrainSettings) -> Job:
     name = settings.name.strip()
     if not name:
         raise ValueError("give the new model a name")
-    if name in user_models.user_models() or user_models.new_model_path(name).exists():
-        raise ValueError(f"a model called {name!r} exists already; pick another name")
+    target = Path(settings.path) if settings.path else user_models.new_model_path(name)
+    if name in user_models.user_models() or target.exists():
+        raise ValueError(
+            f"a model called {name!r} (or the file {target}) exists already; pick "
+            "another name or file"
+        )
+    if target.suffix.lower() != ".safetensors":
+        raise ValueError(f"{target}: models are saved as .safetensors files")
     if settings.time_limit <= 0:
         raise ValueError(f"the time budget must be positive, got {settings.time_limit}")
     if not pairs:
@@ -151,7 +160,8 @@ def train_job(pairs, regions, settings: TrainSettings, name: str, result: dict):
         else:
             message = f"training: step {step}, held-out AP@0.5 {value:.2f}"
             yield TrainStep(elapsed, total, message, step=step, score=value)
-    path = save_model(model, user_models.new_model_path(name), name=name)
+    target = settings.path or user_models.new_model_path(name)
+    path = save_model(model, target, name=name)
     user_models.register(name, path, sha256_file(path))
     result.update(record=model.finetune_record, path=path)
     return []
@@ -195,6 +205,13 @@ class TrainWidget(JobWidget):
             tooltip="seconds of training; the held-out score picks the best weights",
         )
         self.model_name = LineEdit(label="name", value=TrainSettings.name)
+        self.save_to = FileEdit(
+            label="save to",
+            mode="w",
+            filter="Weights (*.safetensors)",
+            tooltip="leave empty to keep the model in napari-pyramids' user "
+            "models folder; either way it is listed in Segment",
+        )
         self.region.tooltip = (
             "a Shapes layer whose shapes mark where the labels are complete; "
             "by default the box around the painted nuclei plus a margin"
@@ -215,6 +232,7 @@ class TrainWidget(JobWidget):
                 self.base,
                 self.time_limit,
                 self.model_name,
+                self.save_to,
             ]
         )
         self._registered = list(REGISTRY)
@@ -312,10 +330,12 @@ class TrainWidget(JobWidget):
             image_layer, labels_layer = layers[image_name], layers[labels_name]
             pairs.append((_plane(image_layer), np.asarray(labels_layer.data)))
             regions.append(None if shapes is None else region_mask(shapes, image_layer))
+        chosen = self.save_to.value
         settings = TrainSettings(
             name=self.model_name.value,
             base=self.base.value,
             time_limit=self.time_limit.value,
+            path=str(chosen) if chosen and str(chosen) not in ("", ".") else None,
         )
         base = settings.base
         from napari_pyramids.nn import user_models
@@ -323,6 +343,6 @@ class TrainWidget(JobWidget):
         saved = user_models.user_models()
         if base in saved:
             settings = TrainSettings(
-                settings.name, saved[base]["path"], settings.time_limit
+                settings.name, saved[base]["path"], settings.time_limit, settings.path
             )
         return make_train_job(pairs, regions if shapes is not None else None, settings)
