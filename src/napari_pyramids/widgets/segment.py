@@ -196,6 +196,16 @@ def segment_job(source, image, model, label, device, settings, result):
     ]
 
 
+def _options(settings: SegmentSettings, device: str) -> dict:
+    """The segmentation options a plane and a stack share."""
+    return {
+        "tile_size": settings.tile_size,
+        "device": device,
+        "threshold": settings.threshold,
+        "min_size": settings.min_size,
+    }
+
+
 def _plane_steps(image, model, device, settings):
     from napari_pyramids.nn.infer import predict_steps
 
@@ -203,12 +213,9 @@ def _plane_steps(image, model, device, settings):
         image,
         model,
         diameter=settings.diameter,
-        tile_size=settings.tile_size,
-        device=device,
-        threshold=settings.threshold,
-        min_size=settings.min_size,
         probabilities=settings.probabilities,
         branches=settings.branches,
+        **_options(settings, device),
     )
     return (
         yield from map_steps(
@@ -233,10 +240,7 @@ def _stack_steps(image, model, device, settings):
         axes=settings.axes,
         link=settings.link,
         diameter=diameter,
-        tile_size=settings.tile_size,
-        device=device,
-        threshold=settings.threshold,
-        min_size=settings.min_size,
+        **_options(settings, device),
     )
     labels = yield from map_steps(
         steps, lambda step: Step(*step, f"plane {step[0]} of {step[1]} on {device}")
