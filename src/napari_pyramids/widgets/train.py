@@ -185,8 +185,6 @@ class TrainWidget(JobWidget):
         super().__init__(viewer)
         import napari
 
-        from napari_pyramids.nn.weights import REGISTRY
-
         self.image = create_widget(annotation=napari.layers.Image, label="image")
         self.labels_layer = create_widget(
             annotation=napari.layers.Labels, label="labels"
@@ -235,7 +233,6 @@ class TrainWidget(JobWidget):
                 self.save_to,
             ]
         )
-        self._registered = list(REGISTRY)
         self._plot, self._curves = self._make_plot()
         self.native.layout().addWidget(self._plot)
         self._finish()
