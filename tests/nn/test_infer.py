@@ -256,3 +256,11 @@ def test_small_nuclei_are_segmented_upsampled_tile_by_tile(model, scene):
     )
     assert f1(prediction.labels, tiled) > 0.95  # a seam may move one split
     assert f1(small_truth, prediction.labels) > 0.6
+
+
+def test_beyond_float32_in_the_upsampled_tiles_and_the_pooled_view(model):
+    """Tiles made from the image and the image-pooling view keep float64 too."""
+    image, _ = make_nuclei_image((1100, 300), np.random.default_rng(3))
+    labels = segment(image, model, diameter=14, device="cpu")  # upsampled, pinned
+    huge = segment(image.astype(np.float64) * 1e40, model, diameter=14, device="cpu")
+    assert f1(labels, huge) > 0.99

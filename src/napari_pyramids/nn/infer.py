@@ -56,7 +56,7 @@ from .instances import instances_from_masks
 from .model import CompactDeepLab
 from .normalize import normalize, percentile_range
 from .rescale import TRAINED_DIAMETER, Resampling
-from .stacks import check_axes, segment_stack_steps
+from .stacks import check_axes, middle_plane, segment_stack_steps
 from .synthetic import BACKGROUND, CLASS_NAMES, CORE
 from .weights import load_model
 
@@ -217,6 +217,15 @@ def _kept(starts: list[int], size: int, length: int) -> list[tuple[int, int]]:
     return list(zip(cuts, cuts[1:]))
 
 
+#: Dtypes cv2.resize takes directly.
+_CV_DTYPES = tuple(np.dtype(t) for t in (np.uint8, np.uint16, np.float32, np.float64))
+
+
+def _view_dtype(dtype: np.dtype) -> type:
+    """float64 for float64 images (values may lie beyond float32), else float32."""
+    return np.float64 if dtype == np.float64 else np.float32
+
+
 @dataclass(frozen=True)
 class _Grid:
     """The grid the network runs on: its shape, tiles and a whole-image view.
@@ -243,7 +252,7 @@ def _array_grid(array: np.ndarray) -> _Grid:
         blocks = array[..., : hc * fy, : wc * fx].reshape(
             *array.shape[:-2], hc, fy, wc, fx
         )
-        return blocks.mean(axis=(-3, -1), dtype=np.float32)
+        return blocks.mean(axis=(-3, -1), dtype=_view_dtype(array.dtype))
 
     return _Grid(
         shape=array.shape[-2:],
@@ -260,9 +269,11 @@ def _upsampled_grid(image: np.ndarray, resampling: Resampling) -> _Grid:
         height, width = resampling.work_shape
         factor = max(1, math.ceil(max(height, width) / size))
         shape = (max(1, height // factor), max(1, width // factor))
-        return cv2.resize(
-            image.astype(np.float32), shape[::-1], interpolation=cv2.INTER_AREA
-        )
+        # OpenCV resizes uint8/uint16/float images as they are: no full-size
+        # float copy of the image for a view of about context_size pixels
+        source = image if image.dtype in _CV_DTYPES else image.astype(np.float32)
+        coarse = cv2.resize(source, shape[::-1], interpolation=cv2.INTER_AREA)
+        return coarse.astype(_view_dtype(image.dtype), copy=False)
 
     return _Grid(
         shape=resampling.work_shape,
@@ -787,9 +798,8 @@ def segment_steps(
     net = _as_model(model)
     diameter = options.pop("diameter", None)
     if diameter is None:  # one size for the whole stack, from its middle plane
-        planes = image.reshape(-1, *image.shape[-2:])
         diameter = estimate_diameter(
-            planes[len(planes) // 2], net, device=options.get("device", "auto")
+            middle_plane(image), net, device=options.get("device", "auto")
         )
 
     def plane_labels(plane: np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ from scipy.optimize import linear_sum_assignment
 
 from .metrics import instance_overlaps
 
-__all__ = ["AXES", "check_axes", "link_ids", "segment_stack_steps"]
+__all__ = ["AXES", "check_axes", "link_ids", "middle_plane", "segment_stack_steps"]
 
 #: The stack layouts :func:`segment_stack_steps` takes.
 AXES = ("yx", "zyx", "tyx", "tzyx")
@@ -45,6 +45,12 @@ def check_axes(axes: str | None, ndim: int) -> str:
             f"axes {axes!r} names {len(axes)} dimensions, the image has {ndim}"
         )
     return axes
+
+
+def middle_plane(stack: np.ndarray) -> np.ndarray:
+    """The middle (y, x) plane of a stack: where a stack's nucleus size is read."""
+    planes = stack.reshape(-1, *stack.shape[-2:])
+    return planes[len(planes) // 2]
 
 
 def _match(previous: np.ndarray, current: np.ndarray, threshold: float):

@@ -227,12 +227,12 @@ def _plane_steps(image, model, device, settings):
 def _stack_steps(image, model, device, settings):
     """Segment a stack plane by plane; the labels and the diameter used, in words."""
     from napari_pyramids.nn.infer import estimate_diameter, segment_steps
+    from napari_pyramids.nn.stacks import middle_plane
 
     image = np.asarray(image)
     diameter, how = settings.diameter, "given"
     if diameter is None:
-        planes = image.reshape(-1, *image.shape[-2:])
-        diameter = estimate_diameter(planes[len(planes) // 2], model, device=device)
+        diameter = estimate_diameter(middle_plane(image), model, device=device)
         how = "estimated on the middle plane"
     steps = segment_steps(
         image,
