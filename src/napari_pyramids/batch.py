@@ -10,12 +10,13 @@ and the others go on. GUI-free.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from napari_pyramids.files import write_atomically
 
 __all__ = ["FolderReport", "segment_folder"]
 
@@ -131,8 +132,10 @@ def segment_folder(
             else:
                 rows = measure(labels, image)
                 rows.insert(0, "image", path.name)
-                _write_atomic(table, lambda p, rows=rows: rows.to_csv(p, index=False))
-                _write_atomic(target, lambda p, lab=labels: tifffile.imwrite(p, lab))
+                write_atomically(
+                    table, lambda p, rows=rows: rows.to_csv(p, index=False)
+                )
+                write_atomically(target, lambda p, lab=labels: tifffile.imwrite(p, lab))
                 report.segmented.append(path.name)
         if progress is not None:
             progress(done, len(files), path.name)
@@ -144,12 +147,5 @@ def segment_folder(
     if tables:
         combined = pd.concat(tables, ignore_index=True)
         report.measurements = out_dir / MEASUREMENTS
-        _write_atomic(report.measurements, lambda p: combined.to_csv(p, index=False))
+        write_atomically(report.measurements, lambda p: combined.to_csv(p, index=False))
     return report
-
-
-def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through a hidden temporary beside ``path``, then move it in place."""
-    partial = path.with_name(f".{path.name}.partial{path.suffix}")
-    write(partial)
-    os.replace(partial, path)

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import copy
 import math
-import os
 import sys
 import time
 from collections.abc import Callable, Generator, Sequence
@@ -43,6 +42,7 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..core._steps import drain
+from ..files import write_atomically
 from .data import AnnotatedImage, nucleus_diameter, read_folder, split_ids
 from .model import CompactDeepLab
 from .normalize import percentile_range
@@ -262,14 +262,6 @@ class TrainingStopped(RuntimeError):
     """``cancel()`` returned True: training stopped, nothing was returned."""
 
 
-def _save_state(path: Path, state: dict[str, Any]) -> None:
-    """Write a checkpoint atomically: a cut-off write leaves the old one whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    torch.save(state, partial)
-    os.replace(partial, path)
-
-
 def _warmup_cosine(steps: int, warmup: float) -> Callable[[int], float]:
     """Learning-rate factor: linear warm-up over a share of the steps, then cosine.
 
@@ -432,7 +424,7 @@ def train_steps(
             }
             if average is not None:
                 state["average"] = average.state_dict()
-            _save_state(checkpoint, state)
+            write_atomically(checkpoint, lambda p, state=state: torch.save(state, p))
         if last:
             break
         if on_checkpoint is not None and due:

@@ -14,6 +14,8 @@ import os
 import re
 from pathlib import Path
 
+from napari_pyramids.files import write_atomically
+
 __all__ = ["models_folder", "new_model_path", "register", "user_models"]
 
 _REGISTRY = "models.json"
@@ -58,6 +60,5 @@ def register(name: str, path: str | Path, sha256: str) -> None:
     folder = models_folder()
     folder.mkdir(parents=True, exist_ok=True)
     entries = {**user_models(), name: {"path": str(path), "sha256": sha256}}
-    partial = folder / (_REGISTRY + ".partial")
-    partial.write_text(json.dumps(entries, indent=1))
-    os.replace(partial, folder / _REGISTRY)
+    text = json.dumps(entries, indent=1)
+    write_atomically(folder / _REGISTRY, lambda partial: partial.write_text(text))

@@ -235,9 +235,9 @@ def save_model(model: CompactDeepLab, path: str | Path, **meta: object) -> Path:
     The file is written beside its final name and moved into place, so an
     interrupted save never leaves half a file under ``path``.
     """
-    import os
-
     from safetensors.torch import save_file
+
+    from ..files import write_atomically
 
     path = Path(path)
     if path.suffix.lower() != ".safetensors":
@@ -249,8 +249,6 @@ def save_model(model: CompactDeepLab, path: str | Path, **meta: object) -> Path:
         "config": json.dumps(model.config),
         **{k: json.dumps(v) for k, v in meta.items()},
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    save_file(state, str(partial), metadata=metadata)
-    os.replace(partial, path)
-    return path
+    return write_atomically(
+        path, lambda partial: save_file(state, str(partial), metadata=metadata)
+    )
