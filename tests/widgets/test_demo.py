@@ -1,4 +1,4 @@
-"""The demo window (``python -m napari_pyramids demo``): octaves framed after docking."""
+"""The demo window (`python -m napari_pyramids demo`): octaves framed after docking."""
 
 import pytest
 
