@@ -56,8 +56,8 @@ def set_up_demo(viewer, *, size: tuple[int, int] | None = None) -> None:
 def frame_octaves(viewer) -> None:
     """Show the layers side by side as large as the canvas allows, and fit the view.
 
-    Runs Qt's pending events first: a dock added to the window takes its room
-    only then, and the camera is fit to the canvas size napari knows.
+    Runs Qt's pending events first, so the window's layout (the docks just
+    added) has settled and the camera is fit to the canvas left for the view.
     """
     from qtpy.QtWidgets import QApplication
 
@@ -72,8 +72,9 @@ def frame_octaves(viewer) -> None:
 def grid_shape(n: int, height: float, width: float) -> tuple[int, int]:
     """(rows, columns) that show ``n`` square tiles largest on a canvas this size.
 
-    The octaves of one image all cover the same square world extent (octave
-    ``k`` has scale ``2**k``), so each grid cell holds a square.
+    The demo's layers, the astronaut and its octaves, all cover the same
+    square world extent (octave ``k`` has scale ``2**k``), so each grid cell
+    holds a square.
     """
     if n < 1:
         raise ValueError(f"a grid needs at least one tile, got {n}")
