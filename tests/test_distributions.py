@@ -28,7 +28,11 @@ NAPARI_WITH_PLUGIN_SETTINGS = Version("0.9")
 
 
 def _build(source: Path, out: Path, *targets: str) -> None:
-    pytest.importorskip("hatchling", reason="hatchling builds the distributions")
+    pytest.importorskip(
+        "hatchling",
+        reason="hatchling, which builds the distributions, is not installed "
+        "(it is in the testing extra: pip install -e '.[testing]')",
+    )
     args = [arg for target in targets for arg in ("-t", target)]
     subprocess.run(
         [sys.executable, "-m", "hatchling", "build", *args, "-d", str(out)],
