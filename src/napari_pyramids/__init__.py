@@ -45,14 +45,12 @@ from napari_pyramids.core.blend import (
 from napari_pyramids.core.pyramid import (
     equal_size_levels,
     expand,
-    gaussian_pyramid,
-    iter_pyramid,
-    laplacian_pyramid,
     pyramid_depth,
     reconstruct,
     reduce,
 )
 from napari_pyramids.core.search import Match, OctaveTrace, find_template, zncc_map
+from napari_pyramids.dispatch import gaussian_pyramid, iter_pyramid, laplacian_pyramid
 
 __version__ = "0.1.0"
 

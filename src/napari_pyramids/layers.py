@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from napari_pyramids.core.checks import is_lazy
+
 LayerDataTuple = tuple[Any, dict, str]
 
 #: Diverging colormap for Laplacian bands (zero is the neutral middle colour).
@@ -54,7 +56,7 @@ class Source:
     @property
     def is_lazy(self) -> bool:
         """True for dask or zarr backed data, which should not be loaded whole."""
-        return not isinstance(self.data, np.ndarray)
+        return is_lazy(self.data)
 
 
 def source_from_layer(layer, *, role: str = "image") -> Source:

@@ -40,24 +40,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from napari_pyramids.core._checks import (
+from napari_pyramids.core._kernels import DEFAULT_A
+from napari_pyramids.core.checks import (
     as_real_array,
     check_finite,
     normalize_channel_axis,
 )
-from napari_pyramids.core._kernels import DEFAULT_A
-from napari_pyramids.core._steps import drain
 from napari_pyramids.core.pyramid import (
-    _cast_like,
     _checked,
     _expand_level,
-    _float_dtype,
     _gaussian_levels,
     _Layout,
+    cast_like,
+    float_dtype,
     gaussian_pyramid,
     pyramid_depth,
     spatial_axes,
 )
+from napari_pyramids.progress import drain
 
 __all__ = [
     "blend",
@@ -91,7 +91,7 @@ class _Inputs:
 
     def finish(self, result: np.ndarray) -> np.ndarray:
         """Cast a float result to the output dtype (rounded and clipped for ints)."""
-        return _cast_like(result, self.out_dtype)
+        return cast_like(result, self.out_dtype)
 
 
 def _shape_mismatch(a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> str:
@@ -188,7 +188,7 @@ def _check_inputs(image_a, image_b, mask, channel_axis, reduce_z) -> _Inputs:
             f"per pixel, shared by all channels: pass a mask of shape {mask_shape}, "
             f"e.g. mask.max(axis={ch})"
         )
-    weights = mask_weights(mask, mask_shape, dtype=_float_dtype(out_dtype))
+    weights = mask_weights(mask, mask_shape, dtype=float_dtype(out_dtype))
     return _Inputs(a, b, weights, ch, out_dtype)
 
 
@@ -499,7 +499,7 @@ def seam_energy(
     band = grown & ~shrunk
     if not band.any():
         raise ValueError("mask has no border: it selects one image everywhere")
-    x = img.astype(_float_dtype(img.dtype), copy=False)
+    x = img.astype(float_dtype(img.dtype), copy=False)
     dy, dx = np.gradient(x, axis=sp)
     magnitude = np.sqrt(dy * dy + dx * dx)
     if ch is not None:

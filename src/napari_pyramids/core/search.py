@@ -37,13 +37,13 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from napari_pyramids.core._checks import (
+from napari_pyramids.core.checks import (
     as_real_array,
     check_finite,
     normalize_channel_axis,
 )
-from napari_pyramids.core._steps import drain
 from napari_pyramids.core.pyramid import gaussian_pyramid
+from napari_pyramids.progress import drain
 
 __all__ = ["Match", "OctaveTrace", "find_template", "iter_find_template", "zncc_map"]
 

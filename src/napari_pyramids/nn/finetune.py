@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..core._steps import drain
+from ..progress import drain
 from .data import AnnotatedImage, nucleus_diameter
 from .metrics import match_counts
 from .model import CompactDeepLab

@@ -36,8 +36,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from ..core._checks import check_finite
-from ..core._steps import drain
+from ..core.checks import check_finite
+from ..progress import drain
 from .aspp import ASPPPooling
 from .data import nucleus_diameter
 from .defaults import (

@@ -41,8 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from ..core._steps import drain
 from ..files import write_atomically
+from ..progress import drain
 from .data import AnnotatedImage, nucleus_diameter, read_folder, split_ids
 from .model import CompactDeepLab
 from .normalize import percentile_range

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 
 from magicgui.widgets import Container, Label, PushButton
 
-from napari_pyramids.core._steps import drain
 from napari_pyramids.layers import LayerDataTuple
+from napari_pyramids.progress import drain
 
 
 @dataclass(frozen=True)

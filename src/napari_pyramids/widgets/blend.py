@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, SpinBox, create_widget
 
-from napari_pyramids.core._steps import map_steps
 from napari_pyramids.core.blend import (
     DEFAULT_FEATHER_WIDTH,
     cut_blend,
@@ -33,6 +32,7 @@ from napari_pyramids.layers import (
     result_layer,
     source_from_layer,
 )
+from napari_pyramids.progress import map_steps
 from napari_pyramids.widgets._base import Job, JobWidget, Step
 
 METHODS = {

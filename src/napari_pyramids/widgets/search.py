@@ -18,7 +18,6 @@ import cv2
 import numpy as np
 from magicgui.widgets import CheckBox, FloatSlider, SpinBox, create_widget
 
-from napari_pyramids.core._steps import map_steps
 from napari_pyramids.core.search import iter_find_template
 from napari_pyramids.layers import (
     Source,
@@ -26,6 +25,7 @@ from napari_pyramids.layers import (
     rectangle_crop,
     source_from_layer,
 )
+from napari_pyramids.progress import map_steps
 from napari_pyramids.widgets._base import Job, JobWidget, Step
 
 if TYPE_CHECKING:

@@ -24,10 +24,10 @@ from magicgui.widgets import (
     create_widget,
 )
 
-from napari_pyramids.core._steps import map_steps
 from napari_pyramids.layers import Source, labels_layer, map_layer, source_from_layer
 from napari_pyramids.nn.defaults import CORE_THRESHOLD, TILE_SIZE
 from napari_pyramids.nn.rescale import TRAINED_DIAMETER
+from napari_pyramids.progress import map_steps
 from napari_pyramids.widgets._base import Job, JobWidget, Step
 from napari_pyramids.widgets._settings import remember
 
