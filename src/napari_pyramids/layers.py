@@ -381,6 +381,25 @@ def _rasterise_shapes(layer, image: Source, grid) -> np.ndarray:
     return weights.astype(np.float32)
 
 
+def region_mask(shapes_layer, image_layer) -> np.ndarray:
+    """The union of a Shapes layer's shapes as a mask on the image's grid."""
+    if not np.allclose(
+        shapes_layer.scale[-2:], image_layer.scale[-2:]
+    ) or not np.allclose(shapes_layer.translate[-2:], image_layer.translate[-2:]):
+        raise ValueError(
+            f"draw the region on a Shapes layer with the scale and translate of "
+            f"{image_layer.name!r}"
+        )
+    shape = image_layer.data.shape[-2:]
+    if not len(shapes_layer.data):
+        raise ValueError(f"the region layer {shapes_layer.name!r} has no shapes")
+    masks = shapes_layer.to_masks(mask_shape=shape)
+    mask = np.asarray(masks).any(axis=0)
+    if not mask.any():
+        raise ValueError(f"the region {shapes_layer.name!r} lies outside the image")
+    return mask
+
+
 def rectangle_crop(source: Source, shapes_layer) -> tuple[slice, ...]:
     """Pixel slices of ``source`` under the last shape of ``shapes_layer``.
 

@@ -51,6 +51,7 @@ from .defaults import (
     OVERLAP,
     RESCALE_TOLERANCE,
     TILE_SIZE,
+    check_threshold,
 )
 from .instances import instances_from_masks
 from .model import CompactDeepLab
@@ -649,8 +650,7 @@ def predict_steps(
     """
     net0 = _as_model(model)
     image = _check_image(image, net0.in_channels, channel_axis)
-    if not 0.0 < threshold < 1.0:
-        raise ValueError(f"threshold must be between 0 and 1, got {threshold}")
+    check_threshold(threshold)
     if min_size is not None and min_size < 1:
         raise ValueError(f"min_size must be at least 1 pixel, got {min_size}")
     shape = image.shape[-2:]
