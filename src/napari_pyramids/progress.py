@@ -107,6 +107,7 @@ def function_form(
     *,
     name: str,
     doc: str,
+    returns: str,
     count: Callable[[Any], tuple[int, int]] | None = None,
     cancelled: type[Cancelled] = Cancelled,
 ) -> Callable[..., R]:
@@ -114,8 +115,9 @@ def function_form(
 
     The function takes the generator function's parameters (its signature is
     theirs, plus ``progress`` and ``cancel``, so ``help()`` and editors show
-    them all) and hands the callbacks to :func:`drive`. One signature serves
-    both forms, so the two can never drift apart.
+    them all; ``returns`` names what it returns) and hands the callbacks to
+    :func:`drive`. One signature serves both forms, so the two can never
+    drift apart.
     """
     signature = inspect.signature(steps_function)
     callbacks = [
@@ -135,6 +137,7 @@ def function_form(
     run.__module__ = steps_function.__module__
     run.__doc__ = doc
     run.__signature__ = signature.replace(
-        parameters=[*signature.parameters.values(), *callbacks]
+        parameters=[*signature.parameters.values(), *callbacks],
+        return_annotation=returns,
     )
     return run

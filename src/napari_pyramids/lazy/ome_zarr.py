@@ -583,7 +583,7 @@ ValueError
 """
 
 write_ome_zarr = function_form(
-    iter_write_ome_zarr, name="write_ome_zarr", doc=_WRITE_DOC
+    iter_write_ome_zarr, name="write_ome_zarr", doc=_WRITE_DOC, returns="Path"
 )
 
 

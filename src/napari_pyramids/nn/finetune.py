@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..progress import drain
+from ..progress import Cancelled, drain
 from .data import AnnotatedImage, nucleus_diameter
 from .metrics import match_counts
 from .model import CompactDeepLab
@@ -39,7 +39,7 @@ __all__ = [
 _EVAL_EVERY = 60
 
 
-class FinetuneCancelled(RuntimeError):
+class FinetuneCancelled(Cancelled):
     """``cancel()`` returned True: nothing was returned, the base is unchanged."""
 
 

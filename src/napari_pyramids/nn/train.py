@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..files import write_atomically
-from ..progress import drain
+from ..progress import Cancelled, drain
 from .data import AnnotatedImage, nucleus_diameter, read_folder, split_ids
 from .model import CompactDeepLab
 from .normalize import percentile_range
@@ -258,7 +258,7 @@ class CropSampler:
         return images[:, None], classes.long(), weights
 
 
-class TrainingStopped(RuntimeError):
+class TrainingStopped(Cancelled):
     """``cancel()`` returned True: training stopped, nothing was returned."""
 
 
