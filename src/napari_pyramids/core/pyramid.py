@@ -34,6 +34,7 @@ from napari_pyramids.core.checks import (
     check_finite,
     normalize_channel_axis,
 )
+from napari_pyramids.signatures import forwards_options
 
 __all__ = [
     "DEFAULT_A",
@@ -49,6 +50,7 @@ __all__ = [
     "iter_pyramid",
     "max_levels",
     "pyramid_depth",
+    "pyramid_plan",
     "reconstruct",
     "reduce",
     "spatial_axes",
@@ -341,21 +343,29 @@ def _shared_parameters(func):
     return func
 
 
-def pyramid_depth(
+def pyramid_plan(
     shape: Sequence[int],
     levels: int | None = None,
     *,
     channel_axis: int | None = None,
     reduce_z: bool = False,
     min_size: int = DEFAULT_MIN_SIZE,
-) -> int:
-    """Number of levels a pyramid of an image of ``shape`` will have.
+) -> tuple[tuple[int, ...], int]:
+    """The axes a pyramid of an image of ``shape`` reduces, and its number of levels.
 
     Validates ``levels``, ``channel_axis`` and ``min_size`` exactly as the pyramid
-    functions do, so a caller (a widget, say) can report bad settings up front.
+    functions do, so a caller (a widget, the lazy engine) can report bad
+    settings up front.
     """
     axes = spatial_axes(len(shape), channel_axis=channel_axis, reduce_z=reduce_z)
-    return _count_levels(tuple(shape), axes, levels, min_size)
+    return axes, _count_levels(tuple(shape), axes, levels, min_size)
+
+
+@forwards_options(pyramid_plan)
+def pyramid_depth(shape: Sequence[int], levels: int | None = None, **options) -> int:
+    """Number of levels a pyramid of an image of ``shape`` will have, checked as
+    :func:`pyramid_plan` checks it (same arguments)."""
+    return pyramid_plan(shape, levels, **options)[1]
 
 
 @_shared_parameters

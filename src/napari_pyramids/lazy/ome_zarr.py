@@ -99,8 +99,7 @@ def _plan_image(
         core.spatial_axes(arr.ndim, channel_axis=channel_axis)  # range check
         arr = da.moveaxis(arr, channel_axis, 0)
         channel_axis = 0
-    axes = core.spatial_axes(arr.ndim, channel_axis=channel_axis, reduce_z=reduce_z)
-    n_levels = core.pyramid_depth(
+    axes, n_levels = core.pyramid_plan(
         arr.shape,
         levels,
         channel_axis=channel_axis,

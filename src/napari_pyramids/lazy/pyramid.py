@@ -36,6 +36,7 @@ import numpy as np
 from napari_pyramids.core import pyramid as core
 from napari_pyramids.core.checks import as_real_array, check_real
 from napari_pyramids.core.pyramid import DEFAULT_A
+from napari_pyramids.signatures import forwards_options
 
 __all__ = [
     "as_dask",
@@ -286,8 +287,7 @@ def gaussian_pyramid(
     """
     arr = as_dask(image)
     a = core.check_a(a)
-    axes = core.spatial_axes(arr.ndim, channel_axis=channel_axis, reduce_z=reduce_z)
-    n_levels = core.pyramid_depth(
+    axes, n_levels = core.pyramid_plan(
         arr.shape,
         levels,
         channel_axis=channel_axis,
@@ -344,32 +344,22 @@ def laplacian_pyramid(
     return bands + [gauss[-1]]
 
 
+@forwards_options(laplacian_pyramid)
 def iter_pyramid(
     image,
     levels: int | None = None,
     *,
     kind: str = "gaussian",
-    a: float = DEFAULT_A,
-    channel_axis: int | None = None,
-    reduce_z: bool = False,
-    min_size: int = core.DEFAULT_MIN_SIZE,
     preserve_dtype: bool = False,
-    backend: str = "auto",
+    **options,
 ):
     """The lazy levels of a Gaussian or Laplacian pyramid, one by one.
 
     The out-of-core twin of :func:`napari_pyramids.core.pyramid.iter_pyramid`
-    (same arguments, checked at call time): building the lazy levels computes
-    nothing, so they are all made here and handed out in order.
+    (same arguments, checked at call time, plus ``chunks``): building the lazy
+    levels computes nothing, so they are all made here and handed out in order.
     """
     core.check_kind(kind, preserve_dtype)
-    options = dict(
-        a=a,
-        channel_axis=channel_axis,
-        reduce_z=reduce_z,
-        min_size=min_size,
-        backend=backend,
-    )
     if kind == "laplacian":
         return iter(laplacian_pyramid(image, levels, **options))
     return iter(
