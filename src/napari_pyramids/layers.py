@@ -150,7 +150,7 @@ def _display_meta(source: Source, data, *, band: bool) -> dict:
     """Colour settings: diverging around 0 for bands, the source's look otherwise."""
     meta: dict = {"rgb": source.rgb}
     if band:
-        if isinstance(data, np.ndarray):
+        if not is_lazy(data):
             meta["contrast_limits"] = band_contrast(data)
         else:  # lazy: a percentile would compute the whole pyramid; estimate instead
             lo, hi = source.display.get("contrast_limits", (0.0, 1.0))

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ..progress import Cancelled, drain
+from ..signatures import forwards_options
 from .data import AnnotatedImage, nucleus_diameter
 from .metrics import match_counts
 from .model import CompactDeepLab
@@ -317,6 +318,7 @@ def finetune_steps(
     return model
 
 
+@forwards_options(finetune_steps)
 def finetune(
     pairs: Sequence[tuple[np.ndarray, np.ndarray]],
     *,
