@@ -87,8 +87,8 @@ class SegmentSettings(Settings):
         check_threshold(self.threshold)
         if self.diameter is not None and not self.diameter > 0:
             raise ValueError(
-                f"nucleus diameter must be positive, got {self.diameter}; tick "
-                "'estimate' to let the model find it"
+                f"nucleus diameter must be positive, got {self.diameter}; leave it "
+                "out (the widget's 'estimate') to let the model find it"
             )
         if self.axes != "yx" and (self.probabilities or self.branches):
             raise ValueError(
