@@ -69,4 +69,4 @@ bench: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check src tests benchmarks
-	$(PY) -m npe2 validate napari.yaml
+	$(PY) -m npe2 validate src/napari_pyramids/napari.yaml
