@@ -15,6 +15,11 @@ failed run leaves the viewer as it was. Errors become napari notifications.
 Layers whose names already exist are updated in place, so re-runs do not pile
 layers up. Every control that stands for a setting shows that setting's help
 text as its tooltip (:func:`explain`).
+
+Layer drop-downs start on sensible layers and follow the viewer: as napari's
+own layer pickers and most plugins do, each picks the most recent layer of the
+type it needs (:func:`pick_layer`), re-picked whenever layers are added or
+removed, until the user chooses one by hand.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from napari_pyramids.actions import (
     help_texts,
     run_to_completion,
 )
-from napari_pyramids.layers import add_layer_tuples
+from napari_pyramids.layers import add_layer_tuples, layer_kind
 
 
 def explain(settings_type, **controls) -> None:
@@ -44,6 +49,25 @@ def explain(settings_type, **controls) -> None:
 def choices(settings_type, name: str) -> list[tuple[str, object]]:
     """A drop-down's ``(text, value)`` choices for option ``name`` of the settings."""
     return [(text, value) for value, text in choices_of(settings_type, name).items()]
+
+
+def pick_layer(layers, kinds, *, avoid=(), where=None):
+    """The most recent layer of the first of ``kinds`` that has one, or None.
+
+    ``layers`` are in the viewer's order (the last added is the last and the
+    topmost); layers in ``avoid`` are passed over unless nothing else fits,
+    and only layers for which ``where(layer)`` is true are taken (when given).
+    """
+    for kind in kinds:
+        fits = [
+            layer
+            for layer in reversed(list(layers))
+            if layer_kind(layer) == kind and (where is None or where(layer))
+        ]
+        fresh = [layer for layer in fits if not any(layer is a for a in avoid)]
+        if fresh or fits:
+            return (fresh or fits)[0]
+    return None
 
 
 class JobWidget(Container):
@@ -70,9 +94,43 @@ class JobWidget(Container):
         self.native.destroyed.connect(self._on_destroyed)
         #: layers added by the last successful run (for scripts and tests)
         self.last_layers: list = []
+        #: per layer control, the layer it was last set to automatically
+        self._picked: dict = {}
+        viewer.layers.events.inserted.connect(self._on_layers_changed)
+        viewer.layers.events.removed.connect(self._on_layers_changed)
 
     def _finish(self) -> None:
         self.extend([self._run_button, self._status])
+        self.reset_choices()
+
+    # ------------------------------------------------------- layer defaults
+    def layer_defaults(self) -> list:
+        """``(control, choose)`` pairs: ``choose()`` gives the control's default.
+
+        They are applied in order, so a later ``choose`` sees the earlier
+        controls' new values (image B avoids image A).
+        """
+        return []
+
+    def reset_choices(self, *_) -> None:
+        """Refresh the drop-downs, then re-pick the layers not chosen by hand."""
+        super().reset_choices()
+        layers = list(self._viewer.layers)
+        for control, choose in self.layer_defaults():
+            picked = self._picked.get(control)
+            by_hand = any(picked is layer for layer in layers) and (
+                control.value is not picked
+            )
+            if by_hand:
+                continue
+            layer = choose()
+            if layer is not None and any(layer is c for c in control.choices):
+                control.value = layer
+                self._picked[control] = layer
+
+    def _on_layers_changed(self, *_) -> None:
+        if self._alive:
+            self.reset_choices()
 
     # ----------------------------------------------------------------- API
     def prepare(self) -> Job:
@@ -130,6 +188,8 @@ class JobWidget(Container):
         they neither update the deleted button and label nor add layers.
         """
         self._alive = False
+        self._viewer.layers.events.inserted.disconnect(self._on_layers_changed)
+        self._viewer.layers.events.removed.disconnect(self._on_layers_changed)
         self.cancel()
 
     # ------------------------------------------------------------ plumbing
@@ -154,17 +214,25 @@ class JobWidget(Container):
         self._run_button.text = "Cancel"
         self._set_status(f"{job.description}…")
 
+        returned = []
+
         def on_step(step: Step):
             # Qt may deliver a last step after "aborted"/"finished": ignore it then.
-            if worker.abort_requested or self._progress is not pbar:
+            if worker.abort_requested or self._progress is not pbar or returned:
                 return
+            # The status first: napari's progress bar runs the event loop, which
+            # delivers the next steps, and the result, inside ``update``.
+            self._set_status(step.message)
             pbar.total = step.total
             pbar.set_description(step.message or job.description)
             pbar.update(step.done - pbar.n)
-            self._set_status(step.message)
+
+        def on_returned(result: Result):
+            returned.append(result)
+            self._commit(job, result)
 
         worker.yielded.connect(on_step)
-        worker.returned.connect(lambda result: self._commit(job, result))
+        worker.returned.connect(on_returned)
         worker.errored.connect(self._report_error)
         worker.aborted.connect(self._on_aborted)
         worker.finished.connect(self._on_finished)

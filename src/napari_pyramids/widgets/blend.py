@@ -19,7 +19,7 @@ from napari_pyramids.actions import blend as action
 from napari_pyramids.actions.blend import BlendSettings
 from napari_pyramids.core.pyramid import DEFAULT_MIN_SIZE
 from napari_pyramids.layers import layer_kind, mask_source_from_layer, source_from_layer
-from napari_pyramids.widgets._base import JobWidget, choices, explain
+from napari_pyramids.widgets._base import JobWidget, choices, explain, pick_layer
 
 if TYPE_CHECKING:
     import napari
@@ -91,6 +91,28 @@ class BlendWidget(JobWidget):
         for control in (self.mask, self.any_label, self.method, self.auto_levels):
             control.changed.connect(self._sync)
         self._sync()
+
+    def layer_defaults(self) -> list:
+        """A: the latest image; B: the latest other one; mask: labels or shapes.
+
+        On *Cat and coffee* (coffee, then cat, then the mask) that is A = cat,
+        B = coffee and the blend mask. An image layer is the mask's default
+        only when there is no Labels or Shapes layer.
+        """
+        layers = self._viewer.layers
+
+        def mask():
+            pair = (self.image_a.value, self.image_b.value)
+            return pick_layer(layers, MASK_TYPES, avoid=pair)
+
+        return [
+            (self.image_a, lambda: pick_layer(layers, ["image"])),
+            (
+                self.image_b,
+                lambda: pick_layer(layers, ["image"], avoid=[self.image_a.value]),
+            ),
+            (self.mask, mask),
+        ]
 
     def _mask_layers(self, *_) -> list:
         """Labels, Shapes and Image layers of the viewer, labels first."""

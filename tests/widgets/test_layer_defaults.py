@@ -1,0 +1,37 @@
+"""Layer drop-downs default to the layers a user means, and follow added layers."""
+
+from napari_pyramids.widgets.blend import BlendWidget
+
+
+def open_sample(viewer, key):
+    return viewer.open_sample("napari-pyramids", key)
+
+
+def test_blend_defaults_on_cat_and_coffee(viewer, qtbot):
+    open_sample(viewer, "blend_pair")
+    widget = BlendWidget(viewer)
+    assert widget.image_a.value.name == "cat"  # as the README says
+    assert widget.image_b.value.name == "coffee"
+    assert widget.mask.value.name == "blend mask"
+    widget.run(blocking=True)
+    assert widget.last_layers[0].name == "pyramid blend(cat, coffee)"
+
+
+def test_blend_docked_first_follows_the_sample(viewer):
+    widget = BlendWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    assert widget.image_a.value is None and widget.mask.value is None
+    open_sample(viewer, "blend_pair")
+    assert widget.image_a.value.name == "cat"
+    assert widget.image_b.value.name == "coffee"
+    assert widget.mask.value.name == "blend mask"  # not an image layer
+
+
+def test_a_choice_made_by_hand_is_kept_when_layers_are_added(viewer):
+    open_sample(viewer, "blend_pair")
+    widget = BlendWidget(viewer)
+    widget.image_a.value = viewer.layers["coffee"]
+    widget.image_b.value = viewer.layers["cat"]
+    viewer.add_image(viewer.layers["cat"].data, name="another", rgb=True)
+    assert widget.image_a.value.name == "coffee"
+    assert widget.image_b.value.name == "cat"
