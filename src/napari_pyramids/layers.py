@@ -64,6 +64,29 @@ class Source:
 _KINDS = ("image", "labels", "shapes", "points")
 
 
+#: Longest source name kept whole in a result layer's name: napari's layer
+#: list shows about 28 characters, and the end (the octave, the map) matters.
+NAME_SOURCE_CHARS = 16
+
+
+def layer_name(source_name: str, what: str) -> str:
+    """A result layer's name: the source's name, then what the layer is.
+
+    A word the source's name ends with is not said twice ("synthetic nuclei"
+    + "nuclei labels" is "synthetic nuclei labels"), and a source name longer
+    than :data:`NAME_SOURCE_CHARS` is cut with "…", so the layer list shows the
+    part that tells the layers apart.
+    """
+    words = what.split()
+    ending = source_name.split()[-1:]
+    if len(words) > 1 and words[:1] == ending:
+        words = words[1:]
+    head = source_name
+    if len(head) > NAME_SOURCE_CHARS:
+        head = head[: NAME_SOURCE_CHARS - 1].rstrip() + "…"
+    return " ".join([head, *words])
+
+
 def layer_kind(layer) -> str | None:
     """``"image"``, ``"labels"``, ``"shapes"`` or ``"points"`` for such a napari
     layer; None for anything else (another layer type, None, an array)."""
@@ -182,11 +205,35 @@ def octave_layer(
 def stack_layer(
     stack, source: Source, *, name: str, band: bool = False
 ) -> LayerDataTuple:
-    """Equal-size levels stacked on a new leading axis (a slider flips octaves)."""
+    """Equal-size levels stacked on a new leading axis (a slider flips octaves).
+
+    napari gives a layer one contrast range for all its slices, and a
+    Laplacian residual spans the image's range while the bands are small
+    differences around 0: with a shared range the bands look flat grey. So a
+    Laplacian stack is shown with each slice scaled to its own range
+    (:func:`scaled_slices`): slice by slice the picture is right, while values
+    compare only within a slice (the octave layers keep the true values).
+    """
     meta = _spatial_meta(source, 0, (), new_axis=True)
+    if band:
+        stack = scaled_slices(stack)
     meta.update(_display_meta(source, stack, band=band))
     meta["name"] = name
     return (stack, meta, "image")
+
+
+def scaled_slices(stack: np.ndarray) -> np.ndarray:
+    """Each slice of a Laplacian stack divided by its own robust range (a new array).
+
+    Bands are divided by their 99.5 % absolute value (:func:`band_contrast`),
+    so each fills about [-1, 1]; the last slice, the low-pass residual, has
+    its mean taken off first so it too centres on 0.
+    """
+    out = np.array(stack, dtype=np.float32)
+    out[-1] -= out[-1].mean()
+    for k in range(len(out)):
+        out[k] /= band_contrast(out[k])[1]
+    return out
 
 
 def multiscale_layer(

@@ -1,6 +1,7 @@
 """Layer drop-downs default to the layers a user means, and follow added layers."""
 
 from napari_pyramids.widgets.blend import BlendWidget
+from napari_pyramids.widgets.pyramid import PyramidWidget
 
 
 def open_sample(viewer, key):
@@ -35,3 +36,11 @@ def test_a_choice_made_by_hand_is_kept_when_layers_are_added(viewer):
     viewer.add_image(viewer.layers["cat"].data, name="another", rgb=True)
     assert widget.image_a.value.name == "coffee"
     assert widget.image_b.value.name == "cat"
+
+
+def test_a_run_s_results_are_not_picked_as_its_next_input(viewer):
+    open_sample(viewer, "astronaut")
+    widget = PyramidWidget(viewer)
+    widget.run(blocking=True)
+    assert viewer.layers[-1].name == "astronaut gaussian octave 6"
+    assert widget.image.value.name == "astronaut"

@@ -57,7 +57,7 @@ def test_laplacian_octaves_use_diverging_symmetric_display(viewer, qtbot):
     widget.auto_levels.value = False
     widget.levels.value = 4
     layers = run_widget(qtbot, widget)
-    assert layers[-1].name == "noise laplacian residual (octave 3)"
+    assert layers[-1].name == "noise residual octave 3"
     for band in layers[:-1]:
         lo, hi = band.contrast_limits
         assert lo == pytest.approx(-hi) and hi > 0
@@ -80,7 +80,7 @@ def test_multiscale_and_stack_outputs(viewer, qtbot):
     widget.output.value = "stack"
     (stack,) = run_widget(qtbot, widget)
     assert stack.data.shape == (len(ms.data), 128, 96)
-    assert stack.name == "img gaussian octaves (stack)"
+    assert stack.name == "img gaussian stack"
     np.testing.assert_array_equal(stack.data[0], src.data)
 
 
@@ -163,7 +163,7 @@ def test_add_pyramid_from_the_console(viewer):
     assert [lyr.name for lyr in layers] == [
         "rgb laplacian octave 0",
         "rgb laplacian octave 1",
-        "rgb laplacian residual (octave 2)",
+        "rgb residual octave 2",
     ]
     with pytest.raises(ValueError, match="no layer named 'nope'"):
         npp.add_pyramid(viewer, "nope")
@@ -180,3 +180,27 @@ def test_manifest_widget_and_samples_load(viewer):
     for key in [s.key for s in manifest.contributions.sample_data]:
         added = viewer.open_sample("napari-pyramids", key)  # a sample may hold several
         assert added and all(layer in viewer.layers for layer in added), key
+
+
+def test_laplacian_stack_slices_each_fill_the_contrast_range(viewer, qtbot):
+    viewer.open_sample("napari-pyramids", "astronaut")
+    widget = PyramidWidget(viewer)
+    widget.kind.value = "laplacian"
+    widget.output.value = "stack"
+    (stack,) = run_widget(qtbot, widget)
+    _, top = stack.contrast_limits
+    for k, plane in enumerate(stack.data):
+        spread = np.percentile(np.abs(plane), 99)
+        assert 0.3 * top < spread <= 1.01 * top, k  # no flat grey slice
+    source = viewer.layers["astronaut"].data
+    assert viewer.layers["astronaut"].data is source  # the image is untouched
+
+
+def test_levels_box_shows_the_octaves_all_octaves_makes(viewer, qtbot):
+    viewer.open_sample("napari-pyramids", "astronaut")  # 512 px: 512 ... 8 px
+    widget = PyramidWidget(viewer)
+    assert widget.auto_levels.value and not widget.levels.enabled
+    assert widget.levels.value == 7
+    widget.kind.value = "laplacian"
+    assert len(run_widget(qtbot, widget)) == 7
+    assert "REDUCE" in widget._note.value  # why coarse octaves overhang the edge

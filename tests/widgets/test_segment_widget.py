@@ -65,8 +65,12 @@ def test_probabilities_and_branches_are_aligned_layers(viewer, qtbot, nuclei):
     for layer in layers:
         assert layer.data.shape == nuclei.shape
         assert_on_source_grid(layer, src)
-    assert [lyr.visible for lyr in layers[-2:]] == [True, True]
-    assert not any(lyr.visible for lyr in layers[:-2])  # only the top map shows
+    # the image and the labels stay in view: only the core map shows, see-through
+    assert [lyr.name for lyr in layers if lyr.visible] == [
+        "cells nuclei core probability",
+        "cells nuclei labels",
+    ]
+    assert all(lyr.opacity <= 0.5 for lyr in layers[:-1])
     core, rim = layers[0].data, layers[1].data
     inside = layers[-1].data > 0
     nucleus = core + rim  # probability of "not background"

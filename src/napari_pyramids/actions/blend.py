@@ -17,7 +17,7 @@ from napari_pyramids.core.pyramid import (
     pyramid_depth,
     spatial_axes,
 )
-from napari_pyramids.layers import Source, octave_layer, result_layer
+from napari_pyramids.layers import Source, layer_name, octave_layer, result_layer
 from napari_pyramids.progress import map_steps
 
 METHODS = {
@@ -99,7 +99,9 @@ def _blend_steps(blended, a: Source, b: Source, mask: Source, settings, n_levels
         axes = spatial_axes(mask.data.ndim)
         octaves = gaussian_pyramid(mask.data, n_levels)
         layers += [
-            octave_layer(level, mask, k, axes, name=f"{mask.name} gaussian octave {k}")
+            octave_layer(
+                level, mask, k, axes, name=layer_name(mask.name, f"gaussian octave {k}")
+            )
             for k, level in enumerate(octaves)
         ]
     return Result(layers)

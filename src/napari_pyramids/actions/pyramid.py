@@ -14,6 +14,7 @@ from napari_pyramids.core.pyramid import (
 from napari_pyramids.dispatch import iter_pyramid
 from napari_pyramids.layers import (
     Source,
+    layer_name,
     multiscale_layer,
     octave_layer,
     stack_layer,
@@ -104,8 +105,8 @@ def _one_level_message(source: Source, settings: PyramidSettings) -> str:
 def level_name(source: Source, kind: str, k: int, n_levels: int) -> str:
     """Layer name for octave ``k``: says source, kind and octave."""
     if kind == "laplacian" and k == n_levels - 1:
-        return f"{source.name} laplacian residual (octave {k})"
-    return f"{source.name} {kind} octave {k}"
+        return layer_name(source.name, f"residual octave {k}")
+    return layer_name(source.name, f"{kind} octave {k}")
 
 
 def _pyramid_steps(source: Source, settings: PyramidSettings, n_levels: int):
@@ -124,14 +125,15 @@ def _pyramid_steps(source: Source, settings: PyramidSettings, n_levels: int):
     for k, level in enumerate(octaves):
         levels.append(level)
         yield Step(k + 1, total, f"octave {k} of {n_levels - 1}: {level.shape}")
-    name = f"{source.name} {settings.kind}"
     if settings.output == "multiscale":
-        layer = multiscale_layer(levels, source, name=f"{name} pyramid", band=band)
+        name = layer_name(source.name, f"{settings.kind} pyramid")
+        layer = multiscale_layer(levels, source, name=name, band=band)
         return Result([layer])
     if settings.output == "stack":
         stack = equal_size_levels(levels)
         yield Step(total, total, "stacked")
-        layer = stack_layer(stack, source, name=f"{name} octaves (stack)", band=band)
+        name = layer_name(source.name, f"{settings.kind} stack")
+        layer = stack_layer(stack, source, name=name, band=band)
         return Result([layer])
     axes = spatial_axes(
         len(source.data.shape),

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_pyramids.actions.base import Job, Result, Settings, Step, setting
-from napari_pyramids.layers import Source, labels_layer, map_layer
+from napari_pyramids.layers import Source, labels_layer, layer_name, map_layer
 from napari_pyramids.nn.defaults import (
     CORE_THRESHOLD,
     MIN_SIZE,
@@ -207,7 +207,7 @@ def _segment_steps(source, image, model, label, device, settings):
     layer = labels_layer(
         labels,
         source,
-        name=f"{source.name} {label} labels",
+        name=layer_name(source.name, f"{label} labels"),
         features=features,
         metadata={"napari_pyramids": {"source": source.name, "model": label}},
     )
@@ -307,18 +307,24 @@ def diameter_in_pixels(value: float, unit: str, source: Source) -> float:
     return float(value) / spacing
 
 
-def map_layers(source: Source, label: str, prediction) -> list:
-    """Probability and ASPP branch maps, bottom to top; only the top one visible.
+#: Opacity of the probability and branch maps: the image shows through them.
+MAP_OPACITY = 0.5
 
-    Branches go widest-context last (image pooling first), so the largest
-    atrous rate is the one on show; all share one contrast range so their
-    strengths compare.
+
+def map_layers(source: Source, label: str, prediction) -> list:
+    """Probability and ASPP branch maps, bottom to top, that leave the image in view.
+
+    The core probability shows at :data:`MAP_OPACITY` over the image; the rim
+    probability and the branches start hidden (tick their eye to compare),
+    since an opaque map would hide the image and the labels it explains.
+    Branches go widest-context last (image pooling first); all share one
+    contrast range so their strengths compare.
     """
     tuples = [
         map_layer(
             prediction.probabilities[name],
             source,
-            name=f"{source.name} {label} {name} probability",
+            name=layer_name(source.name, f"{label} {name} probability"),
             colormap=PROBABILITY_COLORMAP,
             contrast_limits=(0.0, 1.0),
         )
@@ -334,12 +340,13 @@ def map_layers(source: Source, label: str, prediction) -> list:
             map_layer(
                 response,
                 source,
-                name=f"{source.name} {label} ASPP {name}",
+                name=layer_name(source.name, f"{label} ASPP {name}"),
                 colormap=BRANCH_COLORMAP,
                 contrast_limits=(0.0, top),
             )
             for name, response in branches.items()
         ]
-    for _, meta, _ in tuples[:-1]:
-        meta["visible"] = False
+    for _, meta, _ in tuples:
+        meta["visible"] = meta["name"].endswith("core probability")
+        meta["opacity"] = MAP_OPACITY
     return tuples

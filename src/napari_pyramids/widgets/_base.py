@@ -96,6 +96,9 @@ class JobWidget(Container):
         self.last_layers: list = []
         #: per layer control, the layer it was last set to automatically
         self._picked: dict = {}
+        #: the layers this widget's runs added: never picked as its inputs
+        self._made: list = []
+        self._adding = False
         viewer.layers.events.inserted.connect(self._on_layers_changed)
         viewer.layers.events.removed.connect(self._on_layers_changed)
 
@@ -108,9 +111,21 @@ class JobWidget(Container):
         """``(control, choose)`` pairs: ``choose()`` gives the control's default.
 
         They are applied in order, so a later ``choose`` sees the earlier
-        controls' new values (image B avoids image A).
+        controls' new values (image B avoids image A). By default a widget's
+        ``image`` control takes the latest image layer (the one just opened).
         """
-        return []
+        image = getattr(self, "image", None)
+        if image is None:
+            return []
+        return [(image, lambda: pick_layer(self.input_layers(), ["image"]))]
+
+    def input_layers(self) -> list:
+        """The viewer's layers less the results of this widget's runs."""
+        return [
+            layer
+            for layer in self._viewer.layers
+            if not any(layer is made for made in self._made)
+        ]
 
     def reset_choices(self, *_) -> None:
         """Refresh the drop-downs, then re-pick the layers not chosen by hand."""
@@ -129,7 +144,7 @@ class JobWidget(Container):
                 self._picked[control] = layer
 
     def _on_layers_changed(self, *_) -> None:
-        if self._alive:
+        if self._alive and not self._adding:
             self.reset_choices()
 
     # ----------------------------------------------------------------- API
@@ -242,8 +257,14 @@ class JobWidget(Container):
     def _commit(self, job: Job, result: Result) -> list:
         if not self._alive:  # the viewer is gone: nothing to add the layers to
             return []
-        layers = add_layer_tuples(self._viewer, result.layers)
+        self._adding = True  # results are not inputs: pick again once known
+        try:
+            layers = add_layer_tuples(self._viewer, result.layers)
+        finally:
+            self._adding = False
         self.last_layers = layers
+        self._made = [m for m in self._made if m in self._viewer.layers] + layers
+        self.reset_choices()
         elapsed = time.perf_counter() - job.started
         done = f"Done in {elapsed:.2f} s: {len(layers)} layer(s)."
         self._set_status(result.summary or done)

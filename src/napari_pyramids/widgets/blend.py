@@ -99,7 +99,7 @@ class BlendWidget(JobWidget):
         B = coffee and the blend mask. An image layer is the mask's default
         only when there is no Labels or Shapes layer.
         """
-        layers = self._viewer.layers
+        layers = self.input_layers()
 
         def mask():
             pair = (self.image_a.value, self.image_b.value)

@@ -14,7 +14,7 @@ from magicgui.widgets import CheckBox, ComboBox, Label, SpinBox, create_widget
 from napari_pyramids.actions import Job
 from napari_pyramids.actions import pyramid as action
 from napari_pyramids.actions.pyramid import PyramidSettings
-from napari_pyramids.core.pyramid import DEFAULT_MIN_SIZE
+from napari_pyramids.core.pyramid import DEFAULT_MIN_SIZE, pyramid_depth
 from napari_pyramids.layers import source_from_layer
 from napari_pyramids.widgets._base import JobWidget, choices, explain
 
@@ -24,6 +24,12 @@ if TYPE_CHECKING:
 MULTISCALE_NOTE = (
     "napari draws multiscale levels as if area-averaged (napari #6320): coarse\n"
     "levels may look shifted by up to half a coarse pixel. Octave layers are exact."
+)
+OCTAVES_NOTE = (
+    "Octave k's pixels are 2^k wide and centred on the pixels REDUCE keeps (every "
+    "2^k-th), so coarse octaves reach half a pixel past the top-left edge and stop "
+    "short at the bottom right: that is where their samples lie (README: octave "
+    "geometry)."
 )
 
 
@@ -78,6 +84,7 @@ class PyramidWidget(JobWidget):
         )
         self.auto_levels.tooltip = self.levels.tooltip
         self._note = Label(value="")
+        self._note.native.setWordWrap(True)
         self.extend(
             [
                 self.image,
@@ -91,7 +98,13 @@ class PyramidWidget(JobWidget):
         )
         self._finish()
         self.append(self._note)
-        for control in (self.auto_levels, self.output, self.kind, self.image):
+        for control in (
+            self.auto_levels,
+            self.output,
+            self.kind,
+            self.image,
+            self.reduce_z,
+        ):
             control.changed.connect(self._sync)
         self._sync()
 
@@ -103,7 +116,23 @@ class PyramidWidget(JobWidget):
         if self._is_lazy():  # out-of-core data: only the lazy multiscale output
             self.output.value = "multiscale"
         self.output.enabled = not self._is_lazy()
-        self._note.value = MULTISCALE_NOTE if self.output.value == "multiscale" else ""
+        notes = {"multiscale": MULTISCALE_NOTE, "octaves": OCTAVES_NOTE}
+        self._note.value = notes.get(self.output.value, "")
+        if self.auto_levels.value:
+            self.levels.value = self._octaves_made() or self.levels.value
+
+    def _octaves_made(self) -> int | None:
+        """How many octaves "all octaves" makes of the chosen image (None: no image)."""
+        try:
+            source = source_from_layer(self.image.value)
+        except (TypeError, ValueError):  # no or empty layer: Run will say so
+            return None
+        return pyramid_depth(
+            source.data.shape,
+            None,
+            channel_axis=source.channel_axis,
+            reduce_z=bool(self.reduce_z.value and self._is_volume()),
+        )
 
     def _is_volume(self) -> bool:
         layer = self.image.value
