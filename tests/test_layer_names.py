@@ -2,8 +2,7 @@
 
 import numpy as np
 
-from napari_pyramids.actions import run_to_completion
-from napari_pyramids.actions import pyramid, segment
+from napari_pyramids.actions import pyramid, run_to_completion, segment
 from napari_pyramids.layers import NAME_SOURCE_CHARS, Source, layer_name
 from napari_pyramids.nn.synthetic import make_nuclei_image
 
