@@ -27,6 +27,7 @@ from __future__ import annotations
 import time
 
 from magicgui.widgets import Container, Label, PushButton
+from qtpy.QtCore import QEvent, QObject, QTimer
 
 from napari_pyramids.actions import (
     Job,
@@ -70,6 +71,27 @@ def pick_layer(layers, kinds, *, avoid=(), where=None):
     return None
 
 
+class _RefitWhenShown(QObject):
+    """Fit the viewer's view to its layers once the widget is first shown.
+
+    Docking a widget narrows the canvas while napari keeps the zoom, which
+    cuts the image off; once the dock's layout has settled (the next turn of
+    the event loop) the view is fit again, as napari does when a layer is
+    first added. Later shows keep the view the user has chosen.
+    """
+
+    def __init__(self, widget, viewer):
+        super().__init__(widget)
+        self._viewer = viewer
+        widget.installEventFilter(self)
+
+    def eventFilter(self, obj, event):  # noqa: N802 (Qt's name)
+        if event.type() == QEvent.Type.Show:
+            obj.removeEventFilter(self)
+            QTimer.singleShot(0, self._viewer.reset_view)
+        return False
+
+
 class JobWidget(Container):
     """A magicgui Container with a Run/Cancel button that runs a :class:`Job`.
 
@@ -101,6 +123,7 @@ class JobWidget(Container):
         self._adding = False
         viewer.layers.events.inserted.connect(self._on_layers_changed)
         viewer.layers.events.removed.connect(self._on_layers_changed)
+        self._refit = _RefitWhenShown(self.native, viewer)
 
     def _finish(self) -> None:
         self.extend([self._run_button, self._status])
