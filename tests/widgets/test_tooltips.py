@@ -64,3 +64,23 @@ def test_tooltips_come_from_the_settings(
         if text not in shown and name not in api_only
     ]
     assert missing == [], f"settings without a control showing their help: {missing}"
+
+
+@pytest.mark.parametrize(
+    "widget_type",
+    [PyramidWidget, BlendWidget, SearchWidget, SegmentWidget, TrainWidget],
+)
+def test_every_control_explains_itself(viewer, widget_type):
+    from magicgui.widgets import Container, Label
+
+    def controls(container):
+        for control in container:
+            if isinstance(control, Container):
+                yield from controls(control)
+            elif not isinstance(control, Label):  # text, not a control
+                yield control
+
+    widget = widget_type(viewer)
+    silent = [c.label or c.name for c in controls(widget) if not c.tooltip]
+    assert silent == [], f"controls without a tooltip: {silent}"
+    assert all(c.native.toolTip() for c in controls(widget))  # Qt shows them

@@ -105,7 +105,11 @@ class JobWidget(Container):
     def __init__(self, viewer):
         super().__init__(labels=True)
         self._viewer = viewer
-        self._run_button = PushButton(text=self.run_label)
+        self._run_button = PushButton(
+            text=self.run_label,
+            tooltip="run with these choices, off the GUI thread; while it runs "
+            "this button cancels (nothing is added)",
+        )
         self._run_button.changed.connect(self._on_run_clicked)
         self._status = Label(value="")
         self._status.native.setWordWrap(True)  # long messages must not widen the dock

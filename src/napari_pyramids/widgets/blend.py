@@ -45,11 +45,41 @@ class BlendWidget(JobWidget):
         import napari
 
         defaults = BlendSettings()
-        self.image_a = create_widget(annotation=napari.layers.Image, label="image A")
-        self.image_b = create_widget(annotation=napari.layers.Image, label="image B")
-        self.mask = ComboBox(label="mask (A where set)", choices=self._mask_layers)
-        self.any_label = CheckBox(text="any label (all painted pixels)", value=True)
-        self.label_value = SpinBox(label="label", min=1, max=2**31 - 1, value=1)
+        self.image_a = create_widget(
+            annotation=napari.layers.Image,
+            label="image A",
+            options={
+                "tooltip": "the image shown where the mask is set; the "
+                "result lies on its grid (by default the latest image layer)"
+            },
+        )
+        self.image_b = create_widget(
+            annotation=napari.layers.Image,
+            label="image B",
+            options={
+                "tooltip": "the image shown where the mask is not set, "
+                "same shape as A (by default the latest other image layer)"
+            },
+        )
+        self.mask = ComboBox(
+            label="mask (A where set)",
+            choices=self._mask_layers,
+            tooltip="where to take image A: a Labels layer, a Shapes layer "
+            "(its shapes filled) or a grey Image layer (scaled to [0, 1])",
+        )
+        self.any_label = CheckBox(
+            text="any label (all painted pixels)",
+            value=True,
+            tooltip="a Labels mask: every painted pixel takes A; untick to "
+            "choose one label",
+        )
+        self.label_value = SpinBox(
+            label="label",
+            min=1,
+            max=2**31 - 1,
+            value=1,
+            tooltip="the one label whose pixels take image A",
+        )
         self.method = ComboBox(
             label="method",
             choices=choices(BlendSettings, "method"),

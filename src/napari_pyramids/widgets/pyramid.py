@@ -53,7 +53,14 @@ class PyramidWidget(JobWidget):
         import napari
 
         defaults = PyramidSettings()
-        self.image = create_widget(annotation=napari.layers.Image, label="image")
+        self.image = create_widget(
+            annotation=napari.layers.Image,
+            label="image",
+            options={
+                "tooltip": "the image layer to build the pyramid of "
+                "(by default the latest one)"
+            },
+        )
         self.kind = ComboBox(
             label="pyramid",
             choices=choices(PyramidSettings, "kind"),

@@ -38,14 +38,27 @@ class SearchWidget(JobWidget):
         import napari
 
         defaults = SearchSettings()
-        self.image = create_widget(annotation=napari.layers.Image, label="search in")
+        self.image = create_widget(
+            annotation=napari.layers.Image,
+            label="search in",
+            options={"tooltip": "the image layer to search"},
+        )
         self.template_image = create_widget(
-            annotation=napari.layers.Image, label="template from"
+            annotation=napari.layers.Image,
+            label="template from",
+            options={
+                "tooltip": "the image layer the template is cut from "
+                "(the searched image or another one)"
+            },
         )
         self.rectangle = create_widget(
             annotation=napari.layers.Shapes | None,
             label="rectangle",
-            options={"nullable": True},
+            options={
+                "nullable": True,
+                "tooltip": "a Shapes layer whose last rectangle is the template; "
+                '----- takes the whole "template from" layer',
+            },
         )
         self.max_matches = SpinBox(
             label="max matches", min=1, max=500, value=defaults.max_matches

@@ -63,7 +63,14 @@ class SegmentWidget(JobWidget):
 
         from napari_pyramids.nn.infer import available_devices, resolve_device
 
-        self.image = create_widget(annotation=napari.layers.Image, label="image")
+        self.image = create_widget(
+            annotation=napari.layers.Image,
+            label="image",
+            options={
+                "tooltip": "the fluorescence image layer to segment "
+                "(by default the latest one)"
+            },
+        )
         self.channel = ComboBox(
             label="channel",
             choices=[("choose the nuclear stain…", _NO_CHANNEL)]

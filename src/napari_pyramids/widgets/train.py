@@ -62,12 +62,22 @@ class TrainWidget(JobWidget):
         super().__init__(viewer)
         import napari
 
-        self.image = create_widget(annotation=napari.layers.Image, label="image")
+        self.image = create_widget(
+            annotation=napari.layers.Image,
+            label="image",
+            options={
+                "tooltip": "an image layer with nuclei painted in the labels layer"
+            },
+        )
         self.labels_layer = create_widget(
-            annotation=napari.layers.Labels, label="labels"
+            annotation=napari.layers.Labels,
+            label="labels",
+            options={"tooltip": "the nuclei painted on the image, one label each"},
         )
         self.add_pair = PushButton(text="add pair")
-        self.clear_pairs = PushButton(text="clear pairs")
+        self.clear_pairs = PushButton(
+            text="clear pairs", tooltip="forget the pairs added so far"
+        )
         self.pairs_label = Label(value="pairs: (the selected image and labels)")
         self.region = ComboBox(label="region", choices=self._region_choices)
         self.base = ComboBox(label="base model", choices=self._base_choices)
