@@ -30,6 +30,7 @@ References
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -43,7 +44,7 @@ from napari_pyramids.core._checks import (
     normalize_channel_axis,
 )
 from napari_pyramids.core._steps import drain
-from napari_pyramids.core.pyramid import gaussian_pyramid
+from napari_pyramids.core.pyramid import _float_dtype, gaussian_pyramid
 
 __all__ = ["Match", "OctaveTrace", "find_template", "iter_find_template", "zncc_map"]
 
@@ -53,7 +54,12 @@ FLAT_TOLERANCE = 1e-5
 
 
 #: Candidates scoring within this much ZNCC of an octave's best are all followed:
-#: noise and blur can reorder scores that close when the octave gets finer.
+#: noise and blur can reorder scores that close when the octave gets finer. The
+#: check at octave 0 (:func:`doubt_margin`) catches what this leaves behind.
+FOLLOW = 0.1
+
+#: Local maxima within this much of the best at the start octave are look-alikes
+#: that octave cannot tell apart (see MAX_CANDIDATES).
 MARGIN = 0.2
 
 #: Most candidates followed from one octave to the next, per CROWD_AREA pixels
@@ -90,7 +96,12 @@ class OctaveTrace:
         ``(n,)`` ZNCC of each candidate at this octave.
     parents : numpy.ndarray
         ``(n,)`` index of the coarser octave's candidate each one was refined
-        from (-1 at the coarsest octave, searched exhaustively).
+        from; -1 where the candidate comes from an exhaustive pass: the start
+        octave's, a scale that starts at this octave, or (at octave 0) the check
+        of the regions whose coarse score could still beat the winner.
+    scales : numpy.ndarray
+        ``(n,)`` template scale of each candidate (all 1 unless ``scales`` was
+        given): the object in the image is this many times the template's size.
     """
 
     octave: int
@@ -98,6 +109,7 @@ class OctaveTrace:
     positions: np.ndarray
     scores: np.ndarray
     parents: np.ndarray
+    scales: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -113,22 +125,50 @@ class Match:
     score : float
         ZNCC at that position, in [-1, 1].
     shape : tuple of int
-        Spatial shape of the template, so the match box is
-        ``position .. position + shape``.
+        Spatial shape of the template. The match box is ``position .. position
+        + shape`` at scale 1; in general it is ``shape * scale`` pixels large.
     trace : tuple of OctaveTrace
         The candidates examined at each octave, coarsest first, shared by all
         matches of one search; the last entry is octave 0.
+    subpixel : tuple of float
+        The top-left corner to a fraction of a pixel: the vertex of a quadratic
+        fitted to the ZNCC scores of ``position`` and its neighbours (within half
+        a pixel of ``position``; equal to it along an axis where the peak lies
+        on the image border).
+    scale : float
+        Size of the found object in the image / size of the template (1 unless
+        ``scales`` was given; 0.5 for a template cut from a view twice as close).
     """
 
     position: tuple[int, ...]
     score: float
     shape: tuple[int, ...]
     trace: tuple[OctaveTrace, ...] = field(repr=False)
+    subpixel: tuple[float, ...]
+    scale: float = 1.0
+
+    @property
+    def size(self) -> tuple[float, ...]:
+        """Size of the match box in image pixels: the template's times ``scale``."""
+        return tuple(s * self.scale for s in self.shape)
 
     @property
     def center(self) -> tuple[float, ...]:
-        """Centre of the match box in image pixel coordinates."""
-        return tuple(p + (s - 1) / 2 for p, s in zip(self.position, self.shape))
+        """Centre of the match box in image pixel coordinates.
+
+        Template pixel ``i`` sits on image pixel ``position + i * scale``, so the
+        centre is ``position + (shape - 1) * scale / 2``.
+        """
+        return _centre(self.position, self.shape, self.scale)
+
+    @property
+    def subpixel_center(self) -> tuple[float, ...]:
+        """:attr:`center` from the sub-pixel corner :attr:`subpixel`."""
+        return _centre(self.subpixel, self.shape, self.scale)
+
+
+def _centre(corner, shape, scale) -> tuple[float, ...]:
+    return tuple(float(p) + (s - 1) * scale / 2 for p, s in zip(corner, shape))
 
 
 # ----------------------------------------------------------------- checking
@@ -193,9 +233,10 @@ class _Layout:
 _SAFE_PEAK = (2.0**-40, 2.0**40)
 
 
-def _scale_invariant(x: np.ndarray) -> np.ndarray:
+def _scale_invariant(x: np.ndarray, name: str) -> np.ndarray:
     """``x`` times the power of two that brings its largest magnitude into [1, 2),
-    when that magnitude is out of :data:`_SAFE_PEAK`; else ``x`` itself.
+    when that magnitude is out of :data:`_SAFE_PEAK`; else ``x`` itself. Raises
+    for NaN or infinite values (the one pass over ``x`` finds them too).
 
     ZNCC does not change when an input is multiplied by a positive number, and
     a power of two changes no rounding, so scores are those of the unscaled
@@ -204,8 +245,10 @@ def _scale_invariant(x: np.ndarray) -> np.ndarray:
     if x.dtype.itemsize <= 2 and np.issubdtype(x.dtype, np.integer):
         return x
     peak = max(abs(float(x.max())), abs(float(x.min())))
-    if not math.isfinite(peak) or peak == 0 or _SAFE_PEAK[0] <= peak < _SAFE_PEAK[1]:
-        return x  # NaN and inf are reported by the finite checks
+    if not math.isfinite(peak):
+        check_finite(x, name)
+    if peak == 0 or _SAFE_PEAK[0] <= peak < _SAFE_PEAK[1]:
+        return x
     floats = x if np.issubdtype(x.dtype, np.floating) else x.astype(np.float64)
     return np.ldexp(floats, -math.floor(math.log2(peak)))
 
@@ -260,6 +303,22 @@ def _window_moments(x: np.ndarray, shape: tuple[int, int, int]):
         run = np.concatenate([np.zeros_like(out[:, :1]), out.cumsum(axis=1)], 1)
         out = run[:, tz:] - run[:, :-tz]
     return out[0], out[1]
+
+
+#: A rough (float32) window whose variance is below this fraction of its mean
+#: square counts as flat: float32 sums cannot resolve less.
+_ROUGH_FLAT = 1e-5
+
+
+def _box_moments(plane: np.ndarray, shape: tuple[int, int]):
+    """Float32 sums of ``plane`` and ``plane**2`` over every ``shape`` window, as
+    ``(1, h, w)`` arrays (OpenCV box filters; see :class:`_Scorer`'s ``rough``)."""
+    th, tw = shape
+    h, w = plane.shape[0] - th + 1, plane.shape[1] - tw + 1
+    options = dict(normalize=False, anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)
+    sums = cv2.boxFilter(plane, cv2.CV_32F, (tw, th), **options)[:h, :w]
+    squares = cv2.sqrBoxFilter(plane, cv2.CV_32F, (tw, th), **options)[:h, :w]
+    return sums[None], squares[None]
 
 
 def _correlate(plane: np.ndarray, kernel: np.ndarray) -> np.ndarray:
@@ -317,7 +376,7 @@ class _Scorer:
     ``TM_CCOEFF_NORMED``, whose normalisation pass dominates there.
     """
 
-    def __init__(self, template: np.ndarray):
+    def __init__(self, template: np.ndarray, rough: bool = False):
         t = template.astype(np.float64)
         rms = np.sqrt(np.mean(t * t))
         t -= t.mean()
@@ -330,6 +389,9 @@ class _Scorer:
         self.flat = _is_flat(self.std, rms)
         #: one grey plane: many candidates can be refined in one call
         self.plain = template.shape[0] == 1 and template.shape[-1] == 1
+        #: window moments in float32 (grey planes): for the start octave's map,
+        #: which only ranks candidates, at a fraction of the float64 cost
+        self.rough = rough and self.plain
 
     def __call__(self, region: np.ndarray) -> np.ndarray:
         """ZNCC at every valid position of ``region``; NaN where a window is flat
@@ -342,11 +404,17 @@ class _Scorer:
         mean = float(region.mean(dtype=np.float64))
         r = np.subtract(region, mean, dtype=np.float32)
         mean_square = float(np.vdot(r, r)) / r.size + mean * mean
-        s1, var = _window_moments(r, self.shape)
+        if self.rough:
+            s1, var = _box_moments(r[0, :, :, 0], self.shape[1:])
+        else:
+            s1, var = _window_moments(r, self.shape)
+        tolerance = FLAT_TOLERANCE**2 * self.size * mean_square
+        if self.rough:  # float32 sums: variances below their rounding are noise
+            tolerance = np.maximum(var * _ROUGH_FLAT, tolerance)
         s1 *= s1
         s1 /= self.size
         var -= s1  # n * variance of each window
-        flat = var <= FLAT_TOLERANCE**2 * self.size * mean_square
+        flat = var <= tolerance
         np.sqrt(var, out=var, where=~flat)
         var *= self.norm
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -362,16 +430,6 @@ class _Scorer:
             return None
         at = np.unravel_index(np.nanargmax(scores), scores.shape)
         return tuple(int(i) for i in at), float(scores[at])
-
-    def survey(self, level: np.ndarray, count: int, least: int = 1):
-        """Positions and scores of the best local maxima of the ZNCC map of a
-        whole octave, best first, flat windows left out: all those within MARGIN
-        of the best (at most ``count``), and at least ``least`` of them."""
-        scores = self(level)
-        positions = _local_maxima(scores, count)
-        values = scores[tuple(positions.T)]
-        keep = _shortlist(values, least, len(values))
-        return positions[:keep], values[:keep]
 
 
 def zncc_map(image, template, *, channel_axis: int | None = None) -> np.ndarray:
@@ -404,8 +462,8 @@ def zncc_map(image, template, *, channel_axis: int | None = None) -> np.ndarray:
     template = as_real_array(template, "template")
     layout = _Layout(image, template, channel_axis)
     check_finite(template, "template")
-    check_finite(image, "image")
-    image, template = _scale_invariant(image), _scale_invariant(template)
+    image = _scale_invariant(image, "image")
+    template = _scale_invariant(template, "template")
     scores = _template_scorer(layout.internal(template))(layout.internal(image))
     scores = np.nan_to_num(scores, nan=0.0).astype(np.float32)
     return scores[0] if layout.ndim == 2 else scores
@@ -418,15 +476,7 @@ def _local_maxima(scores: np.ndarray, count: int) -> np.ndarray:
     A local maximum is at least as high as its 3x3x3 neighbours; undefined (NaN,
     flat-window) scores never are.
     """
-    filled = scores.astype(np.float32)
-    filled[np.isnan(filled)] = -np.inf
-    kernel = np.ones((3, 3), np.uint8)
-    grown = np.stack([cv2.dilate(plane, kernel) for plane in filled])
-    if len(grown) > 1:  # extend the neighbourhood along z
-        across = grown.copy()
-        np.maximum(across[1:], grown[:-1], out=across[1:])
-        np.maximum(across[:-1], grown[1:], out=across[:-1])
-        grown = across
+    filled, grown = _grown(scores)
     peaks = (filled == grown) & np.isfinite(filled)
     flat_idx = np.flatnonzero(peaks)
     values = filled.flat[flat_idx]
@@ -437,17 +487,26 @@ def _local_maxima(scores: np.ndarray, count: int) -> np.ndarray:
     return np.stack(np.unravel_index(flat_idx[order], scores.shape), axis=1)
 
 
-def _suppress(positions, scores, shape, count):
+def _suppress(positions, scores, extent, count):
     """Greedy non-maximum suppression: matches overlapping by more than half
-    the template along every axis are one object; the best one stays."""
-    half = np.maximum(np.asarray(shape) // 2, 1)
+    their box along every axis are one object; the best one stays. ``extent``
+    is the box size, one for all ``(ndim,)`` or one per match ``(n, ndim)``."""
+    half = np.broadcast_to(np.asarray(extent, float) / 2, positions.shape)
+    half = np.maximum(np.floor(half), 1)
     kept = []
     for i in np.argsort(-scores, kind="stable"):
-        if all(np.any(np.abs(positions[i] - positions[j]) >= half) for j in kept):
+        if all(np.any(np.abs(positions[i] - positions[j]) >= half[j]) for j in kept):
             kept.append(i)
             if len(kept) == count:
                 break
     return kept
+
+
+def _check_whole(name: str, value, least: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be a whole number, got {value!r}")
+    if value < least:
+        raise ValueError(f"{name} must be at least {least}, got {value}")
 
 
 def iter_find_template(
@@ -462,6 +521,7 @@ def iter_find_template(
     channel_axis: int | None = None,
     reduce_z: bool = False,
     min_size: int = SEARCH_MIN_SIZE,
+    scales: tuple[float, float] | None = None,
 ) -> Iterator[OctaveTrace]:
     """:func:`find_template` as a generator: yields each octave's trace as it is
     done (coarsest first) and returns the list of matches.
@@ -472,82 +532,384 @@ def iter_find_template(
     template = as_real_array(template, "template")
     layout = _Layout(image, template, channel_axis)
     check_finite(template, "template")
-    image, template = _scale_invariant(image), _scale_invariant(template)
+    image = _scale_invariant(image, "image")
+    template = _scale_invariant(template, "template")
     _template_scorer(layout.internal(template))
-    for name, value, least in (
-        ("max_matches", max_matches, 1),
-        ("candidates", candidates, 1),
-        ("refine_radius", refine_radius, 1),
-    ):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise TypeError(f"{name} must be a whole number, got {value!r}")
-        if value < least:
-            raise ValueError(f"{name} must be at least {least}, got {value}")
+    _check_whole("max_matches", max_matches, 1)
+    _check_whole("candidates", candidates, 1)
+    _check_whole("refine_radius", refine_radius, 1)
     if min_score is not None and not -1 <= min_score <= 1:
         raise ValueError(f"min_score must lie in [-1, 1] (ZNCC), got {min_score}")
+    options = dict(
+        max_matches=max_matches,
+        min_score=min_score,
+        levels=levels,
+        count=max(candidates, 2 * max_matches),
+        refine_radius=refine_radius,
+        min_size=min_size,
+    )
+    if scales is not None:
+        from napari_pyramids.core.scale_search import iter_scaled_search
 
+        return (
+            yield from iter_scaled_search(image, template, layout, scales, **options)
+        )
     kw = dict(channel_axis=channel_axis, reduce_z=reduce_z and layout.ndim == 3)
     # The template decides the depth: its coarsest octave keeps >= min_size px.
     tpl_levels = gaussian_pyramid(template, levels, min_size=min_size, **kw)
-    scorers = [_Scorer(layout.internal(t)) for t in tpl_levels]
+    scorers = [
+        _Scorer(layout.internal(t), rough=k > 0) for k, t in enumerate(tpl_levels)
+    ]
     while len(scorers) > 1 and scorers[-1].flat:
         scorers.pop()  # pure fine texture is flat when reduced: start finer
-    img_levels = gaussian_pyramid(image, len(scorers), **kw)
-    img_levels = [layout.internal(level) for level in img_levels]
+    img_levels = image_levels(image, len(scorers), layout, kw["reduce_z"])
     factor = np.array([2 if kw["reduce_z"] else 1, 2, 2])
-    count = max(candidates, 2 * max_matches)
-
-    area = max(float(np.prod(layout.image_shape[-2:])) / CROWD_AREA, 1.0)
-    most = max(round(MAX_CANDIDATES * area), count)
-    top = len(scorers) - 1
-    while True:
-        positions, values = scorers[top].survey(img_levels[top], most + 1, count)
-        if not len(values):
-            raise ValueError(
-                "every window of the image is flat (constant), so zero-mean "
-                "normalised cross-correlation is undefined everywhere; search an "
-                "image with texture"
-            )
-        if len(values) <= most or top == 0:
-            break
-        top -= 1  # too many look-alikes to follow: search one octave finer
-    positions, values = positions[:most], values[:most]
+    search = _Search(img_levels, layout, factor, **options)
+    top, positions, values, coarse = search.start(scorers)
+    followed = _shortlist(values, search.count, search.most, FOLLOW)
+    rest = positions[followed:]
+    positions, values = positions[:followed], values[:followed]
     parents = np.full(len(positions), -1)
     trace = []
     for k in range(top, -1, -1):
         if k < top:
-            positions, values, parents = _refine(
-                img_levels[k], scorers[k], positions * factor, refine_radius
+            positions, values, parents = search.refine(k, scorers[k], positions)
+        if k == 0 and top > 0:
+            positions, values, parents = search.check(
+                scorers, coarse, top, rest, (positions, values, parents)
             )
-            keep = _shortlist(values, 2 * max_matches, most)
-            positions, values, parents = positions[:keep], values[:keep], parents[:keep]
-        octave = OctaveTrace(
-            octave=k,
-            scale=layout.public(factor**k),
-            positions=np.asarray(positions, dtype=int)[:, 3 - layout.ndim :],
-            scores=values.astype(np.float64),
-            parents=parents,
-        )
+        octave = search.trace(k, positions, values, parents, np.ones(len(values)))
         trace.append(octave)
         yield octave
+    return search.matches(tuple(trace), [scorers[0]], [1.0])
 
-    trace = tuple(trace)
-    shape = layout.template_shape
-    final = trace[-1]
-    ok = np.ones(len(final.scores), bool)
-    if min_score is not None:
-        ok = final.scores >= min_score
-    idx = np.flatnonzero(ok)
-    kept = _suppress(final.positions[idx], final.scores[idx], shape, max_matches)
-    return [
-        Match(
-            position=tuple(int(v) for v in final.positions[idx[i]]),
-            score=float(final.scores[idx[i]]),
-            shape=shape,
-            trace=trace,
+
+def image_levels(image, n: int, layout, reduce_z: bool = False) -> list[np.ndarray]:
+    """The image's Gaussian pyramid, ``n`` levels in the internal layout.
+
+    2-D images with at most 4 channels go straight through ``cv2.pyrDown``, the
+    REDUCE step :func:`~napari_pyramids.core.pyramid.gaussian_pyramid` uses; a
+    search has checked its input for NaN and huge values already and does not
+    need that function's bit-for-bit agreement between blocks and whole images,
+    which costs a second pass per level. Volumes and more channels go through
+    ``gaussian_pyramid``.
+    """
+    internal = layout.internal(image)
+    if layout.ndim == 3 or internal.shape[-1] > 4:
+        levels = gaussian_pyramid(
+            image, n, channel_axis=layout.channel_axis, reduce_z=reduce_z
         )
-        for i in kept
-    ]
+        return [layout.internal(level) for level in levels]
+    plane = internal[0] if internal.shape[-1] > 1 else internal[0, ..., 0]
+    work = plane.astype(_float_dtype(plane.dtype), copy=False)
+    out = [internal]
+    for _ in range(1, n):
+        work = cv2.pyrDown(work)
+        out.append(work.reshape((1,) + work.shape[:2] + (-1,)))
+    return out
+
+
+def doubt_margin(octave: int) -> float:
+    """How much lower than its octave-0 ZNCC the score of a window can be at a
+    start ``octave`` (3x3 neighbourhood maximum of the coarse map, see
+    :meth:`_Search.check`).
+
+    Calibrated on the agreement study and the speed scenes of
+    benchmarks/bench_search.py, where the largest differences seen were 0.23 at
+    octaves 1-3 and 0.40 at octave 4; blur and sub-pixel misalignment grow with
+    the octave, so the margin does too.
+    """
+    return DOUBT_MARGIN + DOUBT_GROWTH * max(octave - 3, 0)
+
+
+#: :func:`doubt_margin` at octaves 1-3 and its growth per octave beyond.
+DOUBT_MARGIN = 0.3
+DOUBT_GROWTH = 0.15
+
+#: Scores this close to the best possible (1) cannot be beaten by more than the
+#: tolerance "same peak" allows, so a winner this good needs no check.
+SAME_PEAK = 1e-4
+
+#: When the windows left in doubt read more than this share of the image's
+#: pixels, one exhaustive pass over the image is cheaper than many small ones.
+EXHAUSTIVE_SHARE = 0.25
+
+
+class _Search:
+    """The steps of one coarse-to-fine search over an image pyramid, shared by
+    searches at one scale and at many (:mod:`~napari_pyramids.core.scale_search`):
+    the exhaustive start, the refinement from octave to octave, the check of the
+    winner against the coarse map, the matches.
+    """
+
+    def __init__(
+        self,
+        img_levels,
+        layout,
+        factor,
+        *,
+        max_matches,
+        min_score,
+        levels,
+        count,
+        refine_radius,
+        min_size,
+    ):
+        self.levels = img_levels
+        self.layout = layout
+        self.factor = factor
+        self.max_matches = max_matches
+        self.min_score = min_score
+        self.count = count
+        self.radius = refine_radius
+        area = max(float(np.prod(layout.image_shape[-2:])) / CROWD_AREA, 1.0)
+        #: most candidates followed from one octave to the next
+        self.most = max(round(MAX_CANDIDATES * area), count)
+
+    def start(self, scorers):
+        """Exhaustive pass at the coarsest octave that can tell the candidates
+        apart: ``(octave, positions, scores, coarse ZNCC map)``."""
+        top = len(scorers) - 1
+        while True:
+            coarse = scorers[top](self.levels[top])
+            positions, values = _best_maxima(coarse, self.most + 1, self.count)
+            if not len(values):
+                raise ValueError(
+                    "every window of the image is flat (constant), so zero-mean "
+                    "normalised cross-correlation is undefined everywhere; search "
+                    "an image with texture"
+                )
+            if len(values) <= self.most or top == 0:
+                break
+            top -= 1  # too many look-alikes to follow: search one octave finer
+        return top, positions[: self.most], values[: self.most], coarse
+
+    def refine(self, k, scorer, positions):
+        """Candidates of the next coarser octave refined at octave ``k``."""
+        positions, values, parents = _refine(
+            self.levels[k], scorer, positions * self.factor, self.radius
+        )
+        keep = _shortlist(values, 2 * self.max_matches, self.most, FOLLOW)
+        return positions[:keep], values[:keep], parents[:keep]
+
+    def check(self, scorers, coarse, top, rest, found):
+        """Octave-0 candidates ``found`` after the check that nothing was missed.
+
+        Only a winner within SAME_PEAK of a perfect score needs none. Otherwise
+        the start octave's look-alikes that were not followed (``rest``, within
+        MARGIN but not FOLLOW of the best) are refined down to octave 0 too.
+        Then every window whose coarse score (the maximum over its 3x3 coarse
+        neighbourhood) is within :func:`doubt_margin` of the weakest match kept
+        could still beat it at octave 0: those are scored at octave 0. What
+        these steps find joins the candidates with parent -1.
+        """
+        if self._settled(found, scorers[0]):
+            return found
+        if len(rest):
+            for k in range(top - 1, -1, -1):
+                rest, values, _ = self.refine(k, scorers[k], rest)
+            found = _merge(found, (rest, values, np.full(len(values), -1)))
+            if self._settled(found, scorers[0]):
+                return found
+        threshold = self._reference(found[0], found[1], scorers[0].shape)
+        more = _doubtful(
+            self.levels[0],
+            scorers[0],
+            coarse,
+            self.factor**top,
+            threshold - doubt_margin(top),
+        )
+        return _merge(found, (more[0], more[1], np.full(len(more[1]), -1)))
+
+    def _settled(self, found, scorer) -> bool:
+        """True when no window can beat the weakest match kept by SAME_PEAK."""
+        return self._reference(found[0], found[1], scorer.shape) >= 1 - SAME_PEAK
+
+    def _reference(self, positions, values, shape) -> float:
+        """Score the check must protect: the weakest of the ``max_matches`` best
+        distinct matches (``min_score``, or -inf, when there are fewer)."""
+        ok = np.ones(len(values), bool)
+        if self.min_score is not None:
+            ok = values >= self.min_score
+        kept = _suppress(positions[ok], values[ok], shape, self.max_matches)
+        if len(kept) < self.max_matches:
+            return -np.inf if self.min_score is None else self.min_score
+        return float(values[ok][kept[-1]])
+
+    def trace(self, k, positions, values, parents, scales) -> OctaveTrace:
+        return OctaveTrace(
+            octave=k,
+            scale=self.layout.public(self.factor**k),
+            positions=np.asarray(positions, dtype=int)[:, 3 - self.layout.ndim :],
+            scores=np.asarray(values, dtype=np.float64),
+            parents=np.asarray(parents, dtype=int),
+            scales=np.asarray(scales, dtype=np.float64),
+        )
+
+    def matches(self, trace, scorers, scale_values) -> list[Match]:
+        """The best distinct octave-0 candidates as matches, with their sub-pixel
+        corners. ``scorers[i]`` scores the template at ``scale_values[i]``; each
+        candidate's scale (``trace[-1].scales``) picks its scorer."""
+        final = trace[-1]
+        ok = np.ones(len(final.scores), bool)
+        if self.min_score is not None:
+            ok = final.scores >= self.min_score
+        idx = np.flatnonzero(ok)
+        shape = self.layout.template_shape
+        extent = np.array(shape, float)[None] * final.scales[idx, None]
+        kept = _suppress(
+            final.positions[idx], final.scores[idx], extent, self.max_matches
+        )
+        lookup = {float(v): scorer for v, scorer in zip(scale_values, scorers)}
+        out = []
+        lead = (0,) * (3 - self.layout.ndim)
+        for i in kept:
+            j = idx[i]
+            position = tuple(int(v) for v in final.positions[j])
+            scale = float(final.scales[j])
+            corner = _subpixel(self.levels[0], lookup[scale], lead + position)
+            out.append(
+                Match(
+                    position=position,
+                    score=float(final.scores[j]),
+                    shape=shape,
+                    trace=trace,
+                    subpixel=corner[3 - self.layout.ndim :],
+                    scale=scale,
+                )
+            )
+        return out
+
+
+def _best_maxima(scores, count, least):
+    """Positions and scores of the best local maxima of a ZNCC map, best first,
+    flat windows left out: all those within MARGIN of the best (at most
+    ``count``), and at least ``least`` of them."""
+    positions = _local_maxima(scores, count)
+    values = scores[tuple(positions.T)].astype(np.float64)
+    keep = _shortlist(values, least, len(values), MARGIN)
+    return positions[:keep], values[:keep]
+
+
+def _merge(*groups):
+    """Union of ``(positions, scores, parents)`` candidate groups: one entry per
+    position (its best score), best first."""
+    positions = np.concatenate([g[0] for g in groups]).reshape(-1, 3)
+    values = np.concatenate([g[1] for g in groups])
+    parents = np.concatenate([g[2] for g in groups])
+    order = np.argsort(-values, kind="stable")
+    positions, values, parents = positions[order], values[order], parents[order]
+    _, first = np.unique(positions, axis=0, return_index=True)
+    first = np.sort(first)
+    return positions[first], values[first], parents[first]
+
+
+def _grown(scores: np.ndarray) -> np.ndarray:
+    """Maximum over each entry's 3x3 (3x3x3 for volumes) neighbourhood; NaN
+    (flat windows) counts as -inf. Returns ``(filled map, grown map)``."""
+    filled = scores.astype(np.float32)
+    filled[np.isnan(filled)] = -np.inf
+    kernel = np.ones((3, 3), np.uint8)
+    grown = np.stack([cv2.dilate(plane, kernel) for plane in filled])
+    if len(grown) > 1:  # extend the neighbourhood along z
+        across = grown.copy()
+        np.maximum(across[1:], grown[:-1], out=across[1:])
+        np.maximum(across[:-1], grown[1:], out=across[:-1])
+        grown = across
+    return filled, grown
+
+
+def _doubtful(level, scorer, coarse, scale, threshold):
+    """Octave-0 candidates ``(positions, scores, ...)`` from every coarse
+    position whose score reaches ``threshold``.
+
+    ``coarse`` is the start octave's ZNCC map, ``scale`` its level-0 pixels per
+    pixel per axis. Coarse position ``q`` stands for the level-0 positions that
+    round to it (``q * scale +- scale / 2``) and its score is the maximum over
+    its 3x3 neighbourhood. Those windows are scored (climbing on where the best
+    lies on a window's edge, see :func:`_refine`); when the pixels they read
+    add up to more than EXHAUSTIVE_SHARE of the image, the whole image is
+    scored instead.
+    """
+    _, grown = _grown(coarse)
+    doubt = np.argwhere(grown >= threshold)
+    radius = max(int(scale.max()) // 2, 1)
+    cut = np.prod(np.minimum(2 * radius + np.array(scorer.shape), level.shape[:3]))
+    if len(doubt) * cut < EXHAUSTIVE_SHARE * np.prod(level.shape[:3]):
+        return _refine(level, scorer, doubt * scale, radius)
+    scores = scorer(level)
+    positions = _local_maxima(scores, max(len(doubt), 1))
+    values = scores[tuple(positions.T)].astype(np.float64)
+    return positions, values, np.full(len(values), -1)
+
+
+def _subpixel(level, scorer, position) -> tuple[float, ...]:
+    """Sub-pixel ``(z, y, x)`` corner: the vertex of the quadratic fitted (least
+    squares) to the ZNCC of ``position`` and its neighbours, within half a pixel
+    of it. Axes where the peak lies on the image border (or that have length 1)
+    keep the integer position; where the fitted surface has no maximum, each
+    axis gets its own parabola through three scores."""
+    last = [n - t for n, t in zip(level.shape[:3], scorer.shape)]
+    lo = [max(p - 1, 0) for p in position]
+    hi = [min(p + 1, n) for p, n in zip(position, last)]
+    region = level[tuple(slice(a, b + t) for a, b, t in zip(lo, hi, scorer.shape))]
+    scores = scorer(region)
+    centre = tuple(p - a for p, a in zip(position, lo))
+    free = [ax for ax in range(3) if lo[ax] < position[ax] < hi[ax]]
+    shift = np.zeros(3)
+    if free and np.isfinite(scores[centre]):
+        shift[free] = _vertex(scores, centre, free)
+    return tuple(float(p + d) for p, d in zip(position, shift))
+
+
+@functools.cache
+def _quadratic_fit(n: int) -> np.ndarray:
+    """Least-squares operator from the ``3**n`` scores of a 3-wide neighbourhood
+    (in :func:`numpy.ndindex` order) to the coefficients of a quadratic in ``n``
+    variables: constant, ``n`` linear terms, then ``x_i x_j`` for ``i <= j``."""
+    offsets = np.array(list(np.ndindex(*(3,) * n)), float) - 1
+    pairs = [(i, j) for i in range(n) for j in range(i, n)]
+    design = np.column_stack(
+        [np.ones(len(offsets)), offsets]
+        + [offsets[:, i] * offsets[:, j] for i, j in pairs]
+    )
+    return np.linalg.pinv(design)
+
+
+def _vertex(scores, centre, free):
+    """Offset of the maximum of a quadratic through the 3**len(free) scores
+    around ``centre`` (a 3-wide neighbourhood along each ``free`` axis)."""
+    values = []
+    for step in np.ndindex(*(3,) * len(free)):
+        at = list(centre)
+        for ax, d in zip(free, step):
+            at[ax] += d - 1
+        value = scores[tuple(at)]
+        if np.isfinite(value):
+            values.append(value)
+    n = len(free)
+    pairs = [(i, j) for i in range(n) for j in range(i, n)]
+    if len(values) == 3**n:  # every neighbour scored
+        coef = _quadratic_fit(n) @ np.array(values, float)
+        gradient = coef[1 : n + 1]
+        hessian = np.zeros((n, n))
+        for (i, j), c in zip(pairs, coef[n + 1 :]):
+            hessian[i, j] += c if i != j else 2 * c
+            hessian[j, i] = hessian[i, j]
+        if np.all(np.linalg.eigvalsh(hessian) < 0):
+            shift = np.linalg.solve(hessian, -gradient)
+            if np.all(np.abs(shift) <= 1):
+                return np.clip(shift, -0.5, 0.5)
+    shift = np.zeros(n)  # no maximum fitted: one parabola per axis
+    for i, ax in enumerate(free):
+        before, after = list(centre), list(centre)
+        before[ax] -= 1
+        after[ax] += 1
+        a, b, c = scores[tuple(before)], scores[centre], scores[tuple(after)]
+        curve = a - 2 * b + c
+        if np.isfinite(curve) and curve < 0:
+            shift[i] = np.clip((a - c) / (2 * curve), -0.5, 0.5)
+    return shift
 
 
 def _climb(level, scorer, start, radius, last):
@@ -584,10 +946,10 @@ def _climb(level, scorer, start, radius, last):
 _MAX_CLIMBS = 4
 
 
-def _shortlist(values, least: int, most: int) -> int:
-    """How many of the ``values`` (sorted best first) to follow: those within
-    MARGIN of the best, but at least ``least`` and at most ``most``."""
-    close = int(np.count_nonzero(values >= values[0] - MARGIN)) if len(values) else 0
+def _shortlist(values, least: int, most: int, margin: float) -> int:
+    """How many of the ``values`` (sorted best first) to keep: those within
+    ``margin`` of the best, but at least ``least`` and at most ``most``."""
+    close = int(np.count_nonzero(values >= values[0] - margin)) if len(values) else 0
     return min(max(close, least), most)
 
 
@@ -684,14 +1046,18 @@ def find_template(
     channel_axis: int | None = None,
     reduce_z: bool = False,
     min_size: int = SEARCH_MIN_SIZE,
+    scales: tuple[float, float] | None = None,
 ) -> list[Match]:
     """Find ``template`` in ``image`` coarse-to-fine; best matches first.
 
     The coarsest octave is searched exhaustively, its best ``candidates`` local
     maxima are refined octave by octave within ``refine_radius`` pixels, and the
-    octave-0 scores (exact ZNCC) are ranked. On a 2048x2048 image with a 64x64
-    template this is tens of times faster than exhaustive search and finds the
-    exhaustive peak in the benchmark's agreement study (benchmarks/bench_search.py).
+    octave-0 scores (exact ZNCC) are ranked. Then the winner is checked: every
+    region whose coarse score is within :func:`doubt_margin` of it (so could
+    still beat it) is scored exhaustively at octave 0. On a 2048x2048 image with
+    a 64x64 template this is tens of times faster than exhaustive search, and its
+    peak scored as high as the exhaustive one in every case of the benchmark's
+    agreement study (benchmarks/bench_search.py).
 
     Parameters
     ----------
@@ -701,7 +1067,7 @@ def find_template(
         What to look for: same number of dimensions and channels, not larger than
         ``image``, not flat.
     max_matches : int
-        Most matches to return. Matches overlapping by more than half the template
+        Most matches to return. Matches overlapping by more than half their box
         along every axis count as one (non-maximum suppression).
     min_score : float, optional
         Drop matches whose ZNCC is below this value in [-1, 1].
@@ -720,17 +1086,26 @@ def find_template(
         Reduce z as well (isotropic volumes); by default z keeps its resolution.
     min_size : int
         Smallest template side kept at the coarsest octave when ``levels`` is None.
+    scales : (float, float), optional
+        Search the template at every scale in this range (2-D images): the object
+        may be ``scales[0]`` to ``scales[1]`` times the template's size. See
+        :mod:`napari_pyramids.core.scale_search` for how the scales are spaced
+        and how close to the best the found scale's ZNCC is. ``None`` searches
+        at scale 1 only.
 
     Returns
     -------
     list of Match
-        At most ``max_matches``, best score first. Each carries the search trace.
+        At most ``max_matches``, best score first. Each carries the search trace,
+        its sub-pixel corner and its scale.
 
     Raises
     ------
     ValueError
         Template larger than the image, flat template (ZNCC undefined), image
-        flat everywhere, NaN values, or parameters out of range.
+        flat everywhere, NaN values, parameters out of range, or a scale range
+        that is inverted, not positive, or makes the template larger than the
+        image or smaller than a few pixels.
     """
     search = iter_find_template(
         image,
@@ -743,5 +1118,6 @@ def find_template(
         channel_axis=channel_axis,
         reduce_z=reduce_z,
         min_size=min_size,
+        scales=scales,
     )
     return drain(search)
