@@ -262,6 +262,105 @@ def agreement_study(cases: int, seeds: list[int], **options) -> None:
             print("  miss:", miss)
 
 
+#: the peer's scales: 2**(k/8), k = -8..8
+PEER_SCALES = [2 ** (k / 8) for k in range(-8, 9)]
+
+
+def resized_case(images, rng):
+    """A picture, a copy resized by ``z`` in [0.5, 2] (log-uniform) and a
+    textured template cut from the copy; the object in the picture is ``1/z``
+    times the template's size, its corner where the template's first pixel
+    lands (cv2.resize maps copy pixel ``u`` to ``(u + 0.5) / z - 0.5``)."""
+    name = STUDY_IMAGES[int(rng.integers(len(STUDY_IMAGES)))]
+    clean = images[name]
+    z = float(2 ** rng.uniform(-1, 1))
+    method = cv2.INTER_AREA if z < 1 else cv2.INTER_CUBIC
+    copy = cv2.resize(clean, None, fx=z, fy=z, interpolation=method)
+    for _ in range(100):
+        size = int(rng.choice([32, 48, 64]))
+        if size / z > 0.8 * min(clean.shape) or size > 0.8 * min(copy.shape):
+            continue
+        y, x = (int(rng.integers(0, n - size)) for n in copy.shape)
+        template = copy[y : y + size, x : x + size].copy()
+        corner = ((y + 0.5) / z - 0.5, (x + 0.5) / z - 0.5)
+        if template.std() >= 10 and all(
+            c + size / z <= n for c, n in zip(corner, clean.shape)
+        ):
+            return name, clean, template, corner, 1 / z
+    return resized_case(images, rng)
+
+
+def peer_scaled(image, template):
+    """Exhaustive cv2.matchTemplate with the template resized to each of
+    PEER_SCALES: (corner, scale, score) of the best."""
+    best = (None, None, -np.inf)
+    for s in PEER_SCALES:
+        size = tuple(max(2, round(n * s)) for n in template.shape[::-1])
+        if size[0] > image.shape[1] or size[1] > image.shape[0]:
+            continue
+        method = cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC
+        scores = cv2.matchTemplate(
+            image,
+            cv2.resize(template, size, interpolation=method),
+            cv2.TM_CCOEFF_NORMED,
+        )
+        scores = defined(scores, image, size[::-1])
+        if scores.max() > best[2]:
+            best = (argmax(scores), size[0] / template.shape[1], float(scores.max()))
+    return best
+
+
+def scale_study(cases: int, rng: np.random.Generator, **options) -> None:
+    images = {name: grey(name) for name in STUDY_IMAGES}
+    ours_ok = peer_ok = 0
+    t_ours, t_peer, misses = [], [], []
+    for _ in range(cases):
+        name, image, template, corner, scale = resized_case(images, rng)
+        t0 = time.perf_counter()
+        (match,) = find_template(image, template, scales=(0.5, 2.0), **options)
+        t1 = time.perf_counter()
+        p_corner, p_scale, _ = peer_scaled(image, template)
+        t2 = time.perf_counter()
+        t_ours.append(t1 - t0)
+        t_peer.append(t2 - t1)
+
+        def right(found, found_scale):
+            near = max(abs(a - b) for a, b in zip(found, corner)) <= 2
+            return near and abs(found_scale / scale - 1) <= 0.05
+
+        ok = right(match.position, match.scale)
+        ours_ok += ok
+        peer_ok += right(p_corner, p_scale)
+        if not ok:
+            misses.append(
+                (
+                    name,
+                    template.shape[0],
+                    tuple(round(c, 1) for c in corner),
+                    round(scale, 3),
+                    match.position,
+                    round(match.scale, 3),
+                )
+            )
+    ratio = np.median(t_peer) / np.median(t_ours)
+    print(
+        f"\nScale: {cases} templates (32-64 px, std >= 10) cut from scikit-image "
+        "pictures resized by 0.5-2 (log-uniform), searched in the original with "
+        "scales=(0.5, 2.0); right = corner within 2 px and scale within 5 %"
+    )
+    print(f"  find_template right: {ours_ok}/{cases} = {100 * ours_ok / cases:.1f}%")
+    print(
+        f"  peer (cv2.matchTemplate at 17 scales 2**(k/8)) right: {peer_ok}/{cases}"
+        f" = {100 * peer_ok / cases:.1f}%"
+    )
+    print(
+        f"  median time: find_template {1e3 * np.median(t_ours):.1f} ms, peer "
+        f"{1e3 * np.median(t_peer):.1f} ms: {ratio:.1f}x faster"
+    )
+    for miss in misses:
+        print("  miss:", miss)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=1000, help="agreement study")

@@ -102,6 +102,9 @@ class OctaveTrace:
     scales : numpy.ndarray
         ``(n,)`` template scale of each candidate (all 1 unless ``scales`` was
         given): the object in the image is this many times the template's size.
+    examined : numpy.ndarray
+        Every template scale scored at this octave, ascending (exhaustive starts
+        and the trial scales of the refinement); ``[1.0]`` at one scale.
     """
 
     octave: int
@@ -110,6 +113,7 @@ class OctaveTrace:
     scores: np.ndarray
     parents: np.ndarray
     scales: np.ndarray
+    examined: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -581,7 +585,7 @@ def iter_find_template(
         octave = search.trace(k, positions, values, parents, np.ones(len(values)))
         trace.append(octave)
         yield octave
-    return search.matches(tuple(trace), [scorers[0]], [1.0])
+    return search.matches(tuple(trace), lambda _: scorers[0])
 
 
 def image_levels(image, n: int, layout, reduce_z: bool = False) -> list[np.ndarray]:
@@ -736,7 +740,7 @@ class _Search:
             return -np.inf if self.min_score is None else self.min_score
         return float(values[ok][kept[-1]])
 
-    def trace(self, k, positions, values, parents, scales) -> OctaveTrace:
+    def trace(self, k, positions, values, parents, scales, examined=(1.0,)):
         return OctaveTrace(
             octave=k,
             scale=self.layout.public(self.factor**k),
@@ -744,12 +748,13 @@ class _Search:
             scores=np.asarray(values, dtype=np.float64),
             parents=np.asarray(parents, dtype=int),
             scales=np.asarray(scales, dtype=np.float64),
+            examined=np.asarray(sorted(examined), dtype=np.float64),
         )
 
-    def matches(self, trace, scorers, scale_values) -> list[Match]:
+    def matches(self, trace, scorer_for) -> list[Match]:
         """The best distinct octave-0 candidates as matches, with their sub-pixel
-        corners. ``scorers[i]`` scores the template at ``scale_values[i]``; each
-        candidate's scale (``trace[-1].scales``) picks its scorer."""
+        corners; ``scorer_for(i)`` scores the template at the scale of octave
+        0's candidate ``i``."""
         final = trace[-1]
         ok = np.ones(len(final.scores), bool)
         if self.min_score is not None:
@@ -760,14 +765,13 @@ class _Search:
         kept = _suppress(
             final.positions[idx], final.scores[idx], extent, self.max_matches
         )
-        lookup = {float(v): scorer for v, scorer in zip(scale_values, scorers)}
         out = []
         lead = (0,) * (3 - self.layout.ndim)
         for i in kept:
             j = idx[i]
             position = tuple(int(v) for v in final.positions[j])
             scale = float(final.scales[j])
-            corner = _subpixel(self.levels[0], lookup[scale], lead + position)
+            corner = _subpixel(self.levels[0], scorer_for(j), lead + position)
             out.append(
                 Match(
                     position=position,
@@ -793,8 +797,9 @@ def _best_maxima(scores, count, least):
 
 def _merge(*groups):
     """Union of ``(positions, scores, parents)`` candidate groups: one entry per
-    position (its best score), best first."""
-    positions = np.concatenate([g[0] for g in groups]).reshape(-1, 3)
+    position (its best score), best first. Positions are ``(n, d)`` rows, any
+    ``d`` (a scale search adds the scale as a coordinate)."""
+    positions = np.concatenate([g[0] for g in groups])
     values = np.concatenate([g[1] for g in groups])
     parents = np.concatenate([g[2] for g in groups])
     order = np.argsort(-values, kind="stable")

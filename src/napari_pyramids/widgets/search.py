@@ -4,9 +4,11 @@ The template is the rectangle last drawn in a Shapes layer (cut from the
 "template from" image, which may be the searched image or another one), or a
 whole image layer. :func:`search_job` runs :func:`napari_pyramids.core.search.
 iter_find_template` off the GUI thread, one step per octave, and returns layer
-tuples: match centres (Points, score as property and text), match boxes
-(Shapes) and, with the trace on, one Points layer per octave whose scale is
-``2**k`` times the image's, so candidates sit where they were examined.
+tuples: match centres at their sub-pixel position (Points; score and scale as
+features, score as text), match boxes (Shapes, the template's size times the
+match's scale) and, with the trace on, one Points layer per octave whose scale
+is ``2**k`` times the image's, so candidates sit where they were examined (with
+the template scale each was examined at).
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-from magicgui.widgets import CheckBox, FloatSlider, SpinBox, create_widget
+from magicgui.widgets import (
+    CheckBox,
+    FloatRangeSlider,
+    FloatSlider,
+    SpinBox,
+    create_widget,
+)
 
 from napari_pyramids.core._steps import map_steps
 from napari_pyramids.core.search import iter_find_template
@@ -41,10 +49,12 @@ def search_job(
     show_trace: bool = True,
     compare_exhaustive: bool = True,
     summary: dict | None = None,
+    scales: tuple[float, float] | None = None,
 ):
     """Search, yielding one :class:`Step` per octave; return the layer tuples.
 
-    ``summary`` (if given) receives the timings and matches for the status line.
+    ``summary`` (if given) receives the timings and matches for the status line;
+    ``scales`` is :func:`~napari_pyramids.core.search.find_template`'s.
     """
     t0 = time.perf_counter()
     search = iter_find_template(
@@ -53,6 +63,7 @@ def search_job(
         max_matches=max_matches,
         min_score=min_score,
         channel_axis=source.channel_axis,
+        scales=scales,
     )
     octaves = []
 
@@ -98,8 +109,9 @@ def match_layers(source: Source, matches, octaves) -> list:
     """Points at match centres, Shapes boxes, and one Points layer per octave."""
     name = source.name
     spatial = len(source.scale)
-    centres = np.array([m.center for m in matches]).reshape(-1, spatial)
+    centres = np.array([m.subpixel_center for m in matches]).reshape(-1, spatial)
     scores = np.array([m.score for m in matches])
+    features = {"score": scores, "scale": np.array([m.scale for m in matches])}
     text = {
         "string": "{score:.2f}",
         "anchor": "upper_left",
@@ -112,7 +124,7 @@ def match_layers(source: Source, matches, octaves) -> list:
             centres,
             {
                 "name": f"{name} matches",
-                "features": {"score": scores},
+                "features": features,
                 "text": text,
                 "face_color": "yellow",
                 "size": 8,
@@ -122,11 +134,12 @@ def match_layers(source: Source, matches, octaves) -> list:
         )
     ]
     if spatial == 2 and matches:
+        corners = np.array([[0, 0], [0, 1], [1, 1], [1, 0]])
+        # pixel edges, not centres: template pixel i covers i -+ 1/2 at its scale
         boxes = [
-            np.array(m.position) + np.array([[0, 0], [0, 1], [1, 1], [1, 0]]) * m.shape
+            np.array(m.position) - m.scale / 2 + corners * np.array(m.size)
             for m in matches
         ]
-        boxes = [b - 0.5 for b in boxes]  # pixel edges, not centres
         layers.append(
             (
                 boxes,
@@ -144,14 +157,15 @@ def match_layers(source: Source, matches, octaves) -> list:
     shape = np.array(matches[0].shape if matches else (1,) * spatial)
     for octave in octaves:
         k = octave.octave
-        tpl = -(-shape // np.array(octave.scale))  # template size at this octave
+        # template pixel (shape - 1) / 2 at the candidate's scale, in octave pixels
+        middle = (shape - 1) * octave.scales[:, None] / np.array(octave.scale) / 2
         reduced = tuple(i for i, s in enumerate(octave.scale) if s > 1)
         layers.append(
             (
-                octave.positions + (tpl - 1) / 2,
+                octave.positions + middle,
                 {
                     "name": f"{name} search octave {k}",
-                    "features": {"score": octave.scores},
+                    "features": {"score": octave.scores, "scale": octave.scales},
                     "face_color": "score",
                     "face_colormap": "viridis",
                     "size": 4,
@@ -171,6 +185,8 @@ def describe(summary: dict) -> str:
         text = "No match above the minimum score."
     else:
         text = f"{len(matches)} match(es), best ZNCC {matches[0].score:.3f}"
+        if matches[0].scale != 1:
+            text += f" at scale {matches[0].scale:.3f}"
     text += f"; coarse-to-fine {1e3 * summary['seconds']:.0f} ms"
     if summary.get("exhaustive") is not None:
         ratio = summary["exhaustive"] / max(summary["seconds"], 1e-9)
@@ -181,6 +197,12 @@ def describe(summary: dict) -> str:
             else "exhaustive wins on an image this small"
         )
     return text
+
+
+def search_scales(value) -> tuple[float, float] | None:
+    """The "scales" control's range for find_template: None for (1, 1)."""
+    lo, hi = (float(v) for v in value)
+    return None if lo == hi == 1.0 else (lo, hi)
 
 
 class SearchWidget(JobWidget):
@@ -209,6 +231,14 @@ class SearchWidget(JobWidget):
         )
         self.max_matches = SpinBox(label="max matches", min=1, max=500, value=1)
         self.min_score = FloatSlider(label="min score", min=-1.0, max=1.0, value=0.5)
+        self.scales = FloatRangeSlider(
+            label="scales",
+            min=0.25,
+            max=4.0,
+            step=0.05,
+            value=(1.0, 1.0),
+            tooltip="object size / template size to search; (1, 1): one scale",
+        )
         self.show_trace = CheckBox(text="show search trace", value=True)
         self.compare = CheckBox(text="time exhaustive search (OpenCV)", value=True)
         self.extend(
@@ -218,6 +248,7 @@ class SearchWidget(JobWidget):
                 self.rectangle,
                 self.max_matches,
                 self.min_score,
+                self.scales,
                 self.show_trace,
                 self.compare,
             ]
@@ -242,6 +273,7 @@ class SearchWidget(JobWidget):
             show_trace=self.show_trace.value,
             compare_exhaustive=self.compare.value,
             summary=summary,
+            scales=search_scales(self.scales.value),
         )
         return Job(
             run=lambda: search_job(source, template, **options),
