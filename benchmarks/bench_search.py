@@ -310,6 +310,12 @@ def peer_scaled(image, template):
     return best
 
 
+def right_place(found, found_scale, corner, scale) -> bool:
+    """Corner within 2 px and scale within 5 % of the truth."""
+    near = max(abs(a - b) for a, b in zip(found, corner)) <= 2
+    return near and abs(found_scale / scale - 1) <= 0.05
+
+
 def scale_study(cases: int, rng: np.random.Generator, **options) -> None:
     images = {name: grey(name) for name in STUDY_IMAGES}
     ours_ok = peer_ok = 0
@@ -324,13 +330,9 @@ def scale_study(cases: int, rng: np.random.Generator, **options) -> None:
         t_ours.append(t1 - t0)
         t_peer.append(t2 - t1)
 
-        def right(found, found_scale):
-            near = max(abs(a - b) for a, b in zip(found, corner)) <= 2
-            return near and abs(found_scale / scale - 1) <= 0.05
-
-        ok = right(match.position, match.scale)
+        ok = right_place(match.position, match.scale, corner, scale)
         ours_ok += ok
-        peer_ok += right(p_corner, p_scale)
+        peer_ok += right_place(p_corner, p_scale, corner, scale)
         if not ok:
             misses.append(
                 (

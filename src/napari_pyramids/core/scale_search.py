@@ -135,7 +135,13 @@ class _Templates:
     def __call__(self, u: float, k: int) -> _Scorer:
         key = (u, k)
         if key not in self.cache:
-            self.cache[key] = _Scorer(self.resampled(2.0**u, k)[None], rough=k > 0)
+            scale = 2.0**u
+            # at octave 0 an enlarged template has the coarser sampling: the
+            # image gets its blur instead (variance 1/4 pixel squared per pixel)
+            blur = 0.5 * math.sqrt(scale**2 - 1) if k == 0 and scale > 1 else 0
+            self.cache[key] = _Scorer(
+                self.resampled(scale, k)[None], rough=k > 0, blur=blur
+            )
         return self.cache[key]
 
     def resampled(self, scale: float, k: int) -> np.ndarray:
@@ -157,7 +163,7 @@ class _Templates:
             )
         h, w = (math.floor((n - 1) * f + 1e-9) + 1 for n in self.sides)
         matrix = np.array([[1 / f, 0, 0], [0, 1 / f, 0]])
-        flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        flags = cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP
         channels = src.shape[-1] if src.ndim == 3 else 1
         planes = [src] if channels <= 4 else [src[..., c] for c in range(channels)]
         out = [

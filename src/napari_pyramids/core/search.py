@@ -380,7 +380,7 @@ class _Scorer:
     ``TM_CCOEFF_NORMED``, whose normalisation pass dominates there.
     """
 
-    def __init__(self, template: np.ndarray, rough: bool = False):
+    def __init__(self, template: np.ndarray, rough: bool = False, blur: float = 0):
         t = template.astype(np.float64)
         rms = np.sqrt(np.mean(t * t))
         t -= t.mean()
@@ -391,8 +391,13 @@ class _Scorer:
         self.std = self.norm / np.sqrt(self.size)
         #: True when this template is flat to float32 precision (ZNCC undefined)
         self.flat = _is_flat(self.std, rms)
-        #: one grey plane: many candidates can be refined in one call
-        self.plain = template.shape[0] == 1 and template.shape[-1] == 1
+        #: Gaussian blur (sigma, pixels) given to each region before scoring: a
+        #: template enlarged to a scale above 1 is that much blurrier than the
+        #: image (see :mod:`~napari_pyramids.core.scale_search`)
+        self.blur = blur
+        #: one grey plane: many candidates can be refined in one call (cuts laid
+        #: side by side, which a blur would mix)
+        self.plain = template.shape[0] == 1 and template.shape[-1] == 1 and not blur
         #: window moments in float32 (grey planes): for the start octave's map,
         #: which only ranks candidates, at a fraction of the float64 cost
         self.rough = rough and self.plain
@@ -405,6 +410,13 @@ class _Scorer:
         sums to zero) and keeps float32 correlation and variance free of
         cancellation for images with a large offset.
         """
+        if self.blur:
+            region = np.stack(
+                [
+                    cv2.GaussianBlur(plane.astype(np.float32), (0, 0), self.blur)
+                    for plane in region
+                ]
+            ).reshape(region.shape)
         mean = float(region.mean(dtype=np.float64))
         r = np.subtract(region, mean, dtype=np.float32)
         mean_square = float(np.vdot(r, r)) / r.size + mean * mean
