@@ -52,7 +52,9 @@ from napari_pyramids.core.search import (
     _Scorer,
     _Search,
     _shortlist,
+    _subpixel,
     image_levels,
+    row_keys,
 )
 
 __all__ = ["MIN_SCALED_SIDE", "SCALE_TOLERANCE", "check_scales", "iter_scaled_search"]
@@ -267,7 +269,7 @@ def _keep(found, us, least: int, most: int):
     """The candidates worth following: one per place (the same object at
     neighbouring scales converges to one peak and would crowd out the others),
     then those within FOLLOW of the best, at least ``least``."""
-    _, distinct = np.unique(found[0] // _SAME_PLACE, axis=0, return_index=True)
+    _, distinct = np.unique(row_keys(found[0] // _SAME_PLACE), return_index=True)
     distinct = np.sort(distinct)  # the best of each cell, best first
     keep = distinct[: _shortlist(found[1][distinct], least, most, FOLLOW)]
     return tuple(a[keep] for a in found), us[keep]
@@ -295,28 +297,33 @@ class _ScaleClimb:
         self.radius = radius
 
     def score(self, k, starts, us, examined):
-        """Hill-climb each start at its own log2 scale: positions and scores
-        (-inf where another start of the same scale reached the same place)."""
+        """Hill-climb each start at its own log2 scale: positions and peak
+        scores (-inf where another start of the same scale reached the same
+        place).
+
+        The score compared across scales is the sub-pixel peak's (the vertex
+        of a quadratic through the 3x3 scores, :func:`_subpixel`): at whole
+        pixels, how well the resampled template's grid happens to fall on the
+        image's changes with the scale by as much as a few percent of scale
+        error costs, which makes the integer scores too rough to climb on.
+        """
         positions = starts.copy()
         values = np.full(len(us), -np.inf)
+        level = self.search.levels[k]
         for u in np.unique(us):
             idx = np.flatnonzero(us == u)
             examined.add(float(u))
-            pos, val, parent = _refine(
-                self.search.levels[k],
-                self.templates(float(u), k),
-                starts[idx],
-                self.radius,
-            )
+            scorer = self.templates(float(u), k)
+            pos, _, parent = _refine(level, scorer, starts[idx], self.radius)
             positions[idx[parent]] = pos
-            values[idx[parent]] = val
+            values[idx[parent]] = [_subpixel(level, scorer, tuple(p))[1] for p in pos]
         return positions, values
 
     def __call__(self, k, starts, us, examined, least):
         """Candidates from octave ``k + 1`` (``starts`` already in octave-``k``
         pixels) refined at octave ``k``: position at their own scale; then the
-        best (:func:`_keep`) in scale, climbing over the trial scales one grid
-        step apart while the score rises."""
+        best (:func:`_keep`) in scale: the trial scales up to two grid steps
+        away, then on, a step at a time, while the score rises."""
         u_lo, u_hi = self.bounds
         steps = np.array([_step(self.templates.side(u, k)) for u in us])
         us = np.clip(np.round(us / steps) * steps, u_lo, u_hi)
@@ -330,12 +337,15 @@ class _ScaleClimb:
         best_pos, best = pos.copy(), val.copy()
         best_u = us.copy()
         direction = np.zeros(len(us))
-        for d in (-1, 1):
+        # the coarser octave's scale is good to one of its steps, two of these:
+        # every trial within two steps is scored, then the climb goes on
+        for d in (-2, -1, 1, 2):
             trial = np.clip(us + d * steps, u_lo, u_hi)
             pos, val = self.score(k, best_pos, trial, examined)
             better = val > best
             best_pos[better], best[better] = pos[better], val[better]
-            best_u[better], direction[better] = trial[better], d
+            best_u[better], direction[better] = trial[better], np.sign(d)
+        direction[np.abs(best_u - us) < 1.5 * steps] = 0  # best not at the edge
         for _ in range(_SCALE_CLIMBS - 1):
             moving = np.flatnonzero(direction != 0)
             if not len(moving):

@@ -783,7 +783,7 @@ class _Search:
             j = idx[i]
             position = tuple(int(v) for v in final.positions[j])
             scale = float(final.scales[j])
-            corner = _subpixel(self.levels[0], scorer_for(j), lead + position)
+            corner, _ = _subpixel(self.levels[0], scorer_for(j), lead + position)
             out.append(
                 Match(
                     position=position,
@@ -816,9 +816,19 @@ def _merge(*groups):
     parents = np.concatenate([g[2] for g in groups])
     order = np.argsort(-values, kind="stable")
     positions, values, parents = positions[order], values[order], parents[order]
-    _, first = np.unique(positions, axis=0, return_index=True)
+    _, first = np.unique(row_keys(positions), return_index=True)
     first = np.sort(first)
     return positions[first], values[first], parents[first]
+
+
+def row_keys(rows: np.ndarray) -> np.ndarray:
+    """One int64 per row of a 2-D integer array, equal exactly for equal rows
+    (``np.unique`` on them is much faster than on rows)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if not rows.size:
+        return np.zeros(len(rows), np.int64)
+    low = rows.min(axis=0)
+    return np.ravel_multi_index((rows - low).T, tuple(rows.max(axis=0) - low + 1))
 
 
 def _grown(scores: np.ndarray) -> np.ndarray:
@@ -860,12 +870,14 @@ def _doubtful(level, scorer, coarse, scale, threshold):
     return positions, values, np.full(len(values), -1)
 
 
-def _subpixel(level, scorer, position) -> tuple[float, ...]:
-    """Sub-pixel ``(z, y, x)`` corner: the vertex of the quadratic fitted (least
-    squares) to the ZNCC of ``position`` and its neighbours, within half a pixel
-    of it. Axes where the peak lies on the image border (or that have length 1)
-    keep the integer position; where the fitted surface has no maximum, each
-    axis gets its own parabola through three scores."""
+def _subpixel(level, scorer, position) -> tuple[tuple[float, ...], float]:
+    """Sub-pixel ``(z, y, x)`` corner and the ZNCC there: the vertex of the
+    quadratic fitted (least squares) to the ZNCC of ``position`` and its
+    neighbours, within half a pixel of it, and the fitted value at the vertex
+    (at most 1; the integer score where nothing was fitted). Axes where the peak
+    lies on the image border (or that have length 1) keep the integer position;
+    where the fitted surface has no maximum, each axis gets its own parabola
+    through three scores."""
     last = [n - t for n, t in zip(level.shape[:3], scorer.shape)]
     lo = [max(p - 1, 0) for p in position]
     hi = [min(p + 1, n) for p, n in zip(position, last)]
@@ -874,9 +886,11 @@ def _subpixel(level, scorer, position) -> tuple[float, ...]:
     centre = tuple(p - a for p, a in zip(position, lo))
     free = [ax for ax in range(3) if lo[ax] < position[ax] < hi[ax]]
     shift = np.zeros(3)
-    if free and np.isfinite(scores[centre]):
-        shift[free] = _vertex(scores, centre, free)
-    return tuple(float(p + d) for p, d in zip(position, shift))
+    value = float(scores[centre])
+    if free and np.isfinite(value):
+        shift[free], gain = _vertex(scores, centre, free)
+        value = min(value + gain, 1.0)
+    return tuple(float(p + d) for p, d in zip(position, shift)), value
 
 
 @functools.cache
@@ -895,7 +909,8 @@ def _quadratic_fit(n: int) -> np.ndarray:
 
 def _vertex(scores, centre, free):
     """Offset of the maximum of a quadratic through the 3**len(free) scores
-    around ``centre`` (a 3-wide neighbourhood along each ``free`` axis)."""
+    around ``centre`` (a 3-wide neighbourhood along each ``free`` axis), and how
+    much higher than the centre's score the quadratic is there (>= 0)."""
     values = []
     for step in np.ndindex(*(3,) * len(free)):
         at = list(centre)
@@ -916,8 +931,10 @@ def _vertex(scores, centre, free):
         if np.all(np.linalg.eigvalsh(hessian) < 0):
             shift = np.linalg.solve(hessian, -gradient)
             if np.all(np.abs(shift) <= 1):
-                return np.clip(shift, -0.5, 0.5)
-    shift = np.zeros(n)  # no maximum fitted: one parabola per axis
+                shift = np.clip(shift, -0.5, 0.5)
+                peak = coef[0] + gradient @ shift + shift @ hessian @ shift / 2
+                return shift, max(float(peak) - float(scores[centre]), 0.0)
+    shift, gain = np.zeros(n), 0.0  # no maximum fitted: one parabola per axis
     for i, ax in enumerate(free):
         before, after = list(centre), list(centre)
         before[ax] -= 1
@@ -926,7 +943,8 @@ def _vertex(scores, centre, free):
         curve = a - 2 * b + c
         if np.isfinite(curve) and curve < 0:
             shift[i] = np.clip((a - c) / (2 * curve), -0.5, 0.5)
-    return shift
+            gain += max(-curve * shift[i] ** 2 / 2, 0.0)
+    return shift, gain
 
 
 def _climb(level, scorer, start, radius, last):
@@ -973,14 +991,17 @@ def _shortlist(values, least: int, most: int, margin: float) -> int:
 def _refine(level, scorer, starts, radius):
     """Refine each start by a hill climb (:func:`_climb`); deduplicated, best first.
 
-    Grey 2-D searches climb all starts at once (:func:`_climb_together`);
-    starts it cannot settle (windows at the image border, a flat winner) climb
-    one by one.
+    Grey 2-D searches with narrow templates climb all starts at once
+    (:func:`_climb_together`); starts it cannot settle (windows at the image
+    border, a flat winner) climb one by one.
     """
     last = [n - t for n, t in zip(level.shape[:3], scorer.shape)]
     found = [None] * len(starts)
     alone = range(len(starts))
-    if scorer.plain and len(starts) > 1 and min(last[1:]) >= 2 * radius:
+    # side by side, a cut wastes the template's width minus one of positions:
+    # worth it for templates up to twice the window's width
+    narrow = scorer.shape[2] <= 2 * (2 * radius + 1)
+    if scorer.plain and narrow and len(starts) > 1 and min(last[1:]) >= 2 * radius:
         alone = _climb_together(level, scorer, np.asarray(starts), radius, last, found)
     for i in alone:
         found[i] = _climb(level, scorer, starts[i], radius, last)
