@@ -44,15 +44,15 @@ import cv2
 import numpy as np
 
 from napari_pyramids.core.search import (
+    _MAX_CLIMBS,
     FOLLOW,
     OctaveTrace,
     _best_maxima,
     _merge,
-    _refine,
     _Scorer,
     _Search,
     _shortlist,
-    _subpixel,
+    _vertex,
     image_levels,
     row_keys,
 )
@@ -288,7 +288,14 @@ def _merge_scaled(*groups):
 
 
 class _ScaleClimb:
-    """Refines candidates at one octave in position and scale."""
+    """Refines candidates at one octave in position and scale.
+
+    Scales are compared by the ZNCC of the sub-pixel peak (the vertex of a
+    quadratic through the 3x3 scores around the best whole pixel): at whole
+    pixels, how well the resampled template's grid happens to fall on the
+    image's changes with the scale by as much as a few percent of scale error
+    costs, which makes integer scores too rough to climb on.
+    """
 
     def __init__(self, search, templates, bounds, radius):
         self.search = search
@@ -296,28 +303,11 @@ class _ScaleClimb:
         self.bounds = bounds
         self.radius = radius
 
-    def score(self, k, starts, us, examined):
-        """Hill-climb each start at its own log2 scale: positions and peak
-        scores (-inf where another start of the same scale reached the same
-        place).
-
-        The score compared across scales is the sub-pixel peak's (the vertex
-        of a quadratic through the 3x3 scores, :func:`_subpixel`): at whole
-        pixels, how well the resampled template's grid happens to fall on the
-        image's changes with the scale by as much as a few percent of scale
-        error costs, which makes the integer scores too rough to climb on.
-        """
-        positions = starts.copy()
-        values = np.full(len(us), -np.inf)
-        level = self.search.levels[k]
-        for u in np.unique(us):
-            idx = np.flatnonzero(us == u)
-            examined.add(float(u))
-            scorer = self.templates(float(u), k)
-            pos, _, parent = _refine(level, scorer, starts[idx], self.radius)
-            positions[idx[parent]] = pos
-            values[idx[parent]] = [_subpixel(level, scorer, tuple(p))[1] for p in pos]
-        return positions, values
+    def peak(self, k, start, u, radius, examined):
+        """``(position, peak ZNCC)`` of the climb from ``start`` at log2 scale
+        ``u`` (None where every window in reach is flat)."""
+        examined.add(float(u))
+        return _peak(self.search.levels[k], self.templates(float(u), k), start, radius)
 
     def __call__(self, k, starts, us, examined, least):
         """Candidates from octave ``k + 1`` (``starts`` already in octave-``k``
@@ -327,35 +317,80 @@ class _ScaleClimb:
         u_lo, u_hi = self.bounds
         steps = np.array([_step(self.templates.side(u, k)) for u in us])
         us = np.clip(np.round(us / steps) * steps, u_lo, u_hi)
-        pos, val = self.score(k, starts, us, examined)
-        ok = np.flatnonzero(np.isfinite(val))
-        order = ok[np.argsort(-val[ok], kind="stable")]
-        (pos, val, parents), us = _keep(
-            (pos[order], val[order], order), us[order], least, self.search.most
-        )
-        steps = np.array([_step(self.templates.side(u, k)) for u in us])
-        best_pos, best = pos.copy(), val.copy()
-        best_u = us.copy()
-        direction = np.zeros(len(us))
-        # the coarser octave's scale is good to one of its steps, two of these:
-        # every trial within two steps is scored, then the climb goes on
-        for d in (-2, -1, 1, 2):
-            trial = np.clip(us + d * steps, u_lo, u_hi)
-            pos, val = self.score(k, best_pos, trial, examined)
-            better = val > best
-            best_pos[better], best[better] = pos[better], val[better]
-            best_u[better], direction[better] = trial[better], np.sign(d)
-        direction[np.abs(best_u - us) < 1.5 * steps] = 0  # best not at the edge
-        for _ in range(_SCALE_CLIMBS - 1):
-            moving = np.flatnonzero(direction != 0)
-            if not len(moving):
-                break
-            trial = np.clip(
-                best_u[moving] + direction[moving] * steps[moving], u_lo, u_hi
-            )
-            pos, val = self.score(k, best_pos[moving], trial, examined)
-            better = val > best[moving]
-            direction[moving[~better]] = 0
-            up = moving[better]
-            best_pos[up], best[up], best_u[up] = pos[better], val[better], trial[better]
-        return _merge_scaled(((best_pos, best, parents), best_u))
+        rows, peaks, parents, kept_us = [], [], [], []
+        for i, (start, u) in enumerate(zip(starts, us)):
+            found = self.peak(k, start, u, self.radius, examined)
+            if found is not None:
+                rows.append(found[0])
+                peaks.append(found[1])
+                parents.append(i)
+                kept_us.append(u)
+        if not rows:
+            return (np.zeros((0, 3), int), np.zeros(0), np.zeros(0, int)), np.zeros(0)
+        order = np.argsort(-np.array(peaks), kind="stable")
+        found = tuple(np.asarray(a)[order] for a in (rows, peaks, parents))
+        found, us = _keep(found, np.asarray(kept_us)[order], least, self.search.most)
+        positions, values = found[0].copy(), found[1].copy()
+        best_us = us.copy()
+        for i, u in enumerate(us):
+            step = _step(self.templates.side(u, k))
+            # the coarser octave's scale is good to one of its steps, two of
+            # these: every trial within two steps is scored, then the climb
+            # goes on in the direction that rose
+            for d in _BRACKET:
+                trial = min(max(u + d * step, u_lo), u_hi)
+                got = self.peak(k, positions[i], trial, _TRIAL_RADIUS, examined)
+                if got is not None and got[1] > values[i]:
+                    (positions[i], values[i]), best_us[i] = got, trial
+            edge = abs(best_us[i] - u) > (max(_BRACKET) - 0.5) * step
+            d = np.sign(best_us[i] - u) if edge else 0
+            for _ in range(_SCALE_CLIMBS if d else 0):
+                trial = min(max(best_us[i] + d * step, u_lo), u_hi)
+                got = self.peak(k, positions[i], trial, _TRIAL_RADIUS, examined)
+                if got is None or got[1] <= values[i]:
+                    break
+                (positions[i], values[i]), best_us[i] = got, trial
+        return _merge_scaled(((positions, values, found[2]), best_us))
+
+
+#: Trial scales scored around a candidate's, in grid steps, before the climb.
+_BRACKET = (-2, -1, 1, 2)
+
+#: Half-width of the window scored around a candidate at a trial scale.
+_TRIAL_RADIUS = 2
+
+
+def _peak(level, scorer, start, radius):
+    """Hill climb from ``start`` (windows of +-``radius``, moved while the best
+    lies on a window's edge): the best whole-pixel position and the ZNCC of
+    the sub-pixel peak around it, from the same window's scores; None where
+    every window in reach is flat."""
+    last = np.array([n - t for n, t in zip(level.shape[:3], scorer.shape)])
+    centre = np.clip(np.asarray(start), 0, last)
+    best = None
+    for _ in range(_MAX_CLIMBS):
+        lo = np.maximum(centre - radius, 0)
+        hi = np.minimum(centre + radius, last)
+        region = level[tuple(slice(a, b + t) for a, b, t in zip(lo, hi, scorer.shape))]
+        scores = scorer(region)
+        if np.isnan(scores).all():
+            break
+        at = np.unravel_index(np.nanargmax(scores), scores.shape)
+        if best is not None and scores[at] <= best[1][best[2]]:
+            break
+        best = (lo + at, scores, at)
+        on_edge = [
+            (i == 0 and a > 0) or (i == b - a and b < n)
+            for i, a, b, n in zip(at, lo, hi, last)
+        ]
+        if not any(on_edge):
+            break
+        centre = lo + at
+    if best is None:
+        return None
+    position, scores, at = best
+    value = float(scores[at])
+    free = [ax for ax in range(3) if 0 < at[ax] < scores.shape[ax] - 1]
+    if free:
+        value = min(value + _vertex(scores, at, free)[1], 1.0)
+    return position, value

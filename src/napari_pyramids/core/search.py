@@ -907,33 +907,48 @@ def _quadratic_fit(n: int) -> np.ndarray:
     return np.linalg.pinv(design)
 
 
+def _maximum(hessian, gradient):
+    """Where the quadratic with this Hessian and gradient (at 0) is largest, or
+    None when it has no maximum (Hessian not negative definite). One and two
+    variables in closed form (the common cases, called per candidate)."""
+    if len(gradient) == 1:
+        return -gradient / hessian[0] if hessian[0, 0] < 0 else None
+    if len(gradient) == 2:
+        (a, b), (_, c) = hessian
+        det = a * c - b * b
+        if a >= 0 or det <= 0:
+            return None
+        return (
+            -np.array(
+                [c * gradient[0] - b * gradient[1], a * gradient[1] - b * gradient[0]]
+            )
+            / det
+        )
+    if np.all(np.linalg.eigvalsh(hessian) < 0):
+        return np.linalg.solve(hessian, -gradient)
+    return None
+
+
 def _vertex(scores, centre, free):
     """Offset of the maximum of a quadratic through the 3**len(free) scores
     around ``centre`` (a 3-wide neighbourhood along each ``free`` axis), and how
     much higher than the centre's score the quadratic is there (>= 0)."""
-    values = []
-    for step in np.ndindex(*(3,) * len(free)):
-        at = list(centre)
-        for ax, d in zip(free, step):
-            at[ax] += d - 1
-        value = scores[tuple(at)]
-        if np.isfinite(value):
-            values.append(value)
     n = len(free)
-    pairs = [(i, j) for i in range(n) for j in range(i, n)]
-    if len(values) == 3**n:  # every neighbour scored
-        coef = _quadratic_fit(n) @ np.array(values, float)
+    block = tuple(
+        slice(c - 1, c + 2) if ax in free else c for ax, c in enumerate(centre)
+    )
+    values = scores[block].ravel().astype(np.float64)
+    if np.isfinite(values).all():  # every neighbour scored
+        coef = _quadratic_fit(n) @ values
         gradient = coef[1 : n + 1]
         hessian = np.zeros((n, n))
-        for (i, j), c in zip(pairs, coef[n + 1 :]):
-            hessian[i, j] += c if i != j else 2 * c
-            hessian[j, i] = hessian[i, j]
-        if np.all(np.linalg.eigvalsh(hessian) < 0):
-            shift = np.linalg.solve(hessian, -gradient)
-            if np.all(np.abs(shift) <= 1):
-                shift = np.clip(shift, -0.5, 0.5)
-                peak = coef[0] + gradient @ shift + shift @ hessian @ shift / 2
-                return shift, max(float(peak) - float(scores[centre]), 0.0)
+        hessian[np.triu_indices(n)] = coef[n + 1 :]
+        hessian = hessian + hessian.T  # 2 c_ii on the diagonal, c_ij off it
+        shift = _maximum(hessian, gradient)
+        if shift is not None and np.all(np.abs(shift) <= 1):
+            shift = np.clip(shift, -0.5, 0.5)
+            peak = coef[0] + gradient @ shift + shift @ hessian @ shift / 2
+            return shift, max(float(peak) - float(scores[centre]), 0.0)
     shift, gain = np.zeros(n), 0.0  # no maximum fitted: one parabola per axis
     for i, ax in enumerate(free):
         before, after = list(centre), list(centre)
