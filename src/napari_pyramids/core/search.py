@@ -992,6 +992,10 @@ def _climb(level, scorer, start, radius, last):
     return best
 
 
+#: From this many starts on, :func:`_refine` climbs them together whatever the
+#: template's width.
+_MANY = 16
+
 #: Most window moves of one candidate's hill climb (each moves >= 1 pixel).
 _MAX_CLIMBS = 4
 
@@ -1014,8 +1018,9 @@ def _refine(level, scorer, starts, radius):
     found = [None] * len(starts)
     alone = range(len(starts))
     # side by side, a cut wastes the template's width minus one of positions:
-    # worth it for templates up to twice the window's width
-    narrow = scorer.shape[2] <= 2 * (2 * radius + 1)
+    # worth it for templates up to twice the window's width, or for many starts
+    # (then one call saves more than the waste costs)
+    narrow = scorer.shape[2] <= 2 * (2 * radius + 1) or len(starts) >= _MANY
     if scorer.plain and narrow and len(starts) > 1 and min(last[1:]) >= 2 * radius:
         alone = _climb_together(level, scorer, np.asarray(starts), radius, last, found)
     for i in alone:
