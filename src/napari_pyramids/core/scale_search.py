@@ -53,6 +53,7 @@ from napari_pyramids.core.search import (
     _Search,
     _shortlist,
     _vertex,
+    all_flat,
     image_levels,
     row_keys,
 )
@@ -191,13 +192,13 @@ def iter_scaled_search(
     template,
     layout,
     scales,
+    levels,
+    min_size: int,
     *,
     max_matches: int,
     min_score,
-    levels,
     count: int,
     refine_radius: int,
-    min_size: int,
 ) -> Iterator[OctaveTrace]:
     """The search of :func:`~napari_pyramids.core.search.iter_find_template`
     over a range of scales (checked inputs; ``layout`` views them)."""
@@ -227,10 +228,8 @@ def iter_scaled_search(
         np.array([1, 2, 2]),
         max_matches=max_matches,
         min_score=min_score,
-        levels=levels,
         count=count,
         refine_radius=refine_radius,
-        min_size=min_size,
     )
     climb = _ScaleClimb(search, templates, (u_lo, u_hi), refine_radius)
     found = (np.zeros((0, 3), int), np.zeros(0), np.zeros(0, int))
@@ -250,11 +249,7 @@ def iter_scaled_search(
             fresh = (positions, values, np.full(len(values), -1))
             found, us = _merge_scaled((found, us), (fresh, np.full(len(values), u)))
         if not len(us):
-            raise ValueError(
-                "every window of the image is flat (constant), so zero-mean "
-                "normalised cross-correlation is undefined everywhere; search an "
-                "image with texture"
-            )
+            raise all_flat()
         found, us = _keep(found, us, least, search.most)
         octave = search.trace(
             k, found[0], found[1], found[2], 2.0**us, [2.0**u for u in examined]
@@ -262,7 +257,9 @@ def iter_scaled_search(
         trace.append(octave)
         yield octave
     final_us = us
-    return search.matches(tuple(trace), lambda i: templates(float(final_us[i]), 0))
+    return search.matches(
+        tuple(trace), lambda i: templates(float(final_us[i]), 0), peaks=True
+    )
 
 
 def _keep(found, us, least: int, most: int):

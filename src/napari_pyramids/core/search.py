@@ -93,7 +93,8 @@ class OctaveTrace:
         ``(n, ndim)`` integer top-left corners of the template, in this
         octave's pixels.
     scores : numpy.ndarray
-        ``(n,)`` ZNCC of each candidate at this octave.
+        ``(n,)`` ZNCC of each candidate at this octave (in a search over scales,
+        the ZNCC of its sub-pixel peak, by which scales are compared).
     parents : numpy.ndarray
         ``(n,)`` index of the coarser octave's candidate each one was refined
         from; -1 where the candidate comes from an exhaustive pass: the start
@@ -559,16 +560,16 @@ def iter_find_template(
     options = dict(
         max_matches=max_matches,
         min_score=min_score,
-        levels=levels,
         count=max(candidates, 2 * max_matches),
         refine_radius=refine_radius,
-        min_size=min_size,
     )
     if scales is not None:
         from napari_pyramids.core.scale_search import iter_scaled_search
 
         return (
-            yield from iter_scaled_search(image, template, layout, scales, **options)
+            yield from iter_scaled_search(
+                image, template, layout, scales, levels, min_size, **options
+            )
         )
     kw = dict(channel_axis=channel_axis, reduce_z=reduce_z and layout.ndim == 3)
     # The template decides the depth: its coarsest octave keeps >= min_size px.
@@ -625,6 +626,14 @@ def image_levels(image, n: int, layout, reduce_z: bool = False) -> list[np.ndarr
     return out
 
 
+def all_flat() -> ValueError:
+    """The error for an image where every window is flat."""
+    return ValueError(
+        "every window of the image is flat (constant), so zero-mean normalised "
+        "cross-correlation is undefined everywhere; search an image with texture"
+    )
+
+
 def doubt_margin(octave: int) -> float:
     """How much lower than its octave-0 ZNCC the score of a window can be at a
     start ``octave`` (3x3 neighbourhood maximum of the coarse map, see
@@ -666,10 +675,8 @@ class _Search:
         *,
         max_matches,
         min_score,
-        levels,
         count,
         refine_radius,
-        min_size,
     ):
         self.levels = img_levels
         self.layout = layout
@@ -690,11 +697,7 @@ class _Search:
             coarse = scorers[top](self.levels[top])
             positions, values = _best_maxima(coarse, self.most + 1, self.count)
             if not len(values):
-                raise ValueError(
-                    "every window of the image is flat (constant), so zero-mean "
-                    "normalised cross-correlation is undefined everywhere; search "
-                    "an image with texture"
-                )
+                raise all_flat()
             if len(values) <= self.most or top == 0:
                 break
             top -= 1  # too many look-alikes to follow: search one octave finer
@@ -763,10 +766,11 @@ class _Search:
             examined=np.asarray(sorted(examined), dtype=np.float64),
         )
 
-    def matches(self, trace, scorer_for) -> list[Match]:
+    def matches(self, trace, scorer_for, peaks: bool = False) -> list[Match]:
         """The best distinct octave-0 candidates as matches, with their sub-pixel
         corners; ``scorer_for(i)`` scores the template at the scale of octave
-        0's candidate ``i``."""
+        0's candidate ``i``. ``peaks``: the trace's scores are sub-pixel peaks
+        (a search over scales), so each match's ZNCC is scored at its position."""
         final = trace[-1]
         ok = np.ones(len(final.scores), bool)
         if self.min_score is not None:
@@ -783,18 +787,18 @@ class _Search:
             j = idx[i]
             position = tuple(int(v) for v in final.positions[j])
             scale = float(final.scales[j])
-            corner, _ = _subpixel(self.levels[0], scorer_for(j), lead + position)
+            corner, _, score = _subpixel(self.levels[0], scorer_for(j), lead + position)
             out.append(
                 Match(
                     position=position,
-                    score=float(final.scores[j]),
+                    score=score if peaks else float(final.scores[j]),
                     shape=shape,
                     trace=trace,
                     subpixel=corner[3 - self.layout.ndim :],
                     scale=scale,
                 )
             )
-        return out
+        return sorted(out, key=lambda m: -m.score)
 
 
 def _best_maxima(scores, count, least):
@@ -870,14 +874,13 @@ def _doubtful(level, scorer, coarse, scale, threshold):
     return positions, values, np.full(len(values), -1)
 
 
-def _subpixel(level, scorer, position) -> tuple[tuple[float, ...], float]:
-    """Sub-pixel ``(z, y, x)`` corner and the ZNCC there: the vertex of the
-    quadratic fitted (least squares) to the ZNCC of ``position`` and its
-    neighbours, within half a pixel of it, and the fitted value at the vertex
-    (at most 1; the integer score where nothing was fitted). Axes where the peak
-    lies on the image border (or that have length 1) keep the integer position;
-    where the fitted surface has no maximum, each axis gets its own parabola
-    through three scores."""
+def _subpixel(level, scorer, position):
+    """``(corner, peak, score)``: the sub-pixel ``(z, y, x)`` corner, the vertex
+    of the quadratic fitted (least squares) to the ZNCC of ``position`` and its
+    neighbours, within half a pixel of it; the fitted value there (at most 1);
+    and the ZNCC at ``position``. Axes where the peak lies on the image border
+    (or that have length 1) keep the integer position; where the fitted surface
+    has no maximum, each axis gets its own parabola through three scores."""
     last = [n - t for n, t in zip(level.shape[:3], scorer.shape)]
     lo = [max(p - 1, 0) for p in position]
     hi = [min(p + 1, n) for p, n in zip(position, last)]
@@ -886,11 +889,11 @@ def _subpixel(level, scorer, position) -> tuple[tuple[float, ...], float]:
     centre = tuple(p - a for p, a in zip(position, lo))
     free = [ax for ax in range(3) if lo[ax] < position[ax] < hi[ax]]
     shift = np.zeros(3)
-    value = float(scores[centre])
-    if free and np.isfinite(value):
+    score = peak = float(scores[centre])
+    if free and np.isfinite(score):
         shift[free], gain = _vertex(scores, centre, free)
-        value = min(value + gain, 1.0)
-    return tuple(float(p + d) for p, d in zip(position, shift)), value
+        peak = min(score + gain, 1.0)
+    return tuple(float(p + d) for p, d in zip(position, shift)), peak, score
 
 
 @functools.cache
