@@ -54,8 +54,11 @@ def search_job(
     """Search, yielding one :class:`Step` per octave; return the layer tuples.
 
     ``summary`` (if given) receives the timings and matches for the status line;
-    ``scales`` is :func:`~napari_pyramids.core.search.find_template`'s.
+    ``scales`` is :func:`~napari_pyramids.core.search.find_template`'s (the
+    exhaustive timing, at one scale, is then left out: it would compare unlike
+    work).
     """
+    compare_exhaustive = compare_exhaustive and scales is None
     t0 = time.perf_counter()
     search = iter_find_template(
         source.data,
