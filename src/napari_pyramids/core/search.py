@@ -737,6 +737,7 @@ class _Search:
             coarse,
             self.factor**top,
             threshold - doubt_margin(top),
+            self.count,
         )
         return _merge(found, (more[0], more[1], np.full(len(more[1]), -1)))
 
@@ -850,7 +851,7 @@ def _grown(scores: np.ndarray) -> np.ndarray:
     return filled, grown
 
 
-def _doubtful(level, scorer, coarse, scale, threshold):
+def _doubtful(level, scorer, coarse, scale, threshold, count):
     """Octave-0 candidates ``(positions, scores, ...)`` from every coarse
     position whose score reaches ``threshold``.
 
@@ -860,7 +861,8 @@ def _doubtful(level, scorer, coarse, scale, threshold):
     its 3x3 neighbourhood. Those windows are scored (climbing on where the best
     lies on a window's edge, see :func:`_refine`); when the pixels they read
     add up to more than EXHAUSTIVE_SHARE of the image, the whole image is
-    scored instead.
+    scored instead (:func:`_exhaustive`) and its ``count`` best local maxima
+    are the candidates.
     """
     _, grown = _grown(coarse)
     doubt = np.argwhere(grown >= threshold)
@@ -868,10 +870,36 @@ def _doubtful(level, scorer, coarse, scale, threshold):
     cut = np.prod(np.minimum(2 * radius + np.array(scorer.shape), level.shape[:3]))
     if len(doubt) * cut < EXHAUSTIVE_SHARE * np.prod(level.shape[:3]):
         return _refine(level, scorer, doubt * scale, radius)
-    scores = scorer(level)
-    positions = _local_maxima(scores, max(len(doubt), 1))
-    values = scores[tuple(positions.T)].astype(np.float64)
-    return positions, values, np.full(len(values), -1)
+    return _exhaustive(level, scorer, count)
+
+
+def _exhaustive(level, scorer, count):
+    """The ``count`` best local maxima of the whole octave-0 ZNCC map, with
+    exact scores: ``(positions, scores, parents)``.
+
+    A grey plane is scored by OpenCV's ``TM_CCOEFF_NORMED`` (several times
+    faster over a whole image than :class:`_Scorer`'s float64 moments), flat
+    windows left out by float32 box moments, and the maxima found are scored
+    again exactly by ``scorer`` (a one-pixel climb).
+    """
+    if not scorer.plain:
+        scores = scorer(level)
+        positions = _local_maxima(scores, count)
+        values = scores[tuple(positions.T)].astype(np.float64)
+        return positions, values, np.full(len(values), -1)
+    plane = level[0, :, :, 0]
+    mean = float(plane.mean(dtype=np.float64))
+    plane = np.subtract(plane, mean, dtype=np.float32)
+    template = scorer.zero_mean[0, :, :, 0]
+    scores = cv2.matchTemplate(plane, template, cv2.TM_CCOEFF_NORMED)
+    s1, s2 = _box_moments(plane, template.shape)
+    mean_square = float(np.vdot(plane, plane)) / plane.size + mean * mean
+    tolerance = np.maximum(
+        s2 * _ROUGH_FLAT, FLAT_TOLERANCE**2 * scorer.size * mean_square
+    )
+    scores[(s2 - s1 * s1 / scorer.size <= tolerance)[0]] = np.nan
+    positions = _local_maxima(scores[None], count)
+    return _refine(level, scorer, positions, 1)
 
 
 def _subpixel(level, scorer, position):
