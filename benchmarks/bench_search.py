@@ -178,8 +178,9 @@ def speed(repeats: int, templates: int, rng: np.random.Generator, **options) -> 
             cpu_ratios.append(c_cv / c_ours)
             print(
                 f"{size:>5}x{size:<4} {tsize:>4}x{tsize:<4} {t_ours:>14.1f} "
-                f"{t_cv:>9.1f} {t_cv / t_ours:>6.1f} {c_cv / c_ours:>6.1f} {t_sk:>13.1f} "
-                f"{t_sk / t_ours:>9.1f} {str(same):>9} {ours[0].trace[0].octave:>5}"
+                f"{t_cv:>9.1f} {t_cv / t_ours:>6.1f} {c_cv / c_ours:>6.1f} "
+                f"{t_sk:>13.1f} {t_sk / t_ours:>9.1f} {str(same):>9} "
+                f"{ours[0].trace[0].octave:>5}"
             )
         summary.append((size, tsize, ratios, cpu_ratios))
     print(f"\nrows where find_template's peak scores below exhaustive's: {misses}")
