@@ -23,17 +23,19 @@ def test_rectangle_on_a_scaled_image_finds_it(viewer, qtbot):
     assert worker is not None, widget.status
     qtbot.waitUntil(lambda: widget.worker is None, timeout=30_000)
     names = [layer.name for layer in widget.last_layers]
-    assert names[:2] == ["camera matches", "camera match boxes"]
-    assert any(n.startswith("camera search octave") for n in names)
+    # bottom to top: the trace under the boxes, the scored centres on top
+    assert names == ["camera search trace", "camera match boxes", "camera matches"]
     points = viewer.layers["camera matches"]
     # the match centre (sub-pixel), in world coordinates, is the rectangle's centre
     centre = points.data_to_world(points.data[0])
     np.testing.assert_allclose(centre, np.array([231.5, 331.5]) * 2 + [5, 7], atol=0.05)
     assert points.features["score"][0] == pytest.approx(1.0, abs=1e-5)
-    # octave k candidates overlay the image: octave k layer scale is 2**k times
-    octave = viewer.layers[names[-2]]
-    k = int(octave.name.rsplit(" ", 1)[1])
-    assert tuple(octave.scale) == (2.0 * 2**k, 2.0 * 2**k)
+    # every octave's candidates, in the image's pixels: octave 0 ends on the match
+    trace = viewer.layers["camera search trace"]
+    assert tuple(trace.scale) == (2.0, 2.0) and tuple(trace.translate) == (5, 7)
+    assert trace.features["octave"].max() > 0
+    last = trace.data[trace.features["octave"] == 0]
+    assert np.min(np.linalg.norm(last - [231.5, 331.5], axis=1)) <= 1
     assert "exhaustive" in widget.status
     np.testing.assert_array_equal(scene, before)
 
@@ -109,9 +111,9 @@ def test_scales_control_finds_the_eye_from_a_closer_view(viewer, qtbot):
     assert "at scale" in widget.status
     (box,) = viewer.layers["astronaut match boxes"].data
     np.testing.assert_allclose(np.ptp(box, axis=0), np.array(eye.shape[:2]) * found)
-    # the trace's octave layers carry the scale each candidate was examined at
-    octave = next(layer for layer in viewer.layers if "search octave" in layer.name)
-    assert np.all((octave.features["scale"] >= 0.5) & (octave.features["scale"] <= 2))
+    # the trace carries the scale each candidate was examined at
+    trace = viewer.layers["astronaut search trace"]
+    assert np.all((trace.features["scale"] >= 0.5) & (trace.features["scale"] <= 2))
 
 
 def test_scales_control_one_scale_is_no_range():
@@ -119,3 +121,27 @@ def test_scales_control_one_scale_is_no_range():
 
     assert search_scales((1.0, 1.0)) is None
     assert search_scales((0.5, 2.0)) == (0.5, 2.0)
+
+
+def test_the_coins_sample_as_the_readme_says(viewer, qtbot):
+    """Open the sample, set max matches to 24, press Search: the 24 coins."""
+    viewer.open_sample("napari-pyramids", "coins_search")
+    viewer.add_image(data.camera(), name="elsewhere", translate=(2000, 2000))
+    widget = SearchWidget(viewer)
+    assert widget.rectangle.value.name == "template rectangle"
+    assert widget.image.value.name == "coins"  # the image the rectangle is on
+    assert widget.template_image.value.name == "coins"
+    widget.max_matches.value = 24
+    worker = widget.run()
+    assert worker is not None, widget.status
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=30_000)
+    assert widget.status.startswith("24 match(es)")
+    boxes = viewer.layers["coins match boxes"].data
+    sides = np.array([np.ptp(b, axis=0) for b in boxes])
+    np.testing.assert_allclose(sides, 52)  # coin-sized boxes, not the whole image
+    matches = viewer.layers["coins matches"]
+    assert min(matches.features["score"]) > 0.5
+    # readable: trace discs a few pixels wide, scores not yellow on yellow boxes
+    trace = viewer.layers["coins search trace"]
+    assert trace.size.max() <= 8
+    assert not np.allclose(matches.text.color.constant, [1, 1, 0, 1])

@@ -17,8 +17,11 @@ import numpy as np
 
 from napari_pyramids.actions.base import Job, Result, Settings, Step, setting
 from napari_pyramids.core.search import Match, iter_find_template
-from napari_pyramids.layers import Source, octave_transform
+from napari_pyramids.layers import Source
 from napari_pyramids.progress import map_steps
+
+#: Diameter of an octave-0 trace disc, in image pixels (octave k: k more).
+TRACE_DISC = 2
 
 
 @dataclass(frozen=True)
@@ -123,33 +126,52 @@ def exhaustive_seconds(source: Source, template: np.ndarray) -> float | None:
 
 
 def match_layers(source: Source, matches, octaves) -> list:
-    """Points at match centres, Shapes boxes, and one Points layer per octave."""
+    """The search trace (Points), match boxes (Shapes) and match centres (Points).
+
+    Bottom to top, so the scores stay readable: the trace is one layer of
+    every candidate examined, in the image's pixels, coloured by score and
+    with an ``octave`` feature (larger discs for coarser octaves, a few pixels
+    wide, so they do not cover the matches); the scores are written in
+    magenta, which stands out on the yellow boxes and on grey or colour
+    photos. Three layers, not one per octave: each layer napari adds costs
+    the GUI thread about 0.1 s.
+    """
     name = source.name
     spatial = len(source.scale)
-    centres = np.array([m.subpixel_center for m in matches]).reshape(-1, spatial)
-    scores = np.array([m.score for m in matches])
-    features = {"score": scores, "scale": np.array([m.scale for m in matches])}
-    text = {
-        "string": "{score:.2f}",
-        "anchor": "upper_left",
-        "color": "yellow",
-        "size": 8,
-    }
     transform = {"scale": source.scale, "translate": source.translate}
-    layers = [
-        (
-            centres,
-            {
-                "name": f"{name} matches",
-                "features": features,
-                "text": text,
-                "face_color": "yellow",
-                "size": 8,
-                **transform,
-            },
-            "points",
+    layers = []
+    shape = np.array(matches[0].shape if matches else (1,) * spatial)
+    if octaves:
+        points, scores, scales, octave_of = [], [], [], []
+        for octave in octaves:
+            factor = np.array(octave.scale)
+            # template pixel (shape - 1) / 2 at the candidate's scale, in octave pixels
+            middle = (shape - 1) * octave.scales[:, None] / factor / 2
+            points.append((octave.positions + middle) * factor)
+            scores.append(octave.scores)
+            scales.append(octave.scales)
+            octave_of.append(np.full(len(octave.scores), octave.octave))
+        octave_of = np.concatenate(octave_of)
+        layers.append(
+            (
+                np.concatenate(points).reshape(-1, spatial),
+                {
+                    "name": f"{name} search trace",
+                    "features": {
+                        "score": np.concatenate(scores),
+                        "scale": np.concatenate(scales),
+                        "octave": octave_of,
+                    },
+                    "face_color": "score",
+                    "face_colormap": "viridis",
+                    "border_width": 0,
+                    "size": TRACE_DISC + octave_of,
+                    "opacity": 0.8,
+                    **transform,
+                },
+                "points",
+            )
         )
-    ]
     if spatial == 2 and matches:
         corners = np.array([[0, 0], [0, 1], [1, 1], [1, 0]])
         # pixel edges, not centres: template pixel i covers i -+ 1/2 at its scale
@@ -171,27 +193,31 @@ def match_layers(source: Source, matches, octaves) -> list:
                 "shapes",
             )
         )
-    shape = np.array(matches[0].shape if matches else (1,) * spatial)
-    for octave in octaves:
-        k = octave.octave
-        # template pixel (shape - 1) / 2 at the candidate's scale, in octave pixels
-        middle = (shape - 1) * octave.scales[:, None] / np.array(octave.scale) / 2
-        reduced = tuple(i for i, s in enumerate(octave.scale) if s > 1)
-        layers.append(
-            (
-                octave.positions + middle,
-                {
-                    "name": f"{name} search octave {k}",
-                    "features": {"score": octave.scores, "scale": octave.scales},
-                    "face_color": "score",
-                    "face_colormap": "viridis",
-                    "size": 4,
-                    "opacity": 0.8,
-                    **octave_transform(source, k, reduced),
+    centres = np.array([m.subpixel_center for m in matches]).reshape(-1, spatial)
+    scores = np.array([m.score for m in matches])
+    text = {
+        "string": "{score:.2f}",
+        "anchor": "upper_left",
+        "color": "magenta",
+        "size": 9,
+    }
+    layers.append(
+        (
+            centres,
+            {
+                "name": f"{name} matches",
+                "features": {
+                    "score": scores,
+                    "scale": np.array([m.scale for m in matches]),
                 },
-                "points",
-            )
+                "text": text,
+                "face_color": "yellow",
+                "size": 8,
+                **transform,
+            },
+            "points",
         )
+    )
     return layers
 
 

@@ -22,7 +22,7 @@ from napari_pyramids.actions import Job
 from napari_pyramids.actions import search as action
 from napari_pyramids.actions.search import SearchSettings
 from napari_pyramids.layers import rectangle_crop, source_from_layer
-from napari_pyramids.widgets._base import JobWidget, explain
+from napari_pyramids.widgets._base import JobWidget, explain, pick_layer
 
 if TYPE_CHECKING:
     import napari
@@ -32,6 +32,21 @@ def search_scales(value) -> tuple[float, float] | None:
     """The "scales" control's range for find_template: None for (1, 1)."""
     lo, hi = (float(v) for v in value)
     return None if lo == hi == 1.0 else (lo, hi)
+
+
+def _has_box(layer) -> bool:
+    """Whether a Shapes layer holds a rectangle (the template's outline)."""
+    return "rectangle" in layer.shape_type
+
+
+def _covers(image, shapes) -> bool:
+    """Whether the image layer lies under the middle of the last shape drawn."""
+    if shapes is None or not len(shapes.data):
+        return True
+    middle = shapes.data_to_world(np.mean(shapes.data[-1], axis=0))
+    low, high = image.extent.world
+    n = len(middle)
+    return bool(np.all((low[-n:] <= middle) & (middle <= high[-n:])))
 
 
 class SearchWidget(JobWidget):
@@ -106,6 +121,22 @@ class SearchWidget(JobWidget):
             ]
         )
         self._finish()
+
+    def layer_defaults(self) -> list:
+        """The rectangle: the latest Shapes layer with a rectangle; "search in"
+        and "template from": the latest image layer it is drawn on."""
+        layers = self.input_layers()
+
+        def drawn_on():
+            shapes = self.rectangle.value
+            on_it = pick_layer(layers, ["image"], where=lambda i: _covers(i, shapes))
+            return on_it or pick_layer(layers, ["image"])
+
+        return [
+            (self.rectangle, lambda: pick_layer(layers, ["shapes"], where=_has_box)),
+            (self.image, drawn_on),
+            (self.template_image, drawn_on),
+        ]
 
     def template(self) -> np.ndarray:
         """The template pixels: the rectangle's crop, or the whole layer."""
