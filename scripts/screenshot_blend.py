@@ -18,9 +18,9 @@ def main(path: str = "docs/images/blend.png") -> None:
     viewer.open_sample("napari-pyramids", "blend_pair")
     _, widget = viewer.window.add_plugin_dock_widget("napari-pyramids", "Blend")
     assert isinstance(widget, BlendWidget)
-    widget.image_a.value = viewer.layers["cat"]
-    widget.image_b.value = viewer.layers["coffee"]
-    widget.mask.value = viewer.layers["blend mask"]
+    # the widget's own defaults on the sample: A = cat, B = coffee, the mask
+    picked = [widget.image_a.value, widget.image_b.value, widget.mask.value]
+    assert [layer.name for layer in picked] == ["cat", "coffee", "blend mask"]
     for method in ("cut", "feather", "pyramid"):  # the widget ends on "pyramid"
         widget.method.value = method
         widget.feather_width.value = 48.0

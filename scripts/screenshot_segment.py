@@ -42,11 +42,9 @@ def main() -> None:
         viewer.open_sample("napari-pyramids", "nuclei_2d")
     else:
         viewer.add_image(read_image(path), name=f"DSB {path.stem[:6]}")
-    image = viewer.layers[-1]
     _, widget = viewer.window.add_plugin_dock_widget(
         "napari-pyramids", "Segment nuclei (ASPP)"
     )
-    widget.image.value = image
     widget.run(blocking=True)
     labels = viewer.layers[-1]
     labels.contour = 2  # outlines: the nuclei stay visible

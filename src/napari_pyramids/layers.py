@@ -483,8 +483,20 @@ def rectangle_crop(source: Source, shapes_layer) -> tuple[slice, ...]:
     return tuple(slice(a, b) for a, b in zip(lo_in, hi_in))
 
 
+#: The metadata key that marks a layer as one of this plugin's results.
+RESULT_KEY = "napari_pyramids"
+
+
+def is_result(layer) -> bool:
+    """Whether ``layer`` was added by :func:`add_layer_tuples` (a result, not data)."""
+    return RESULT_KEY in getattr(layer, "metadata", {})
+
+
 def add_layer_tuples(viewer, tuples: list[LayerDataTuple]) -> list:
     """Add layer tuples to ``viewer``, updating same-named layers in place.
+
+    Each layer's metadata gets the :data:`RESULT_KEY` entry, so widgets can
+    tell results from the user's data (:func:`is_result`).
 
     An Image or Labels layer is reused when its name and type match and it can
     hold the new data (same dimensions, rgb-ness and multiscale-ness); other
@@ -496,6 +508,7 @@ def add_layer_tuples(viewer, tuples: list[LayerDataTuple]) -> list:
     layers = []
     for data, meta, layer_type in tuples:
         meta = dict(meta)
+        meta["metadata"] = {RESULT_KEY: {}, **meta.get("metadata", {})}
         name = meta.get("name")
         old = viewer.layers[name] if name in viewer.layers else None  # noqa: SIM401
         new = Layer.create(data, meta, layer_type)

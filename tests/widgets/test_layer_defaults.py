@@ -44,3 +44,15 @@ def test_a_run_s_results_are_not_picked_as_its_next_input(viewer):
     widget.run(blocking=True)
     assert viewer.layers[-1].name == "astronaut gaussian octave 6"
     assert widget.image.value.name == "astronaut"
+
+
+def test_results_added_from_the_console_are_not_picked_either(viewer):
+    from napari_pyramids import add_pyramid
+
+    open_sample(viewer, "astronaut")
+    widget = PyramidWidget(viewer)
+    add_pyramid(viewer, viewer.layers["astronaut"])
+    assert widget.image.value.name == "astronaut"
+    assert widget.levels.value == 7
+    widget.image.value = viewer.layers[-1]  # still there to choose by hand
+    assert widget.image.value.name == "astronaut gaussian octave 6"

@@ -18,8 +18,9 @@ text as its tooltip (:func:`explain`).
 
 Layer drop-downs start on sensible layers and follow the viewer: as napari's
 own layer pickers and most plugins do, each picks the most recent layer of the
-type it needs (:func:`pick_layer`), re-picked whenever layers are added or
-removed, until the user chooses one by hand.
+type it needs (:func:`pick_layer`) that is not one of the plugin's results
+(:func:`~napari_pyramids.layers.is_result`), re-picked whenever layers are
+added or removed, until the user chooses one by hand.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from napari_pyramids.actions import (
     help_texts,
     run_to_completion,
 )
-from napari_pyramids.layers import add_layer_tuples, layer_kind
+from napari_pyramids.layers import add_layer_tuples, is_result, layer_kind
 
 
 def explain(settings_type, **controls) -> None:
@@ -122,9 +123,6 @@ class JobWidget(Container):
         self.last_layers: list = []
         #: per layer control, the layer it was last set to automatically
         self._picked: dict = {}
-        #: the layers this widget's runs added: never picked as its inputs
-        self._made: list = []
-        self._adding = False
         viewer.layers.events.inserted.connect(self._on_layers_changed)
         viewer.layers.events.removed.connect(self._on_layers_changed)
         self._refit = _RefitWhenShown(self.native, viewer)
@@ -147,12 +145,8 @@ class JobWidget(Container):
         return [(image, lambda: pick_layer(self.input_layers(), ["image"]))]
 
     def input_layers(self) -> list:
-        """The viewer's layers less the results of this widget's runs."""
-        return [
-            layer
-            for layer in self._viewer.layers
-            if not any(layer is made for made in self._made)
-        ]
+        """The viewer's layers less the plugin's results (which stay choosable)."""
+        return [layer for layer in self._viewer.layers if not is_result(layer)]
 
     def reset_choices(self, *_) -> None:
         """Refresh the drop-downs, then re-pick the layers not chosen by hand."""
@@ -171,7 +165,7 @@ class JobWidget(Container):
                 self._picked[control] = layer
 
     def _on_layers_changed(self, *_) -> None:
-        if self._alive and not self._adding:
+        if self._alive:
             self.reset_choices()
 
     # ----------------------------------------------------------------- API
@@ -284,14 +278,8 @@ class JobWidget(Container):
     def _commit(self, job: Job, result: Result) -> list:
         if not self._alive:  # the viewer is gone: nothing to add the layers to
             return []
-        self._adding = True  # results are not inputs: pick again once known
-        try:
-            layers = add_layer_tuples(self._viewer, result.layers)
-        finally:
-            self._adding = False
+        layers = add_layer_tuples(self._viewer, result.layers)
         self.last_layers = layers
-        self._made = [m for m in self._made if m in self._viewer.layers] + layers
-        self.reset_choices()
         elapsed = time.perf_counter() - job.started
         done = f"Done in {elapsed:.2f} s: {len(layers)} layer(s)."
         self._set_status(result.summary or done)
