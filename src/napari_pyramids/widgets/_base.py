@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import time
 
-from magicgui.widgets import Container, Label, PushButton
+from magicgui.widgets import Container, Label, PushButton, create_widget
 from qtpy.QtCore import QEvent, QObject, QTimer
 
 from napari_pyramids.actions import (
@@ -46,6 +46,13 @@ def explain(settings_type, **controls) -> None:
     texts = help_texts(settings_type)
     for name, control in controls.items():
         control.tooltip = texts[name]
+
+
+def layer_picker(layer_type, label: str, tooltip: str, **options):
+    """A drop-down of the viewer's layers of ``layer_type``, with its tooltip."""
+    return create_widget(
+        annotation=layer_type, label=label, options={"tooltip": tooltip, **options}
+    )
 
 
 def choices(settings_type, name: str) -> list[tuple[str, object]]:

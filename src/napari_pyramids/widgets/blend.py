@@ -12,14 +12,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, SpinBox, create_widget
+from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, SpinBox
 
 from napari_pyramids.actions import Job
 from napari_pyramids.actions import blend as action
 from napari_pyramids.actions.blend import BlendSettings
 from napari_pyramids.core.pyramid import DEFAULT_MIN_SIZE
 from napari_pyramids.layers import layer_kind, mask_source_from_layer, source_from_layer
-from napari_pyramids.widgets._base import JobWidget, choices, explain, pick_layer
+from napari_pyramids.widgets._base import (
+    JobWidget,
+    choices,
+    explain,
+    layer_picker,
+    pick_layer,
+)
 
 if TYPE_CHECKING:
     import napari
@@ -45,21 +51,17 @@ class BlendWidget(JobWidget):
         import napari
 
         defaults = BlendSettings()
-        self.image_a = create_widget(
-            annotation=napari.layers.Image,
-            label="image A",
-            options={
-                "tooltip": "the image shown where the mask is set; the "
-                "result lies on its grid (by default the latest image layer)"
-            },
+        self.image_a = layer_picker(
+            napari.layers.Image,
+            "image A",
+            "the image shown where the mask is set; the "
+            "result lies on its grid (by default the latest image layer)",
         )
-        self.image_b = create_widget(
-            annotation=napari.layers.Image,
-            label="image B",
-            options={
-                "tooltip": "the image shown where the mask is not set, "
-                "same shape as A (by default the latest other image layer)"
-            },
+        self.image_b = layer_picker(
+            napari.layers.Image,
+            "image B",
+            "the image shown where the mask is not set, "
+            "same shape as A (by default the latest other image layer)",
         )
         self.mask = ComboBox(
             label="mask (A where set)",

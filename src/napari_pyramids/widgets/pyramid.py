@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from magicgui.widgets import CheckBox, ComboBox, Label, SpinBox, create_widget
+from magicgui.widgets import CheckBox, ComboBox, Label, SpinBox
 
 from napari_pyramids.actions import Job
 from napari_pyramids.actions import pyramid as action
 from napari_pyramids.actions.pyramid import PyramidSettings
 from napari_pyramids.core.pyramid import DEFAULT_MIN_SIZE, pyramid_depth
 from napari_pyramids.layers import source_from_layer
-from napari_pyramids.widgets._base import JobWidget, choices, explain
+from napari_pyramids.widgets._base import JobWidget, choices, explain, layer_picker
 
 if TYPE_CHECKING:
     import napari
@@ -53,13 +53,10 @@ class PyramidWidget(JobWidget):
         import napari
 
         defaults = PyramidSettings()
-        self.image = create_widget(
-            annotation=napari.layers.Image,
-            label="image",
-            options={
-                "tooltip": "the image layer to build the pyramid of "
-                "(by default the latest one)"
-            },
+        self.image = layer_picker(
+            napari.layers.Image,
+            "image",
+            "the image layer to build the pyramid of (by default the latest one)",
         )
         self.kind = ComboBox(
             label="pyramid",

@@ -15,14 +15,13 @@ from magicgui.widgets import (
     FloatRangeSlider,
     FloatSlider,
     SpinBox,
-    create_widget,
 )
 
 from napari_pyramids.actions import Job
 from napari_pyramids.actions import search as action
 from napari_pyramids.actions.search import SearchSettings
 from napari_pyramids.layers import rectangle_crop, source_from_layer
-from napari_pyramids.widgets._base import JobWidget, explain, pick_layer
+from napari_pyramids.widgets._base import JobWidget, explain, layer_picker, pick_layer
 
 if TYPE_CHECKING:
     import napari
@@ -65,27 +64,21 @@ class SearchWidget(JobWidget):
         import napari
 
         defaults = SearchSettings()
-        self.image = create_widget(
-            annotation=napari.layers.Image,
-            label="search in",
-            options={"tooltip": "the image layer to search"},
+        self.image = layer_picker(
+            napari.layers.Image, "search in", "the image layer to search"
         )
-        self.template_image = create_widget(
-            annotation=napari.layers.Image,
-            label="template from",
-            options={
-                "tooltip": "the image layer the template is cut from "
-                "(the searched image or another one)"
-            },
+        self.template_image = layer_picker(
+            napari.layers.Image,
+            "template from",
+            "the image layer the template is cut from "
+            "(the searched image or another one)",
         )
-        self.rectangle = create_widget(
-            annotation=napari.layers.Shapes | None,
-            label="rectangle",
-            options={
-                "nullable": True,
-                "tooltip": "a Shapes layer whose last rectangle is the template; "
-                '----- takes the whole "template from" layer',
-            },
+        self.rectangle = layer_picker(
+            napari.layers.Shapes | None,
+            "rectangle",
+            "a Shapes layer whose last rectangle is the template; "
+            '----- takes the whole "template from" layer',
+            nullable=True,
         )
         self.max_matches = SpinBox(
             label="max matches", min=1, max=500, value=defaults.max_matches

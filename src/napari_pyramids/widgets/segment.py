@@ -18,7 +18,6 @@ from magicgui.widgets import (
     FloatSpinBox,
     PushButton,
     SpinBox,
-    create_widget,
 )
 
 from napari_pyramids.actions import Job
@@ -31,7 +30,7 @@ from napari_pyramids.actions.segment import (
 )
 from napari_pyramids.layers import source_from_layer
 from napari_pyramids.nn.rescale import TRAINED_DIAMETER
-from napari_pyramids.widgets._base import JobWidget, explain
+from napari_pyramids.widgets._base import JobWidget, explain, layer_picker
 from napari_pyramids.widgets._settings import remember
 
 if TYPE_CHECKING:
@@ -63,13 +62,10 @@ class SegmentWidget(JobWidget):
 
         from napari_pyramids.nn.infer import available_devices, resolve_device
 
-        self.image = create_widget(
-            annotation=napari.layers.Image,
-            label="image",
-            options={
-                "tooltip": "the fluorescence image layer to segment "
-                "(by default the latest one)"
-            },
+        self.image = layer_picker(
+            napari.layers.Image,
+            "image",
+            "the fluorescence image layer to segment (by default the latest one)",
         )
         self.channel = ComboBox(
             label="channel",

@@ -18,14 +18,13 @@ from magicgui.widgets import (
     LineEdit,
     PushButton,
     SpinBox,
-    create_widget,
 )
 
 from napari_pyramids.actions import Job, Step
 from napari_pyramids.actions import train as action
 from napari_pyramids.actions.train import TrainSettings, TrainStep
 from napari_pyramids.layers import region_mask, source_from_layer
-from napari_pyramids.widgets._base import JobWidget, explain
+from napari_pyramids.widgets._base import JobWidget, explain, layer_picker
 
 if TYPE_CHECKING:
     import napari
@@ -62,17 +61,15 @@ class TrainWidget(JobWidget):
         super().__init__(viewer)
         import napari
 
-        self.image = create_widget(
-            annotation=napari.layers.Image,
-            label="image",
-            options={
-                "tooltip": "an image layer with nuclei painted in the labels layer"
-            },
+        self.image = layer_picker(
+            napari.layers.Image,
+            "image",
+            "an image layer with nuclei painted in the labels layer",
         )
-        self.labels_layer = create_widget(
-            annotation=napari.layers.Labels,
-            label="labels",
-            options={"tooltip": "the nuclei painted on the image, one label each"},
+        self.labels_layer = layer_picker(
+            napari.layers.Labels,
+            "labels",
+            "the nuclei painted on the image, one label each",
         )
         self.add_pair = PushButton(text="add pair")
         self.clear_pairs = PushButton(
