@@ -27,9 +27,9 @@ MULTISCALE_NOTE = (
 )
 OCTAVES_NOTE = (
     "Octave k's pixels are 2^k wide and centred on the pixels REDUCE keeps (every "
-    "2^k-th), so coarse octaves reach half a pixel past the top-left edge and stop "
-    "short at the bottom right: that is where their samples lie (README: octave "
-    "geometry)."
+    "2^k-th), so coarse octaves reach half a coarse pixel past the top-left edge "
+    "and stop short at the bottom right: that is where their samples lie (README: "
+    "octave geometry)."
 )
 
 
