@@ -116,4 +116,4 @@ def test_search_result_carries_the_matches_and_the_status_line():
     )
     assert [m.position for m in result.matches] == [(50, 120)]
     assert result.summary.startswith("1 match(es), best ZNCC 1.000")
-    assert [kind for _, _, kind in result.layers] == ["points", "shapes"]
+    assert [kind for _, _, kind in result.layers] == ["shapes", "points"]  # boxes under
