@@ -26,10 +26,8 @@ MULTISCALE_NOTE = (
     "levels may look shifted by up to half a coarse pixel. Octave layers are exact."
 )
 OCTAVES_NOTE = (
-    "Octave k's pixels are 2^k wide and centred on the pixels REDUCE keeps (every "
-    "2^k-th), so coarse octaves reach half a coarse pixel past the top-left edge "
-    "and stop short at the bottom right: that is where their samples lie (README: "
-    "octave geometry)."
+    "Coarse octaves overhang the top-left edge by half a coarse "
+    "pixel: each is centred on the pixel REDUCE kept (README)."
 )
 
 
