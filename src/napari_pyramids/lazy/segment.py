@@ -1,0 +1,1013 @@
+"""Whole-slide segmentation: a 2-D image on disk in, OME-Zarr nuclei labels out.
+
+:func:`segment_to_zarr` segments a zarr or dask image that need not fit in
+memory, block by block, and writes its labels as an OME-Zarr multiscale
+image. The labels are those of the in-memory :func:`~napari_pyramids.nn.
+infer.segment` (up to the numbering of the ids) because every step computes
+what the in-memory path computes, only in pieces:
+
+1. **Network.** The same tiles (:class:`~napari_pyramids.nn.infer.TileGrid`),
+   normalised by the same percentiles (the same strided sample of the whole
+   image), with the image-pooling branch pinned to the same coarse view of
+   the whole image (:func:`~napari_pyramids.nn.infer.coarse_view`). A coarser
+   working grid (large nuclei) is made first (REDUCE octaves stored on disk,
+   then the fractional area average window by window), and its
+   probabilities come back to the image grid window by window
+   (:meth:`~napari_pyramids.nn.rescale.Resampling.image_window`). Groups of
+   tiles are stored as scratch arrays.
+2. **Seeds.** 4-connected components of the core mask per block, joined
+   across block faces by union-find, so a nucleus cut by block borders is
+   one seed with its whole area (``min_seed`` applies to that) and its
+   first pixel in raster order over the whole image (the order seeds have
+   in memory, which decides who wins where two seeds meet).
+3. **Growth.** Each block grows its seeds over the foreground on the block
+   plus a halo of ``grow`` pixels (:func:`~napari_pyramids.nn.instances.
+   grow_seeds`), exact for the block itself; unseeded foreground blobs
+   (orphans) are joined across blocks the same way as seeds.
+4. **Labels.** Instances below ``min_size`` (whole-image sizes) are dropped
+   and the rest numbered 1..n, seeds first then orphans, each in raster
+   order of their first pixel, as in memory. Levels ``k >= 1`` of the
+   label pyramid keep every ``2**k``-th sample from 0 (nearest, never
+   interpolated: the grid of the image's REDUCE levels).
+
+Memory is bounded by the block (``block_size``, plus the network's tile),
+and by tables of a few numbers per nucleus, not by the image. The blocks
+run on local threads or, when a ``dask.distributed`` Client is active (or
+an address is given), on its workers (:func:`~napari_pyramids.lazy.cluster.
+scheduler_for`); the workers then need the image, the output folder and its
+scratch folder on a filesystem they share with the caller.
+
+Nothing half-written looks complete: the labels are written under a hidden
+temporary name beside ``out`` (with a scratch folder beside it) and renamed
+to ``out`` only when every level and the metadata are written; a failure or
+a cancel removes both (the next write to ``out`` removes those of a writer
+that was killed outright).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import deque
+from collections.abc import Callable, Generator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+import torch
+import zarr
+from ome_zarr.format import format_from_version
+from ome_zarr.writer import write_multiscales_metadata
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from napari_pyramids.core._checks import check_finite
+from napari_pyramids.core.pyramid import DEFAULT_MIN_SIZE, pyramid_depth
+from napari_pyramids.lazy import cluster, ome_zarr
+from napari_pyramids.lazy import pyramid as lazy
+from napari_pyramids.nn import infer
+from napari_pyramids.nn.defaults import (
+    CONTEXT_SIZE,
+    CORE_THRESHOLD,
+    FOREGROUND_BELOW,
+    OVERLAP,
+    TILE_SIZE,
+)
+from napari_pyramids.nn.instances import components, grow_seeds, smallest_uint
+from napari_pyramids.nn.normalize import percentile_range, sample_step
+from napari_pyramids.nn.rescale import Resampling
+from napari_pyramids.nn.synthetic import BACKGROUND, CORE
+
+__all__ = ["BLOCK_SIZE", "segment_to_zarr", "segment_to_zarr_steps"]
+
+#: Side of the blocks (pixels) the seeds, growth and labels are computed in,
+#: and of the stored label chunks.
+BLOCK_SIZE = 2048
+#: Side of the window the diameter is estimated on when it is not given: the
+#: whole image if it fits (the in-memory estimate), else its centre.
+ESTIMATE_REGION = 4096
+#: Bits of the stored masks.
+_CORE_BIT, _FOREGROUND_BIT = 1, 2
+
+Steps = Generator[tuple[int, int], None, Path]
+
+
+# ------------------------------------------------------------------ reading
+@dataclass(frozen=True)
+class _Image:
+    """A 2-D array (numpy, zarr, dask or anything sliceable) read window by window.
+
+    A dask array is computed with the synchronous scheduler inside the task
+    that reads it, so a read never waits on the cluster it runs on.
+    """
+
+    array: object
+    cast: type | None = None  # read as this dtype
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(int(n) for n in self.array.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.cast or self.array.dtype)
+
+    def read(self, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
+        part = self.array[rows[0] : rows[1], cols[0] : cols[1]]
+        if isinstance(part, da.Array):
+            part = part.compute(scheduler="sync")
+        part = np.asarray(part)
+        return part if self.cast is None else part.astype(self.cast, copy=False)
+
+    def read_rows(self, rows: tuple[int, int]) -> np.ndarray:
+        return self.read(rows, (0, self.shape[1]))
+
+
+@dataclass(frozen=True)
+class _BlockStore:
+    """Scratch arrays, one per rectangle of a partition of a grid.
+
+    Rectangle ``(i, j)`` spans ``y_cuts[i]:y_cuts[i + 1]`` and
+    ``x_cuts[j]:x_cuts[j + 1]``; each is its own zarr array (any leading
+    axes, e.g. two probability maps), so blocks written at once by
+    different workers never share a chunk.
+    """
+
+    root: str
+    y_cuts: tuple[int, ...]
+    x_cuts: tuple[int, ...]
+
+    def rect(self, i: int, j: int) -> tuple[int, int, int, int]:
+        return self.y_cuts[i], self.y_cuts[i + 1], self.x_cuts[j], self.x_cuts[j + 1]
+
+    def save(self, i: int, j: int, data: np.ndarray) -> None:
+        chunks = (*data.shape[:-2], *(min(512, n) for n in data.shape[-2:]))
+        array = zarr.create_array(
+            store=os.path.join(self.root, f"{i}.{j}"),
+            shape=data.shape,
+            dtype=data.dtype,
+            chunks=chunks,
+        )
+        array[...] = data
+
+    def read(self, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
+        """The window ``rows`` x ``cols`` of the grid, from the rectangles it meets."""
+        parts = []
+        for i in _spans(self.y_cuts, rows):
+            row = []
+            for j in _spans(self.x_cuts, cols):
+                y0, y1, x0, x1 = self.rect(i, j)
+                array = zarr.open_array(os.path.join(self.root, f"{i}.{j}"), mode="r")
+                row.append(
+                    array[
+                        ...,
+                        max(rows[0], y0) - y0 : min(rows[1], y1) - y0,
+                        max(cols[0], x0) - x0 : min(cols[1], x1) - x0,
+                    ]
+                )
+            parts.append(np.concatenate(row, axis=-1))
+        return np.concatenate(parts, axis=-2)
+
+
+def _spans(cuts: tuple[int, ...], span: tuple[int, int]) -> range:
+    """The indices of the intervals ``cuts[i]:cuts[i + 1]`` that ``span`` meets."""
+    first = int(np.searchsorted(cuts, span[0], side="right")) - 1
+    last = int(np.searchsorted(cuts, span[1], side="left"))
+    return range(max(first, 0), min(last, len(cuts) - 1))
+
+
+@dataclass(frozen=True)
+class _Masks:
+    """The core and foreground masks of any window of the image grid (bits).
+
+    From the stored masks when the network ran on the image grid, or made
+    from the stored working-grid probabilities (bilinearly, as in memory).
+    """
+
+    store: _BlockStore
+    resampling: Resampling
+    threshold: float
+
+    def read(self, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
+        if self.resampling.identity:
+            return self.store.read(rows, cols)
+        core, background = self.resampling.image_window(self.store.read, rows, cols)
+        bits = (core > self.threshold).astype(np.uint8)
+        bits |= (background < FOREGROUND_BELOW).astype(np.uint8) * _FOREGROUND_BIT
+        return bits
+
+
+# ------------------------------------------------------------------ running
+class _Runner:
+    """Runs block tasks on local threads or on a dask.distributed cluster.
+
+    :meth:`run` yields each task's result as it completes, with at most a
+    few tasks queued beyond those running; closing it cancels what has not
+    started.
+    """
+
+    def __init__(self, client, threads: int) -> None:
+        self.client = client
+        self.threads = max(1, threads)
+
+    def share(self, value):
+        """``value`` as the tasks receive it (sent once to each worker)."""
+        if self.client is None:
+            return value
+        return self.client.scatter(value, broadcast=True, hash=False)
+
+    def run(self, task: Callable, items: list, *, threads: int | None = None):
+        if self.client is not None:
+            yield from self._run_distributed(task, items)
+            return
+        workers = max(1, min(threads or self.threads, len(items)))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            pending, queue = deque(), list(items)
+            try:
+                while queue or pending:
+                    while queue and len(pending) <= workers:
+                        pending.append(pool.submit(task, queue.pop(0)))
+                    yield pending.popleft().result()
+            finally:
+                for future in pending:
+                    future.cancel()
+
+    def _run_distributed(self, task: Callable, items: list):
+        from distributed import as_completed
+
+        slots = 2 * max(1, len(self.client.scheduler_info().get("workers", {})))
+        queue = list(items)
+        running = as_completed()
+        submitted = []
+        try:
+            while queue and running.count() < slots:
+                future = self.client.submit(task, queue.pop(0), pure=False)
+                submitted.append(future)
+                running.add(future)
+            for future in running:
+                yield future.result()
+                if queue:
+                    new = self.client.submit(task, queue.pop(0), pure=False)
+                    submitted.append(new)
+                    running.add(new)
+        finally:
+            self.client.cancel([f for f in submitted if not f.done()])
+
+
+# ------------------------------------------------------------------ blocks
+@dataclass(frozen=True)
+class _Blocks:
+    """The regular blocks of the image grid that seeds, growth and labels use."""
+
+    shape: tuple[int, int]
+    side: int
+
+    @property
+    def counts(self) -> tuple[int, int]:
+        return tuple(math.ceil(n / self.side) for n in self.shape)
+
+    def rect(self, i: int, j: int) -> tuple[int, int, int, int]:
+        s = self.side
+        h, w = self.shape
+        return i * s, min(h, (i + 1) * s), j * s, min(w, (j + 1) * s)
+
+    def all(self) -> list[tuple[int, int]]:
+        ny, nx = self.counts
+        return [(i, j) for i in range(ny) for j in range(nx)]
+
+    def near(self, i: int, j: int) -> list[tuple[int, int]]:
+        ny, nx = self.counts
+        return [
+            (a, b)
+            for a in range(max(0, i - 1), min(ny, i + 2))
+            for b in range(max(0, j - 1), min(nx, j + 2))
+        ]
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """The 4-connected components of one block of a mask, for joining blocks.
+
+    ``areas[k]`` and ``first[k]`` are the pixel count and the raster index
+    (``y * width + x`` over the whole image) of the first pixel of local
+    component ``k + 1``; the edges are the local labels of the block's
+    outer rows and columns.
+    """
+
+    areas: np.ndarray
+    first: np.ndarray
+    top: np.ndarray
+    bottom: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+
+
+def _parts(labels: np.ndarray, count: int, areas, origin, width: int) -> _Parts:
+    """Summarise the components ``labels`` of a block whose corner is ``origin``."""
+    flat = labels.ravel()
+    where = np.flatnonzero(flat)
+    ids = flat[where]
+    # cv2 numbers components by their first pixel in raster order, so each
+    # label's first pixel is where the running maximum first reaches it
+    new = np.ones(len(ids), bool)
+    new[1:] = ids[1:] > np.maximum.accumulate(ids)[:-1]
+    firsts = where[new]
+    if not np.array_equal(ids[new], np.arange(1, count + 1)):
+        _, firsts = np.unique(flat, return_index=True)
+        firsts = firsts[1:] if count and flat[firsts[0]] == 0 else firsts
+    ly, lx = np.divmod(firsts, labels.shape[1])
+    first = (origin[0] + ly).astype(np.int64) * width + (origin[1] + lx)
+    return _Parts(
+        areas=np.asarray(areas[1:], np.int64),
+        first=first,
+        top=labels[0].copy(),
+        bottom=labels[-1].copy(),
+        left=labels[:, 0].copy(),
+        right=labels[:, -1].copy(),
+    )
+
+
+@dataclass(frozen=True)
+class _Joined:
+    """Components joined over all blocks.
+
+    ``offsets[b]`` numbers block ``b``'s local components globally (local
+    ``k`` is node ``offsets[b] + k - 1``); ``of_node`` maps nodes to joined
+    components, whose ``areas`` and ``first`` pixels are over the image.
+    """
+
+    offsets: dict[tuple[int, int], int]
+    of_node: np.ndarray
+    areas: np.ndarray
+    first: np.ndarray
+
+    def per_block(self, values: np.ndarray, block: tuple[int, int], count: int):
+        """``values`` (one per joined component) as a lookup of local labels."""
+        start = self.offsets[block]
+        return np.concatenate([[0], values[self.of_node[start : start + count]]])
+
+
+def _join(parts: dict[tuple[int, int], _Parts]) -> _Joined:
+    """Union-find of components that touch across block faces (4-connected)."""
+    offsets, total = {}, 0
+    for block in sorted(parts):
+        offsets[block] = total
+        total += len(parts[block].areas)
+    u, v = [], []
+
+    def link(a: np.ndarray, b: np.ndarray, oa: int, ob: int) -> None:
+        both = (a > 0) & (b > 0)
+        u.append(a[both].astype(np.int64) + oa - 1)
+        v.append(b[both].astype(np.int64) + ob - 1)
+
+    for (i, j), p in parts.items():
+        if (i, j + 1) in parts:
+            link(p.right, parts[i, j + 1].left, offsets[i, j], offsets[i, j + 1])
+        if (i + 1, j) in parts:
+            link(p.bottom, parts[i + 1, j].top, offsets[i, j], offsets[i + 1, j])
+    u = np.concatenate(u) if u else np.zeros(0, np.int64)
+    v = np.concatenate(v) if v else np.zeros(0, np.int64)
+    graph = coo_matrix((np.ones(len(u), np.int8), (u, v)), shape=(total, total))
+    n, of_node = connected_components(graph, directed=False)
+    areas = np.zeros(n, np.int64)
+    first = np.full(n, np.iinfo(np.int64).max)
+    for block, p in parts.items():
+        nodes = of_node[offsets[block] : offsets[block] + len(p.areas)]
+        np.add.at(areas, nodes, p.areas)
+        np.minimum.at(first, nodes, p.first)
+    return _Joined(offsets=offsets, of_node=of_node, areas=areas, first=first)
+
+
+def _raster_ranks(first: np.ndarray, keep: np.ndarray, start: int = 1) -> np.ndarray:
+    """Ids ``start, start + 1, ...`` for the kept components in raster order; 0 else."""
+    ranks = np.zeros(len(first), np.int64)
+    kept = np.flatnonzero(keep)
+    ranks[kept[np.argsort(first[kept], kind="stable")]] = np.arange(
+        start, start + len(kept)
+    )
+    return ranks
+
+
+# ------------------------------------------------------------------ tasks
+def _network_task(
+    block: tuple[int, int, int, int, int, int],
+    *,
+    grid: _Image,
+    tiles: infer.TileGrid,
+    net,
+    device: str,
+    value_range: tuple[float, float],
+    threshold: float,
+    identity: bool,
+    store: _BlockStore,
+) -> None:
+    """Run the network on a group of tiles and store the part they keep.
+
+    On the image grid: the core and foreground masks (bits); on a working
+    grid: the core and background probabilities, for :class:`_Masks`.
+    """
+    bi, bj, i0, i1, j0, j1 = block
+    y0, y1, x0, x1 = store.rect(bi, bj)
+    out = np.zeros(
+        (y1 - y0, x1 - x0) if identity else (2, y1 - y0, x1 - x0),
+        np.uint8 if identity else np.float32,
+    )
+    dev = torch.device(device)
+    for i in range(i0, i1):
+        for j in range(j0, j1):
+            ty, tx, (ky0, ky1), (kx0, kx1) = tiles.tile(i, j)
+            window = grid.read((ty, ty + tiles.tile_h), (tx, tx + tiles.tile_w))
+            with torch.inference_mode():
+                batch = infer.as_batch(window, value_range, dev)
+                probs = torch.softmax(net(batch)[0], dim=0)
+                if identity:
+                    core, foreground = (
+                        infer.nucleus_masks(probs, threshold).cpu().numpy()
+                    )
+                    part = (
+                        core.view(np.uint8)
+                        | foreground.view(np.uint8) * _FOREGROUND_BIT
+                    )
+                else:
+                    part = probs[[CORE, BACKGROUND]].float().cpu().numpy()
+            out[..., ky0 - y0 : ky1 - y0, kx0 - x0 : kx1 - x0] = part[
+                ..., ky0 - ty : ky1 - ty, kx0 - tx : kx1 - tx
+            ]
+    store.save(bi, bj, out)
+
+
+def _seed_task(
+    block: tuple[int, int], *, blocks: _Blocks, masks: _Masks, cores: str
+) -> tuple[tuple[int, int], _Parts]:
+    """Label the core components of a block; store them, return their summary."""
+    y0, y1, x0, x1 = blocks.rect(*block)
+    bits = masks.read((y0, y1), (x0, x1))
+    labels, count, areas = components((bits & _CORE_BIT) > 0)
+    zarr.open_array(cores, mode="r+")[y0:y1, x0:x1] = labels
+    return block, _parts(labels, count, areas, (y0, x0), blocks.shape[1])
+
+
+def _grow_task(
+    item: tuple[tuple[int, int], dict],
+    *,
+    blocks: _Blocks,
+    masks: _Masks,
+    cores: str,
+    grow: int,
+    grown: str,
+    orphans: str,
+) -> tuple[tuple[int, int], np.ndarray, np.ndarray, _Parts]:
+    """Grow the seeds of a block (with a halo of ``grow``); find its orphans.
+
+    ``item`` is the block and, for it and its neighbours ``b``, the lookup
+    from ``b``'s local core labels to global seed ids (raster order; 0: no
+    seed). Stores the grown ids and the orphans' local labels; returns the
+    pixel count per seed id in the block and the orphans' summary.
+    """
+    block, near = item
+    y0, y1, x0, x1 = blocks.rect(*block)
+    height, width = blocks.shape
+    wy0, wy1 = max(0, y0 - grow), min(height, y1 + grow)
+    wx0, wx1 = max(0, x0 - grow), min(width, x1 + grow)
+    bits = masks.read((wy0, wy1), (wx0, wx1))
+    local = zarr.open_array(cores, mode="r")[wy0:wy1, wx0:wx1]
+    present = np.unique(np.concatenate([lut[lut > 0] for lut in near.values()]))
+    # seeds renumbered 1..len(present) in the same order: the same winners
+    dtype = np.uint16 if len(present) <= 0xFFFF else np.float32
+    seeds = np.zeros(local.shape, dtype)
+    for b, lut in near.items():
+        by0, by1, bx0, bx1 = blocks.rect(*b)
+        sy = slice(max(by0, wy0) - wy0, min(by1, wy1) - wy0)
+        sx = slice(max(bx0, wx0) - wx0, min(bx1, wx1) - wx0)
+        if sy.start >= sy.stop or sx.start >= sx.stop:
+            continue
+        renumber = np.where(lut > 0, np.searchsorted(present, lut) + 1, 0)
+        seeds[sy, sx] = renumber.astype(dtype)[local[sy, sx]]
+    grown_window = grow_seeds(seeds, (bits & _FOREGROUND_BIT) > 0, grow)
+    inner = (slice(y0 - wy0, y1 - wy0), slice(x0 - wx0, x1 - wx0))
+    ids = grown_window[inner].astype(np.intp)
+    counts = np.bincount(ids.ravel(), minlength=len(present) + 1)[1:]
+    global_ids = np.concatenate([[0], present]).astype(np.uint64)[ids]
+    zarr.open_array(grown, mode="r+")[y0:y1, x0:x1] = global_ids
+    lone = ((bits[inner] & _FOREGROUND_BIT) > 0) & (ids == 0)
+    labels, count, areas = components(lone)
+    zarr.open_array(orphans, mode="r+")[y0:y1, x0:x1] = labels
+    found = counts > 0
+    return (
+        block,
+        present[found],
+        counts[found],
+        _parts(labels, count, areas, (y0, x0), width),
+    )
+
+
+def _label_task(
+    block: tuple[int, int],
+    *,
+    blocks: _Blocks,
+    grown: str,
+    orphans: str,
+    seed_ids,
+    orphan_ids: dict,
+    out: str,
+) -> None:
+    """Write a block of the final labels: seeds and orphans to their ids."""
+    y0, y1, x0, x1 = blocks.rect(*block)
+    seeds = zarr.open_array(grown, mode="r")[y0:y1, x0:x1]
+    lone = zarr.open_array(orphans, mode="r")[y0:y1, x0:x1]
+    labels = seed_ids[seeds.astype(np.intp)]
+    found = lone > 0
+    labels[found] = orphan_ids[block][lone[found]]
+    zarr.open_array(out, mode="r+")[y0:y1, x0:x1] = labels
+
+
+# ------------------------------------------------------------------ the driver
+def _check_input(image, model, threshold, min_size, block_size):
+    shape = getattr(image, "shape", None)
+    dtype = getattr(image, "dtype", None)
+    if shape is None or dtype is None:
+        raise TypeError(
+            f"expected a 2-D zarr, dask or numpy array, got {type(image).__name__}"
+        )
+    dtype = np.dtype(dtype)
+    if dtype.kind not in "uif":
+        raise ValueError(f"image must be integer or float, got dtype {dtype}")
+    if len(shape) != 2:
+        raise ValueError(
+            f"segment_to_zarr segments one 2-D image (y, x), got shape "
+            f"{tuple(shape)}; pass one plane or channel (e.g. image[z], or "
+            "image[..., 2] for the blue channel of an RGB scan), or segment a "
+            "stack in memory with segment(np.asarray(stack), axes='zyx')"
+        )
+    if 0 in shape:
+        raise ValueError(f"image is empty (shape {tuple(shape)})")
+    if model.in_channels != 1:
+        raise ValueError(
+            f"the model takes {model.in_channels} channels; whole-slide "
+            "segmentation takes one-channel models"
+        )
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"threshold must be between 0 and 1, got {threshold}")
+    if min_size is not None and min_size < 1:
+        raise ValueError(f"min_size must be at least 1 pixel, got {min_size}")
+    if block_size < 64:
+        raise ValueError(f"block_size must be at least 64 pixels, got {block_size}")
+
+
+def _out_path(out) -> Path:
+    if not isinstance(out, (str, os.PathLike)):
+        raise TypeError(
+            f"out must be the path of the .zarr folder to write, got "
+            f"{type(out).__name__}"
+        )
+    return Path(os.fspath(out))
+
+
+def _estimate(image: _Image, net, dev, threshold: float) -> float:
+    """The nucleus diameter, estimated on the image (or its centre, if larger)."""
+    spans = [
+        ((n - min(n, ESTIMATE_REGION)) // 2, (n + min(n, ESTIMATE_REGION)) // 2)
+        for n in image.shape
+    ]
+    return infer._estimate(net, dev, image.read(*spans), threshold)
+
+
+def _sample_and_view(grid: _Image, context_size: int):
+    """The grid's percentile range and its image-pooling view, in one read.
+
+    The percentiles are of the same strided sample, and the view is the same
+    block mean (:func:`~napari_pyramids.nn.infer.coarse_view`), as in memory.
+    Float values that are not finite are refused here, before any work.
+    """
+    height, width = grid.shape
+    step = sample_step(height * width)
+    samples: list[np.ndarray] = []
+    read_up_to = [0]
+
+    def read_rows(rows: tuple[int, int]) -> np.ndarray:
+        band = grid.read_rows(rows)
+        check_finite(band)
+        samples.append(band[(-rows[0]) % step :: step, ::step].copy())
+        read_up_to[0] = rows[1]
+        return band
+
+    view = infer.coarse_view(read_rows, grid.shape, context_size, grid.dtype)
+    if read_up_to[0] < height:  # rows the block mean leaves out are sampled too
+        read_rows((read_up_to[0], height))
+    return percentile_range(np.concatenate(samples)), view
+
+
+def _working_grid(
+    image: _Image, resampling: Resampling, scratch: Path, runner: _Runner, side: int
+):
+    """Make the working grid of a reduction on disk; yields once per stored level.
+
+    The REDUCE octaves are stored one by one, each made from the one before
+    as stored (as the in-memory pyramid makes it from the one before), then
+    the fractional area average is made block by block. Returns the working
+    grid as an :class:`_Image`.
+    """
+    dtype = np.float64 if image.dtype == np.float64 else np.float32
+    octave = _Image(image.array, dtype)  # as to_work: the image in float first
+    level = lazy.as_dask(image.array).astype(dtype).rechunk(side)
+    for k in range(1, resampling.octaves + 1):
+        level = lazy.reduce_lazy(level).rechunk(side)
+        target = _scratch_array(scratch / f"octave{k}", level.shape, dtype, side)
+        da.store(level, target, lock=False, scheduler=runner.client)
+        yield
+        level = da.from_zarr(target)
+        octave = _Image(target)
+    if resampling.work_shape == octave.shape:
+        return octave
+    work = scratch / "work"
+    _scratch_array(work, resampling.work_shape, dtype, side)
+    blocks = _Blocks(resampling.work_shape, side)
+    task = partial(
+        _work_task, resampling=resampling, octave=octave, work=str(work), blocks=blocks
+    )
+    for _ in runner.run(task, blocks.all()):
+        pass
+    yield
+    return _Image(zarr.open_array(str(work), mode="r"))
+
+
+def _work_task(
+    block: tuple[int, int],
+    *,
+    resampling: Resampling,
+    octave: _Image,
+    work: str,
+    blocks: _Blocks,
+) -> None:
+    y0, y1, x0, x1 = blocks.rect(*block)
+    part = resampling.work_window(octave.read, (y0, y1), (x0, x1))
+    zarr.open_array(work, mode="r+")[y0:y1, x0:x1] = part
+
+
+def _scratch_array(path: Path, shape, dtype, side: int):
+    return zarr.create_array(
+        store=str(path),
+        shape=tuple(shape),
+        dtype=dtype,
+        chunks=tuple(min(side, n) for n in shape),
+    )
+
+
+def _cpus() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))  # the cores this process may use
+    return os.cpu_count() or 1
+
+
+def _network_blocks(tiles: infer.TileGrid, group: int, shape, root: Path):
+    """Groups of ``group`` x ``group`` tiles and the store of what they keep."""
+    rows = list(range(0, len(tiles.ys), group))
+    cols = list(range(0, len(tiles.xs), group))
+    store = _BlockStore(
+        str(root),
+        tuple(tiles.keep_y[i][0] for i in rows) + (shape[0],),
+        tuple(tiles.keep_x[j][0] for j in cols) + (shape[1],),
+    )
+    root.mkdir()
+    items = [
+        (bi, bj, i0, min(i0 + group, len(tiles.ys)), j0, min(j0 + group, len(tiles.xs)))
+        for bi, i0 in enumerate(rows)
+        for bj, j0 in enumerate(cols)
+    ]
+    return store, items
+
+
+def _final_ids(
+    sizes: np.ndarray, orphans: _Joined, orphan_parts: dict, min_size: int
+) -> tuple[np.ndarray, dict, int]:
+    """Final ids: kept seeds, then kept orphans, each in raster order, as in memory."""
+    keep = sizes >= max(min_size, 1)
+    keep[0] = False
+    seeds_kept = int(keep.sum())
+    seed_ids = np.zeros(len(sizes), np.int64)
+    seed_ids[keep] = np.arange(1, seeds_kept + 1)
+    orphan_keep = orphans.areas >= max(min_size, 1)
+    ranks = _raster_ranks(orphans.first, orphan_keep, start=seeds_kept + 1)
+    count = seeds_kept + int(orphan_keep.sum())
+    dtype = smallest_uint(np.zeros(0, np.int64), count).dtype
+    orphan_ids = {
+        block: orphans.per_block(ranks, block, len(p.areas)).astype(dtype)
+        for block, p in orphan_parts.items()
+    }
+    return seed_ids.astype(dtype), orphan_ids, count
+
+
+def _write_metadata(group, levels: int, fmt, name: str, info: dict) -> None:
+    datasets = [
+        {
+            "path": f"s{k}",
+            "coordinateTransformations": [
+                {"type": "scale", "scale": [2.0**k, 2.0**k]},
+                {"type": "translation", "translation": [0.0, 0.0]},
+            ],
+        }
+        for k in range(levels)
+    ]
+    axes = [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}]
+    write_multiscales_metadata(group, datasets, fmt=fmt, axes=axes, name=name)
+    group.attrs["napari_pyramids"] = info
+
+
+def segment_to_zarr_steps(
+    image,
+    out,
+    model: infer.ModelLike = "nuclei",
+    *,
+    diameter: float | None = None,
+    tile_size: int = TILE_SIZE,
+    overlap: int = OVERLAP,
+    device: str | torch.device = "auto",
+    threshold: float = CORE_THRESHOLD,
+    min_size: int | None = None,
+    context_size: int = CONTEXT_SIZE,
+    block_size: int = BLOCK_SIZE,
+    overwrite: bool = False,
+    client=None,
+    version: str = "0.5",
+) -> Steps:
+    """Generator form of :func:`segment_to_zarr`: yields ``(done, total)``.
+
+    Closing it early (a cancel) stops between blocks and removes everything
+    written; nothing appears at ``out``. Returns the written path.
+    """
+    net0 = infer._as_model(model)
+    _check_input(image, net0, threshold, min_size, block_size)
+    infer.check_tiling(tile_size, overlap, context_size)
+    path = _out_path(out)
+    ome_zarr._prepare_path(path, overwrite)
+    source = _Image(image)
+    if diameter is not None:
+        diameter = infer._check_diameter(diameter, source.shape)
+    fmt = format_from_version(version)
+    dev = infer.resolve_device(device)
+    net = infer._inference_copy(net0, dev)
+    estimated = diameter is None
+    if estimated:
+        diameter = _estimate(source, net, dev, threshold)
+    resampling = Resampling.for_scale(source.shape, infer.working_scale(diameter))
+    if resampling.scale > 1 and not resampling.identity:
+        raise NotImplementedError(
+            f"nuclei of {diameter:.1f} px are segmented on an upsampled grid, which "
+            "whole-slide segmentation does not make yet; segment the image in "
+            "memory (segment(np.asarray(image), ...)) or in parts"
+        )
+    sizes = infer._min_sizes(resampling.scale, min_size)
+    blocks = _Blocks(source.shape, block_size)
+    tiles = infer.TileGrid.for_shape(resampling.work_shape, tile_size, overlap)
+    group = max(1, block_size // max(1, tiles.tile_h - overlap))
+    n_net = math.ceil(len(tiles.ys) / group) * math.ceil(len(tiles.xs) / group)
+    n_levels = pyramid_depth(source.shape, min_size=DEFAULT_MIN_SIZE)
+    fractional = resampling.work_shape != resampling._octave_shape()
+    total = resampling.octaves + fractional + 1 + n_net + 3 * len(blocks.all())
+    total += n_levels - 1
+    done = 0
+    yield done, total
+
+    ome_zarr._remove_leftovers(path)
+    temp = ome_zarr._make_temp(path, "partial")
+    scratch = ome_zarr._make_temp(path, "scratch")
+    try:
+        with cluster.scheduler_for(client) as scheduler:
+            runner = _Runner(scheduler, _cpus())
+            grid = source
+            if not resampling.identity:
+                making = _working_grid(source, resampling, scratch, runner, block_size)
+                while True:
+                    try:
+                        next(making)
+                    except StopIteration as finished:
+                        grid = finished.value
+                        break
+                    done += 1
+                    yield done, total
+            value_range, view = _sample_and_view(grid, context_size)
+            if tiles.pins_pooling(context_size):
+                vectors = infer.pooled_vectors(
+                    net, infer.as_batch(view, value_range, dev)
+                )
+                infer.pin_image_pooling(net, vectors)
+            done += 1
+            yield done, total
+
+            store, items = _network_blocks(tiles, group, grid.shape, scratch / "net")
+            task = partial(
+                _network_task,
+                grid=runner.share(grid),
+                tiles=tiles,
+                net=runner.share(net),
+                device=str(dev),
+                value_range=value_range,
+                threshold=threshold,
+                identity=resampling.identity,
+                store=store,
+            )
+            with (
+                infer._tile_workers(dev, len(items))
+                if scheduler is None
+                else nullcontext(1)
+            ) as workers:
+                for _ in runner.run(task, items, threads=workers):
+                    done += 1
+                    yield done, total
+
+            masks = _Masks(store, resampling, threshold)
+            cores = str(scratch / "cores")
+            _scratch_array(Path(cores), source.shape, np.int32, block_size)
+            task = partial(_seed_task, blocks=blocks, masks=masks, cores=cores)
+            seed_parts = {}
+            for block, found in runner.run(task, blocks.all()):
+                seed_parts[block] = found
+                done += 1
+                yield done, total
+            seeds = _join(seed_parts)
+            seed_ids = _raster_ranks(seeds.first, seeds.areas >= sizes["min_seed"])
+            lookups = {
+                block: seeds.per_block(seed_ids, block, len(p.areas))
+                for block, p in seed_parts.items()
+            }
+            del seed_parts
+
+            grown, orphans = str(scratch / "grown"), str(scratch / "orphans")
+            _scratch_array(Path(grown), source.shape, np.uint64, block_size)
+            _scratch_array(Path(orphans), source.shape, np.int32, block_size)
+            task = partial(
+                _grow_task,
+                blocks=blocks,
+                masks=masks,
+                cores=cores,
+                grow=sizes["grow"],
+                grown=grown,
+                orphans=orphans,
+            )
+            items = [
+                (block, {b: lookups[b] for b in blocks.near(*block)})
+                for block in blocks.all()
+            ]
+            seed_sizes = np.zeros(int(seed_ids.max(initial=0)) + 1, np.int64)
+            orphan_parts = {}
+            for block, ids, counts, found in runner.run(task, items):
+                np.add.at(seed_sizes, ids, counts)
+                orphan_parts[block] = found
+                done += 1
+                yield done, total
+            del items, lookups
+
+            final_seeds, final_orphans, count = _final_ids(
+                seed_sizes, _join(orphan_parts), orphan_parts, sizes["min_size"]
+            )
+            labels = zarr.open_group(str(temp), mode="w", zarr_format=fmt.zarr_format)
+            level = labels.create_array(
+                "s0",
+                shape=source.shape,
+                dtype=final_seeds.dtype,
+                chunks=(block_size, block_size),
+                chunk_key_encoding=fmt.chunk_key_encoding,
+                **({"dimension_names": ["y", "x"]} if fmt.zarr_format == 3 else {}),
+            )
+            task = partial(
+                _label_task,
+                blocks=blocks,
+                grown=grown,
+                orphans=orphans,
+                seed_ids=runner.share(final_seeds),
+                orphan_ids=runner.share(final_orphans),
+                out=str(temp / "s0"),
+            )
+            for _ in runner.run(task, blocks.all()):
+                done += 1
+                yield done, total
+
+            for k in range(1, n_levels):
+                coarser = da.from_zarr(level)[::2, ::2]
+                level = labels.create_array(
+                    f"s{k}",
+                    shape=coarser.shape,
+                    dtype=coarser.dtype,
+                    chunks=tuple(min(block_size, n) for n in coarser.shape),
+                    chunk_key_encoding=fmt.chunk_key_encoding,
+                    **({"dimension_names": ["y", "x"]} if fmt.zarr_format == 3 else {}),
+                )
+                da.store(
+                    coarser.rechunk(level.chunks),
+                    level,
+                    lock=False,
+                    scheduler=scheduler,
+                )
+                done += 1
+                yield done, total
+        _write_metadata(
+            labels,
+            n_levels,
+            fmt,
+            path.name,
+            {
+                "nuclei": count,
+                "diameter": float(diameter),
+                "diameter_estimated": estimated,
+                "working_scale": resampling.scale,
+            },
+        )
+        ome_zarr._commit(temp, path, overwrite)
+    finally:
+        ome_zarr._remove(temp)
+        ome_zarr._remove(scratch)
+    return path
+
+
+def segment_to_zarr(
+    image,
+    out,
+    model: infer.ModelLike = "nuclei",
+    *,
+    diameter: float | None = None,
+    tile_size: int = TILE_SIZE,
+    overlap: int = OVERLAP,
+    device: str | torch.device = "auto",
+    threshold: float = CORE_THRESHOLD,
+    min_size: int | None = None,
+    context_size: int = CONTEXT_SIZE,
+    block_size: int = BLOCK_SIZE,
+    overwrite: bool = False,
+    client=None,
+    version: str = "0.5",
+    progress: infer.Progress | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> Path:
+    """Segment nuclei in a 2-D image on disk, block by block, into OME-Zarr labels.
+
+    The labels equal those of :func:`~napari_pyramids.nn.infer.segment` on
+    the same image in memory, up to the numbering of the ids (see the module
+    notes for how), with memory bounded by ``block_size``, not the image.
+
+    Parameters
+    ----------
+    image : zarr.Array, dask.array.Array or ndarray (H, W)
+        One plane (one channel) of any integer or float dtype; never loaded
+        whole, never modified.
+    out : str or os.PathLike
+        The ``.zarr`` folder to write: an OME-Zarr multiscale labels image
+        (axes y, x), level ``k`` every ``2**k``-th sample of level 0 (scale
+        ``2**k``, translation 0). Open it with :func:`~napari_pyramids.
+        read_ome_zarr`.
+    model, diameter, tile_size, overlap, device, threshold, min_size, context_size
+        As in :func:`~napari_pyramids.nn.infer.segment`. ``diameter=None``
+        estimates it on the image if it is at most ``ESTIMATE_REGION`` px on
+        each side (the in-memory estimate), else on its central window of
+        that size. Nuclei below ``segment``'s trained size that call for an
+        upsampled grid are not supported yet (NotImplementedError).
+    block_size : int
+        Side of the blocks (and of the stored chunks), pixels.
+    overwrite : bool
+        Replace an existing ``out`` if it is an OME-Zarr image (metadata and
+        level folders only, as this function writes it); anything else is
+        refused.
+    client : distributed.Client or str, optional
+        Where the blocks run: a Client or a scheduler address; by default the
+        active Client if there is one, else local threads. Workers must see
+        ``image`` and the folder of ``out``.
+    version : {"0.5", "0.4"}
+        NGFF version of the output (Zarr v3 or v2).
+    progress : callable(done, total), optional
+        Called with ``(0, total)`` and after every block (and level).
+    cancel : callable() -> bool, optional
+        Checked between blocks; True stops, removes what was written, and
+        raises :class:`~napari_pyramids.nn.infer.SegmentationCancelled`.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out``; its attributes record the number of nuclei and the diameter.
+
+    Raises
+    ------
+    FileExistsError
+        ``out`` exists and ``overwrite`` is False (or it is not replaceable).
+    ValueError, TypeError
+        The image is not one 2-D plane of numbers, or an option is out of range.
+    """
+    steps = segment_to_zarr_steps(
+        image,
+        out,
+        model,
+        diameter=diameter,
+        tile_size=tile_size,
+        overlap=overlap,
+        device=device,
+        threshold=threshold,
+        min_size=min_size,
+        context_size=context_size,
+        block_size=block_size,
+        overwrite=overwrite,
+        client=client,
+        version=version,
+    )
+    return infer._drive(steps, progress, cancel)
