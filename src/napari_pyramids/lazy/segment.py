@@ -205,55 +205,56 @@ class _Masks:
 class _Runner:
     """Runs block tasks on local threads or on a dask.distributed cluster.
 
-    :meth:`run` yields each task's result as it completes, with at most a
-    few tasks queued beyond those running; closing it cancels what has not
-    started.
+    :meth:`run` calls ``task(item, **shared)`` for each item and yields the
+    results as they complete, with a few tasks queued beyond those running;
+    closing it cancels what has not started. On a cluster, ``shared``
+    values (the model, lookup tables) are sent to each worker once.
     """
 
     def __init__(self, client, threads: int) -> None:
         self.client = client
         self.threads = max(1, threads)
 
-    def share(self, value):
-        """``value`` as the tasks receive it (sent once to each worker)."""
-        if self.client is None:
-            return value
-        return self.client.scatter(value, broadcast=True, hash=False)
-
-    def run(self, task: Callable, items: list, *, threads: int | None = None):
+    def run(self, task: Callable, items: list, *, threads: int | None = None, **shared):
         if self.client is not None:
-            yield from self._run_distributed(task, items)
+            yield from self._run_distributed(task, items, shared)
             return
         workers = max(1, min(threads or self.threads, len(items)))
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            pending, queue = deque(), list(items)
+            pending, queue = deque(), deque(items)
             try:
                 while queue or pending:
                     while queue and len(pending) <= workers:
-                        pending.append(pool.submit(task, queue.pop(0)))
+                        pending.append(pool.submit(task, queue.popleft(), **shared))
                     yield pending.popleft().result()
             finally:
                 for future in pending:
                     future.cancel()
 
-    def _run_distributed(self, task: Callable, items: list):
+    def _run_distributed(self, task: Callable, items: list, shared: dict):
         from distributed import as_completed
 
+        sent = {
+            key: self.client.scatter(value, broadcast=True, hash=False)
+            for key, value in shared.items()
+        }
         slots = 2 * max(1, len(self.client.scheduler_info().get("workers", {})))
-        queue = list(items)
+        queue = deque(items)
         running = as_completed()
         submitted = []
+
+        def submit() -> None:
+            future = self.client.submit(task, queue.popleft(), pure=False, **sent)
+            submitted.append(future)
+            running.add(future)
+
         try:
             while queue and running.count() < slots:
-                future = self.client.submit(task, queue.pop(0), pure=False)
-                submitted.append(future)
-                running.add(future)
+                submit()
             for future in running:
                 yield future.result()
                 if queue:
-                    new = self.client.submit(task, queue.pop(0), pure=False)
-                    submitted.append(new)
-                    running.add(new)
+                    submit()
         finally:
             self.client.cancel([f for f in submitted if not f.done()])
 
@@ -801,9 +802,7 @@ def segment_to_zarr_steps(
             store, items = _network_blocks(tiles, group, grid.shape, scratch / "net")
             task = partial(
                 _network_task,
-                grid=runner.share(grid),
                 tiles=tiles,
-                net=runner.share(net),
                 device=str(dev),
                 value_range=value_range,
                 threshold=threshold,
@@ -815,7 +814,8 @@ def segment_to_zarr_steps(
                 if scheduler is None
                 else nullcontext(1)
             ) as workers:
-                for _ in runner.run(task, items, threads=workers):
+                running = runner.run(task, items, threads=workers, grid=grid, net=net)
+                for _ in running:
                     done += 1
                     yield done, total
 
@@ -878,11 +878,12 @@ def segment_to_zarr_steps(
                 blocks=blocks,
                 grown=grown,
                 orphans=orphans,
-                seed_ids=runner.share(final_seeds),
-                orphan_ids=runner.share(final_orphans),
                 out=str(temp / "s0"),
             )
-            for _ in runner.run(task, blocks.all()):
+            running = runner.run(
+                task, blocks.all(), seed_ids=final_seeds, orphan_ids=final_orphans
+            )
+            for _ in running:
                 done += 1
                 yield done, total
 

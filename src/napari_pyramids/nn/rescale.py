@@ -144,7 +144,7 @@ class Resampling:
         )
         part = np.asarray(read_octave((lo_y, idx_y.max() + 1), (lo_x, idx_x.max() + 1)))
         return _apply_axis(
-            _apply_axis(part, idx_y - lo_y, w_y, 0), idx_x - lo_x, w_x, 1
+            _apply_axis(part, idx_y - lo_y, w_y, -2), idx_x - lo_x, w_x, -1
         )
 
     def map_to_image(self, work_map: np.ndarray) -> np.ndarray:
@@ -164,7 +164,8 @@ class Resampling:
     ) -> np.ndarray:
         """Image rows and columns of a working-grid map, bilinearly (float32).
 
-        ``read_work(rows, cols)`` returns part of the map. Each image pixel is
+        ``read_work(rows, cols)`` returns part of the map (``(..., h, w)``:
+        several maps at once). Each image pixel is
         interpolated from the two working pixels either side of its working
         position per axis (the edge pixel repeated beyond the grid), with
         weights from its global coordinate, so any window equals that part of
@@ -176,7 +177,7 @@ class Resampling:
         part = np.asarray(read_work((lo_y, idx_y.max() + 1), (lo_x, idx_x.max() + 1)))
         part = part.astype(np.float32, copy=False)
         return _apply_axis(
-            _apply_axis(part, idx_y - lo_y, w_y, 0), idx_x - lo_x, w_x, 1
+            _apply_axis(part, idx_y - lo_y, w_y, -2), idx_x - lo_x, w_x, -1
         )
 
     def _linear_weights(
@@ -301,12 +302,13 @@ def _area_weights(
 def _apply_axis(
     part: np.ndarray, idx: np.ndarray, weights: np.ndarray, axis: int
 ) -> np.ndarray:
-    """``sum_t weights[:, t] * part[idx[:, t]]`` along ``axis``, term by term.
+    """``sum_t weights[:, t] * part[idx[:, t]]`` along ``axis`` (-2 or -1).
 
-    Elementwise operations in a fixed order, so each output value depends
-    only on its own inputs and weights (never on the window it is part of).
+    Elementwise operations term by term in a fixed order, so each output
+    value depends only on its own inputs and weights (never on the window it
+    is part of). Leading axes (map channels) are carried along.
     """
-    shape = [1, 1]
+    shape = [1] * part.ndim
     shape[axis] = -1
     weights = weights.astype(part.dtype, copy=False)
     out = np.take(part, idx[:, 0], axis=axis) * weights[:, 0].reshape(shape)
