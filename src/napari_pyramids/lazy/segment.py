@@ -51,7 +51,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import closing, nullcontext
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -815,19 +815,21 @@ def segment_to_zarr_steps(
                 else nullcontext(1)
             ) as workers:
                 running = runner.run(task, items, threads=workers, grid=grid, net=net)
-                for _ in running:
-                    done += 1
-                    yield done, total
+                with closing(running):  # a cancel stops the tasks before cleaning up
+                    for _ in running:
+                        done += 1
+                        yield done, total
 
             masks = _Masks(store, resampling, threshold)
             cores = str(scratch / "cores")
             _scratch_array(Path(cores), source.shape, np.int32, block_size)
             task = partial(_seed_task, blocks=blocks, masks=masks, cores=cores)
             seed_parts = {}
-            for block, found in runner.run(task, blocks.all()):
-                seed_parts[block] = found
-                done += 1
-                yield done, total
+            with closing(runner.run(task, blocks.all())) as running:
+                for block, found in running:
+                    seed_parts[block] = found
+                    done += 1
+                    yield done, total
             seeds = _join(seed_parts)
             seed_ids = _raster_ranks(seeds.first, seeds.areas >= sizes["min_seed"])
             lookups = {
@@ -854,11 +856,12 @@ def segment_to_zarr_steps(
             ]
             seed_sizes = np.zeros(int(seed_ids.max(initial=0)) + 1, np.int64)
             orphan_parts = {}
-            for block, ids, counts, found in runner.run(task, items):
-                np.add.at(seed_sizes, ids, counts)
-                orphan_parts[block] = found
-                done += 1
-                yield done, total
+            with closing(runner.run(task, items)) as running:
+                for block, ids, counts, found in running:
+                    np.add.at(seed_sizes, ids, counts)
+                    orphan_parts[block] = found
+                    done += 1
+                    yield done, total
             del items, lookups
 
             final_seeds, final_orphans, count = _final_ids(
@@ -883,9 +886,10 @@ def segment_to_zarr_steps(
             running = runner.run(
                 task, blocks.all(), seed_ids=final_seeds, orphan_ids=final_orphans
             )
-            for _ in running:
-                done += 1
-                yield done, total
+            with closing(running):
+                for _ in running:
+                    done += 1
+                    yield done, total
 
             for k in range(1, n_levels):
                 coarser = da.from_zarr(level)[::2, ::2]
