@@ -1,4 +1,4 @@
-"""Whole-slide segmentation: block by block on disk, the labels of the in-memory path."""
+"""Whole-slide segmentation: block by block on disk, the in-memory labels."""
 
 import numpy as np
 import pytest

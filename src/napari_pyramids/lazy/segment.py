@@ -48,6 +48,9 @@ from __future__ import annotations
 
 import math
 import os
+import re
+import tempfile
+import uuid
 from collections import deque
 from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
@@ -82,7 +85,13 @@ from napari_pyramids.nn.normalize import percentile_range, sample_step
 from napari_pyramids.nn.rescale import Resampling
 from napari_pyramids.nn.synthetic import BACKGROUND, CORE
 
-__all__ = ["BLOCK_SIZE", "segment_to_zarr", "segment_to_zarr_steps"]
+__all__ = [
+    "BLOCK_SIZE",
+    "SlideLabels",
+    "segment_slide_steps",
+    "segment_to_zarr",
+    "segment_to_zarr_steps",
+]
 
 #: Side of the blocks (pixels) the seeds, growth and labels are computed in,
 #: and of the stored label chunks.
@@ -1016,3 +1025,41 @@ def segment_to_zarr(
         version=version,
     )
     return infer._drive(steps, progress, cancel)
+
+
+@dataclass(frozen=True)
+class SlideLabels:
+    """Labels of a whole slide on disk, for a viewer: lazy levels, finest first."""
+
+    levels: list[da.Array]
+    path: Path
+    count: int
+
+
+def segment_slide_steps(
+    image,
+    model: infer.ModelLike = "nuclei",
+    *,
+    name: str = "labels",
+    folder=None,
+    **options,
+) -> Generator[tuple[int, int], None, SlideLabels]:
+    """Segment a slide into a new labels folder and open its label pyramid lazily.
+
+    What a viewer needs (the Segment widget, for dask- or zarr-backed
+    layers): the labels go to a new ``<name>.<tag>.zarr`` in ``folder``
+    (default: ``napari-pyramids-labels`` in the temporary directory), which
+    must stay while they are shown. Yields as :func:`segment_to_zarr_steps`
+    (``options`` are its options) and returns a :class:`SlideLabels`.
+    """
+    where = Path(folder) if folder is not None else _default_folder()
+    where.mkdir(parents=True, exist_ok=True)
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "labels"
+    out = where / f"{stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.zarr"
+    path = yield from segment_to_zarr_steps(image, out, model, **options)
+    count = zarr.open_group(str(path), mode="r").attrs["napari_pyramids"]["nuclei"]
+    return SlideLabels(ome_zarr.read_ome_zarr(path).levels, path, int(count))
+
+
+def _default_folder() -> Path:
+    return Path(tempfile.gettempdir()) / "napari-pyramids-labels"
