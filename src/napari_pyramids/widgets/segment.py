@@ -123,10 +123,17 @@ def make_segment_job(source: Source, settings: SegmentSettings) -> Job:
     from napari_pyramids.nn.infer import resolve_device
 
     image = plane(source, settings.channel, settings.axes)
-    if settings.axes != "yx" and (settings.probabilities or settings.branches):
+    maps = settings.probabilities or settings.branches
+    if settings.axes != "yx" and maps:
         raise ValueError(
             "probability and ASPP branch maps are made for 2-D images; untick them "
             "to segment a stack"
+        )
+    if source.is_lazy and settings.axes == "yx" and maps:
+        raise ValueError(
+            f"{source.name!r} is a dask- or zarr-backed image, segmented block by "
+            "block into zarr labels; probability and ASPP branch maps are made in "
+            "memory: untick them"
         )
     if not 0.0 < settings.threshold < 1.0:
         raise ValueError(f"threshold must be between 0 and 1, got {settings.threshold}")
@@ -162,6 +169,23 @@ def segment_job(source, image, model, label, device, settings, result):
     features are the per-nucleus measurements (:func:`measure`).
     """
     start = time.perf_counter()
+    if settings.axes == "yx" and source.is_lazy:  # a whole slide: block by block
+        slide = yield from _slide_steps(source, image, model, device, settings)
+        result.update(
+            count=slide.count,
+            device=device,
+            seconds=time.perf_counter() - start,
+            scale=f"labels in {slide.path}",
+        )
+        return [
+            labels_layer(
+                slide.levels,
+                source,
+                name=f"{source.name} {label} labels",
+                multiscale=True,
+                metadata={"napari_pyramids": {"source": source.name, "model": label}},
+            )
+        ]
     if settings.axes == "yx":
         prediction = yield from _plane_steps(image, model, device, settings)
         labels, maps = prediction.labels, map_layers(source, label, prediction)
@@ -220,6 +244,29 @@ def _plane_steps(image, model, device, settings):
     return (
         yield from map_steps(
             steps, lambda step: Step(*step, f"tile {step[0]} of {step[1]} on {device}")
+        )
+    )
+
+
+def _slide_steps(source, image, model, device, settings):
+    """Segment a dask- or zarr-backed plane block by block into zarr labels.
+
+    The labels (a lazy label pyramid) are written to a new folder in the
+    temporary directory (:func:`~napari_pyramids.lazy.segment.segment_slide_steps`);
+    they are not measured (that would read the whole slide).
+    """
+    from napari_pyramids.lazy.segment import segment_slide_steps
+
+    steps = segment_slide_steps(
+        image,
+        model,
+        name=source.name,
+        diameter=settings.diameter,
+        **_options(settings, device),
+    )
+    return (
+        yield from map_steps(
+            steps, lambda step: Step(*step, f"block {step[0]} of {step[1]} on {device}")
         )
     )
 
