@@ -135,6 +135,26 @@ class _Image:
     def read_rows(self, rows: tuple[int, int]) -> np.ndarray:
         return self.read(rows, (0, self.shape[1]))
 
+    def __getitem__(self, index: tuple[slice, slice]) -> np.ndarray:
+        """``image[y0:y1, x0:x1]`` as numpy (as :meth:`Resampling.work_tile` reads)."""
+        rows, cols = index
+        return self.read((rows.start, rows.stop), (cols.start, cols.stop))
+
+
+@dataclass(frozen=True)
+class _Upsampled:
+    """The working grid of an upsampling, made tile by tile from the image."""
+
+    image: _Image
+    resampling: Resampling
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.resampling.work_shape
+
+    def read(self, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
+        return self.resampling.work_tile(self.image, rows, cols)
+
 
 @dataclass(frozen=True)
 class _BlockStore:
@@ -202,12 +222,10 @@ class _Masks:
     threshold: float
 
     def read(self, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
-        if self.resampling.identity:
+        if self.resampling.scale >= 1:  # stored on the image grid
             return self.store.read(rows, cols)
         core, background = self.resampling.image_window(self.store.read, rows, cols)
-        bits = (core > self.threshold).astype(np.uint8)
-        bits |= (background < FOREGROUND_BELOW).astype(np.uint8) * _FOREGROUND_BIT
-        return bits
+        return _bits(core > self.threshold, background < FOREGROUND_BELOW)
 
 
 # ------------------------------------------------------------------ running
@@ -406,25 +424,28 @@ def _raster_ranks(first: np.ndarray, keep: np.ndarray, start: int = 1) -> np.nda
 def _network_task(
     block: tuple[int, int, int, int, int, int],
     *,
-    grid: _Image,
+    grid,
     tiles: infer.TileGrid,
     net,
     device: str,
     value_range: tuple[float, float],
     threshold: float,
-    identity: bool,
+    resampling: Resampling,
     store: _BlockStore,
 ) -> None:
     """Run the network on a group of tiles and store the part they keep.
 
-    On the image grid: the core and foreground masks (bits); on a working
-    grid: the core and background probabilities, for :class:`_Masks`.
+    On the image grid, and from an upsampled grid (each tile's kept part
+    brought to its image rows and columns, as in memory): the core and
+    foreground masks (bits). On a coarser working grid: the core and
+    background probabilities, which :class:`_Masks` maps to the image.
     """
     bi, bj, i0, i1, j0, j1 = block
     y0, y1, x0, x1 = store.rect(bi, bj)
+    on_work = resampling.scale < 1
     out = np.zeros(
-        (y1 - y0, x1 - x0) if identity else (2, y1 - y0, x1 - x0),
-        np.uint8 if identity else np.float32,
+        (2, y1 - y0, x1 - x0) if on_work else (y1 - y0, x1 - x0),
+        np.float32 if on_work else np.uint8,
     )
     dev = torch.device(device)
     for i in range(i0, i1):
@@ -434,20 +455,35 @@ def _network_task(
             with torch.inference_mode():
                 batch = infer.as_batch(window, value_range, dev)
                 probs = torch.softmax(net(batch)[0], dim=0)
-                if identity:
-                    core, foreground = (
-                        infer.nucleus_masks(probs, threshold).cpu().numpy()
-                    )
-                    part = (
-                        core.view(np.uint8)
-                        | foreground.view(np.uint8) * _FOREGROUND_BIT
-                    )
+                if resampling.identity:
+                    masks = infer.nucleus_masks(probs, threshold).cpu().numpy()
                 else:
-                    part = probs[[CORE, BACKGROUND]].float().cpu().numpy()
-            out[..., ky0 - y0 : ky1 - y0, kx0 - x0 : kx1 - x0] = part[
-                ..., ky0 - ty : ky1 - ty, kx0 - tx : kx1 - tx
-            ]
+                    pair = probs[[CORE, BACKGROUND]].float().cpu().numpy()
+            if resampling.identity:
+                out[ky0 - y0 : ky1 - y0, kx0 - x0 : kx1 - x0] = _bits(
+                    *masks[:, ky0 - ty : ky1 - ty, kx0 - tx : kx1 - tx]
+                )
+            elif on_work:
+                out[:, ky0 - y0 : ky1 - y0, kx0 - x0 : kx1 - x0] = pair[
+                    :, ky0 - ty : ky1 - ty, kx0 - tx : kx1 - tx
+                ]
+            else:
+                rows = resampling.image_span(0, ky0, ky1)
+                cols = resampling.image_span(1, kx0, kx1)
+                if rows[0] == rows[1] or cols[0] == cols[1]:
+                    continue
+                core, background = (
+                    resampling.tile_to_image(m, (ty, tx), rows, cols) for m in pair
+                )
+                out[rows[0] - y0 : rows[1] - y0, cols[0] - x0 : cols[1] - x0] = _bits(
+                    core > threshold, background < FOREGROUND_BELOW
+                )
     store.save(bi, bj, out)
+
+
+def _bits(core: np.ndarray, foreground: np.ndarray) -> np.ndarray:
+    """The core and foreground masks packed into one uint8 array."""
+    return core.view(np.uint8) | foreground.view(np.uint8) * _FOREGROUND_BIT
 
 
 def _seed_task(
@@ -586,29 +622,33 @@ def _estimate(image: _Image, net, dev, threshold: float) -> float:
     return infer._estimate(net, dev, image.read(*spans), threshold)
 
 
-def _sample_and_view(grid: _Image, context_size: int):
-    """The grid's percentile range and its image-pooling view, in one read.
+def _sample_and_view(image: _Image, view: Callable) -> tuple[tuple, np.ndarray]:
+    """``image``'s percentile range and ``view(read_rows)``, in one read.
 
-    The percentiles are of the same strided sample, and the view is the same
-    block mean (:func:`~napari_pyramids.nn.infer.coarse_view`), as in memory.
-    Float values that are not finite are refused here, before any work.
+    The percentiles are of the strided sample :func:`~napari_pyramids.nn.
+    normalize.percentile_range` takes; ``view`` is the image-pooling view
+    computed from the same bands (as in memory). Float values that are not
+    finite are refused here, before any network runs.
     """
-    height, width = grid.shape
+    height, width = image.shape
     step = sample_step(height * width)
     samples: list[np.ndarray] = []
     read_up_to = [0]
 
     def read_rows(rows: tuple[int, int]) -> np.ndarray:
-        band = grid.read_rows(rows)
-        check_finite(band)
-        samples.append(band[(-rows[0]) % step :: step, ::step].copy())
-        read_up_to[0] = rows[1]
+        band = image.read_rows(rows)
+        start = max(rows[0], read_up_to[0])  # bands may share a row
+        if start < rows[1]:
+            check_finite(band[start - rows[0] :])
+            skip = start - rows[0] + (-start) % step
+            samples.append(band[skip::step, ::step].copy())
+            read_up_to[0] = rows[1]
         return band
 
-    view = infer.coarse_view(read_rows, grid.shape, context_size, grid.dtype)
-    if read_up_to[0] < height:  # rows the block mean leaves out are sampled too
+    pooled = view(read_rows)
+    if read_up_to[0] < height:  # rows the view leaves out are sampled too
         read_rows((read_up_to[0], height))
-    return percentile_range(np.concatenate(samples)), view
+    return percentile_range(np.concatenate(samples)), pooled
 
 
 def _working_grid(
@@ -673,14 +713,31 @@ def _cpus() -> int:
     return os.cpu_count() or 1
 
 
-def _network_blocks(tiles: infer.TileGrid, group: int, shape, root: Path):
-    """Groups of ``group`` x ``group`` tiles and the store of what they keep."""
+def _network_blocks(
+    tiles: infer.TileGrid, group: int, resampling: Resampling, root: Path
+) -> tuple[_BlockStore, list]:
+    """Groups of ``group`` x ``group`` tiles and the store of what they keep.
+
+    A group keeps its tiles' kept parts: on the working grid when it is
+    coarser than the image, else on the image (the image rows and columns of
+    an upsampled grid's kept parts, a partition of the image too).
+    """
     rows = list(range(0, len(tiles.ys), group))
     cols = list(range(0, len(tiles.xs), group))
+    on_work = resampling.scale < 1
+    shape = resampling.work_shape if on_work else resampling.shape
+
+    def cuts(axis: int, starts: list[int], kept) -> tuple[int, ...]:
+        if on_work:
+            inner = [kept[i][0] for i in starts]
+        else:
+            inner = [
+                resampling.image_span(axis, kept[i][0], kept[i][1])[0] for i in starts
+            ]
+        return (*inner, shape[axis])
+
     store = _BlockStore(
-        str(root),
-        tuple(tiles.keep_y[i][0] for i in rows) + (shape[0],),
-        tuple(tiles.keep_x[j][0] for j in cols) + (shape[1],),
+        str(root), cuts(0, rows, tiles.keep_y), cuts(1, cols, tiles.keep_x)
     )
     root.mkdir()
     items = [
@@ -764,12 +821,6 @@ def segment_to_zarr_steps(
     if estimated:
         diameter = _estimate(source, net, dev, threshold)
     resampling = Resampling.for_scale(source.shape, infer.working_scale(diameter))
-    if resampling.scale > 1 and not resampling.identity:
-        raise NotImplementedError(
-            f"nuclei of {diameter:.1f} px are segmented on an upsampled grid, which "
-            "whole-slide segmentation does not make yet; segment the image in "
-            "memory (segment(np.asarray(image), ...)) or in parts"
-        )
     sizes = infer._min_sizes(resampling.scale, min_size)
     blocks = _Blocks(source.shape, block_size)
     tiles = infer.TileGrid.for_shape(resampling.work_shape, tile_size, overlap)
@@ -789,7 +840,7 @@ def segment_to_zarr_steps(
         with cluster.scheduler_for(client) as scheduler:
             runner = _Runner(scheduler, _cpus())
             grid = source
-            if not resampling.identity:
+            if resampling.scale < 1:
                 making = _working_grid(source, resampling, scratch, runner, block_size)
                 while True:
                     try:
@@ -799,7 +850,27 @@ def segment_to_zarr_steps(
                         break
                     done += 1
                     yield done, total
-            value_range, view = _sample_and_view(grid, context_size)
+            if resampling.scale > 1:
+                grid = _Upsampled(source, resampling)
+                value_range, view = _sample_and_view(
+                    source,
+                    partial(
+                        infer.upsampled_view,
+                        dtype=source.dtype,
+                        resampling=resampling,
+                        size=context_size,
+                    ),
+                )
+            else:
+                value_range, view = _sample_and_view(
+                    grid,
+                    partial(
+                        infer.coarse_view,
+                        shape=grid.shape,
+                        size=context_size,
+                        dtype=grid.dtype,
+                    ),
+                )
             if tiles.pins_pooling(context_size):
                 vectors = infer.pooled_vectors(
                     net, infer.as_batch(view, value_range, dev)
@@ -808,14 +879,14 @@ def segment_to_zarr_steps(
             done += 1
             yield done, total
 
-            store, items = _network_blocks(tiles, group, grid.shape, scratch / "net")
+            store, items = _network_blocks(tiles, group, resampling, scratch / "net")
             task = partial(
                 _network_task,
                 tiles=tiles,
                 device=str(dev),
                 value_range=value_range,
                 threshold=threshold,
-                identity=resampling.identity,
+                resampling=resampling,
                 store=store,
             )
             with (

@@ -56,7 +56,7 @@ from .defaults import (
 from .instances import instances_from_masks
 from .model import CompactDeepLab
 from .normalize import normalize, percentile_range
-from .rescale import TRAINED_DIAMETER, Resampling
+from .rescale import TRAINED_DIAMETER, Resampling, area_average
 from .stacks import check_axes, middle_plane, segment_stack_steps
 from .synthetic import BACKGROUND, CLASS_NAMES, CORE
 from .weights import load_model
@@ -290,23 +290,41 @@ def _array_grid(array: np.ndarray) -> _Grid:
     )
 
 
+def upsampled_view(
+    read_rows: Callable[[tuple[int, int]], np.ndarray],
+    dtype: np.dtype,
+    resampling: Resampling,
+    size: int,
+) -> np.ndarray:
+    """The image-pooling view of an upsampled working grid, from the image.
+
+    The working grid's shape divided by the integer factor that brings its
+    long side to at most ``size``, area-averaged from the image itself
+    (:func:`.rescale.area_average`, band by band: no full-size float copy,
+    and the same for an image read from disk). An image smaller than that
+    view (at most ``size`` pixels on its long side) is enlarged by OpenCV's
+    ``INTER_AREA`` whole.
+    """
+    height, width = resampling.work_shape
+    factor = max(1, math.ceil(max(height, width) / size))
+    shape = (max(1, height // factor), max(1, width // factor))
+    if shape[0] <= resampling.shape[0] and shape[1] <= resampling.shape[1]:
+        view = area_average(read_rows, resampling.shape, shape)
+    else:
+        image = np.asarray(read_rows((0, resampling.shape[0])))
+        source = image if image.dtype in _CV_DTYPES else image.astype(np.float32)
+        view = cv2.resize(source, shape[::-1], interpolation=cv2.INTER_AREA)
+    return view.astype(_view_dtype(np.dtype(dtype)), copy=False)
+
+
 def _upsampled_grid(image: np.ndarray, resampling: Resampling) -> _Grid:
     """The working grid of an upsampling, made tile by tile from the image."""
-
-    def coarse(size: int) -> np.ndarray:
-        height, width = resampling.work_shape
-        factor = max(1, math.ceil(max(height, width) / size))
-        shape = (max(1, height // factor), max(1, width // factor))
-        # OpenCV resizes uint8/uint16/float images as they are: no full-size
-        # float copy of the image for a view of about context_size pixels
-        source = image if image.dtype in _CV_DTYPES else image.astype(np.float32)
-        coarse = cv2.resize(source, shape[::-1], interpolation=cv2.INTER_AREA)
-        return coarse.astype(_view_dtype(image.dtype), copy=False)
-
     return _Grid(
         shape=resampling.work_shape,
         read=lambda rows, cols: resampling.work_tile(image, rows, cols),
-        coarse=coarse,
+        coarse=lambda size: upsampled_view(
+            lambda rows: image[rows[0] : rows[1]], image.dtype, resampling, size
+        ),
         value_range=percentile_range(image),
     )
 

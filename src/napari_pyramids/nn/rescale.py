@@ -39,7 +39,7 @@ import numpy as np
 
 from ..core.pyramid import reduce
 
-__all__ = ["TRAINED_DIAMETER", "Resampling"]
+__all__ = ["TRAINED_DIAMETER", "Resampling", "area_average"]
 
 #: Nucleus diameter (pixels) the shipped model is trained at; segmentation
 #: resamples images to it.
@@ -275,6 +275,39 @@ class Resampling:
             flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
             borderMode=cv2.BORDER_REPLICATE,
         )
+
+
+#: Pixels per band of :func:`area_average` (a float64 copy of a band at a time).
+_BAND_PIXELS = 1 << 22
+
+
+def area_average(
+    read_rows: Callable[[tuple[int, int]], np.ndarray],
+    shape: tuple[int, int],
+    out_shape: tuple[int, int],
+) -> np.ndarray:
+    """An image area-averaged down to ``out_shape`` (float64), band by band.
+
+    ``read_rows((y0, y1))`` returns those rows of the image (all columns).
+    Each output pixel is the mean of the image area it covers (OpenCV's
+    ``INTER_AREA`` for shrinking), computed per axis from global coordinates
+    in a fixed order, so the result does not depend on the banding: the
+    same for an image in memory and one read from disk. Only for shrinking
+    (``out_shape <= shape`` on both axes).
+    """
+    (n_y, n_x), (m_y, m_x) = shape, out_shape
+    if m_y > n_y or m_x > n_x:
+        raise ValueError(f"area_average shrinks: {out_shape} is larger than {shape}")
+    _, idx_x, w_x = _area_weights(n_x, m_x, (0, m_x))
+    per_band = max(1, _BAND_PIXELS // max(1, math.ceil(n_y / m_y) * n_x))
+    parts = []
+    for j0 in range(0, m_y, per_band):
+        lo, idx_y, w_y = _area_weights(n_y, m_y, (j0, min(m_y, j0 + per_band)))
+        band = np.asarray(read_rows((lo, int(idx_y.max()) + 1))).astype(np.float64)
+        parts.append(
+            _apply_axis(_apply_axis(band, idx_x, w_x, -1), idx_y - lo, w_y, -2)
+        )
+    return np.concatenate(parts, axis=-2)
 
 
 def _area_weights(
