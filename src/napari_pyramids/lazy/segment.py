@@ -9,12 +9,15 @@ what the in-memory path computes, only in pieces:
 1. **Network.** The same tiles (:class:`~napari_pyramids.nn.infer.TileGrid`),
    normalised by the same percentiles (the same strided sample of the whole
    image), with the image-pooling branch pinned to the same coarse view of
-   the whole image (:func:`~napari_pyramids.nn.infer.coarse_view`). A coarser
-   working grid (large nuclei) is made first (REDUCE octaves stored on disk,
-   then the fractional area average window by window), and its
-   probabilities come back to the image grid window by window
-   (:meth:`~napari_pyramids.nn.rescale.Resampling.image_window`). Groups of
-   tiles are stored as scratch arrays.
+   the whole image (:func:`~napari_pyramids.nn.infer.coarse_view`,
+   :func:`~napari_pyramids.nn.infer.upsampled_view`). A coarser working
+   grid (large nuclei) is made first (REDUCE octaves stored on disk, then
+   the fractional area average window by window), and its probabilities
+   come back to the image grid window by window
+   (:meth:`~napari_pyramids.nn.rescale.Resampling.image_window`); an
+   upsampled one (small nuclei) is made tile by tile from the image and
+   each tile's kept part brought back to its image pixels, as in memory.
+   Groups of tiles are stored as scratch arrays.
 2. **Seeds.** 4-connected components of the core mask per block, joined
    across block faces by union-find, so a nucleus cut by block borders is
    one seed with its whole area (``min_seed`` applies to that) and its
@@ -850,27 +853,24 @@ def segment_to_zarr_steps(
                         break
                     done += 1
                     yield done, total
-            if resampling.scale > 1:
+            sampled, view = (
+                grid,
+                partial(
+                    infer.coarse_view,
+                    shape=grid.shape,
+                    size=context_size,
+                    dtype=grid.dtype,
+                ),
+            )
+            if resampling.scale > 1:  # as in memory: the image's percentiles
                 grid = _Upsampled(source, resampling)
-                value_range, view = _sample_and_view(
-                    source,
-                    partial(
-                        infer.upsampled_view,
-                        dtype=source.dtype,
-                        resampling=resampling,
-                        size=context_size,
-                    ),
+                view = partial(
+                    infer.upsampled_view,
+                    dtype=source.dtype,
+                    resampling=resampling,
+                    size=context_size,
                 )
-            else:
-                value_range, view = _sample_and_view(
-                    grid,
-                    partial(
-                        infer.coarse_view,
-                        shape=grid.shape,
-                        size=context_size,
-                        dtype=grid.dtype,
-                    ),
-                )
+            value_range, view = _sample_and_view(sampled, view)
             if tiles.pins_pooling(context_size):
                 vectors = infer.pooled_vectors(
                     net, infer.as_batch(view, value_range, dev)
@@ -1013,19 +1013,9 @@ def segment_to_zarr(
     out,
     model: infer.ModelLike = "nuclei",
     *,
-    diameter: float | None = None,
-    tile_size: int = TILE_SIZE,
-    overlap: int = OVERLAP,
-    device: str | torch.device = "auto",
-    threshold: float = CORE_THRESHOLD,
-    min_size: int | None = None,
-    context_size: int = CONTEXT_SIZE,
-    block_size: int = BLOCK_SIZE,
-    overwrite: bool = False,
-    client=None,
-    version: str = "0.5",
     progress: infer.Progress | None = None,
     cancel: Callable[[], bool] | None = None,
+    **options,
 ) -> Path:
     """Segment nuclei in a 2-D image on disk, block by block, into OME-Zarr labels.
 
@@ -1043,12 +1033,13 @@ def segment_to_zarr(
         (axes y, x), level ``k`` every ``2**k``-th sample of level 0 (scale
         ``2**k``, translation 0). Open it with :func:`~napari_pyramids.
         read_ome_zarr`.
-    model, diameter, tile_size, overlap, device, threshold, min_size, context_size
-        As in :func:`~napari_pyramids.nn.infer.segment`. ``diameter=None``
-        estimates it on the image if it is at most ``ESTIMATE_REGION`` px on
-        each side (the in-memory estimate), else on its central window of
-        that size. Nuclei below ``segment``'s trained size that call for an
-        upsampled grid are not supported yet (NotImplementedError).
+    model
+        As in :func:`~napari_pyramids.nn.infer.segment`.
+    diameter, tile_size, overlap, device, threshold, min_size, context_size
+        Keyword options as in :func:`~napari_pyramids.nn.infer.segment`.
+        ``diameter=None`` estimates it on the image if it is at most
+        ``ESTIMATE_REGION`` px on each side (the in-memory estimate), else on
+        its central window of that size.
     block_size : int
         Side of the blocks (and of the stored chunks), pixels.
     overwrite : bool
@@ -1079,22 +1070,7 @@ def segment_to_zarr(
     ValueError, TypeError
         The image is not one 2-D plane of numbers, or an option is out of range.
     """
-    steps = segment_to_zarr_steps(
-        image,
-        out,
-        model,
-        diameter=diameter,
-        tile_size=tile_size,
-        overlap=overlap,
-        device=device,
-        threshold=threshold,
-        min_size=min_size,
-        context_size=context_size,
-        block_size=block_size,
-        overwrite=overwrite,
-        client=client,
-        version=version,
-    )
+    steps = segment_to_zarr_steps(image, out, model, **options)
     return infer._drive(steps, progress, cancel)
 
 

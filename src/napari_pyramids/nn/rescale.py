@@ -45,6 +45,11 @@ __all__ = ["TRAINED_DIAMETER", "Resampling", "area_average"]
 #: resamples images to it.
 TRAINED_DIAMETER = 20.0
 
+#: Rows or columns ``(start, stop)`` of a grid.
+Span = tuple[int, int]
+#: ``read(rows, cols)``: part of a grid (any leading axes), e.g. from disk.
+Reader = Callable[[Span, Span], np.ndarray]
+
 
 @dataclass(frozen=True)
 class Resampling:
@@ -117,17 +122,9 @@ class Resampling:
             return cv2.resize(
                 work, self.work_shape[::-1], interpolation=cv2.INTER_LINEAR
             )
-        full = ((0, self.work_shape[0]), (0, self.work_shape[1]))
-        return self.work_window(
-            lambda rows, cols: work[slice(*rows), slice(*cols)], *full
-        )
+        return self.work_window(_reader(work), *_whole(self.work_shape))
 
-    def work_window(
-        self,
-        read_octave: Callable[[tuple[int, int], tuple[int, int]], np.ndarray],
-        rows: tuple[int, int],
-        cols: tuple[int, int],
-    ) -> np.ndarray:
+    def work_window(self, read_octave: Reader, rows: Span, cols: Span) -> np.ndarray:
         """Rows and columns of the working grid of a reduction, from its octave.
 
         ``read_octave(rows, cols)`` returns part of the octave (the image after
@@ -138,47 +135,32 @@ class Resampling:
         segmentation makes the working grid block by block.
         """
         octave = self._octave_shape()
-        (lo_y, idx_y, w_y), (lo_x, idx_x, w_x) = (
+        weights = [
             _area_weights(n, m, span)
             for n, m, span in zip(octave, self.work_shape, (rows, cols), strict=True)
-        )
-        part = np.asarray(read_octave((lo_y, idx_y.max() + 1), (lo_x, idx_x.max() + 1)))
-        return _apply_axis(
-            _apply_axis(part, idx_y - lo_y, w_y, -2), idx_x - lo_x, w_x, -1
-        )
+        ]
+        return _separable(read_octave, weights)
 
     def map_to_image(self, work_map: np.ndarray) -> np.ndarray:
         """A float32 (h, w) map of the working grid, bilinearly on the image grid."""
         if self.identity:
             return work_map
-        full = ((0, self.shape[0]), (0, self.shape[1]))
-        return self.image_window(
-            lambda rows, cols: work_map[slice(*rows), slice(*cols)], *full
-        )
+        return self.image_window(_reader(work_map), *_whole(self.shape))
 
-    def image_window(
-        self,
-        read_work: Callable[[tuple[int, int], tuple[int, int]], np.ndarray],
-        rows: tuple[int, int],
-        cols: tuple[int, int],
-    ) -> np.ndarray:
+    def image_window(self, read_work: Reader, rows: Span, cols: Span) -> np.ndarray:
         """Image rows and columns of a working-grid map, bilinearly (float32).
 
         ``read_work(rows, cols)`` returns part of the map (``(..., h, w)``:
-        several maps at once). Each image pixel is
-        interpolated from the two working pixels either side of its working
-        position per axis (the edge pixel repeated beyond the grid), with
-        weights from its global coordinate, so any window equals that part of
-        :meth:`map_to_image` bit for bit.
+        several maps at once). Each image pixel is interpolated from the two
+        working pixels either side of its working position per axis (the edge
+        pixel repeated beyond the grid), with weights from its global
+        coordinate, so any window equals that part of :meth:`map_to_image`
+        bit for bit.
         """
-        (lo_y, idx_y, w_y), (lo_x, idx_x, w_x) = (
+        weights = [
             self._linear_weights(axis, span) for axis, span in enumerate((rows, cols))
-        )
-        part = np.asarray(read_work((lo_y, idx_y.max() + 1), (lo_x, idx_x.max() + 1)))
-        part = part.astype(np.float32, copy=False)
-        return _apply_axis(
-            _apply_axis(part, idx_y - lo_y, w_y, -2), idx_x - lo_x, w_x, -1
-        )
+        ]
+        return _separable(read_work, weights, np.float32)
 
     def _linear_weights(
         self, axis: int, span: tuple[int, int]
@@ -277,6 +259,16 @@ class Resampling:
         )
 
 
+def _reader(array: np.ndarray) -> Reader:
+    """A ``read(rows, cols)`` of an array in memory."""
+    return lambda rows, cols: array[..., rows[0] : rows[1], cols[0] : cols[1]]
+
+
+def _whole(shape: tuple[int, int]) -> tuple[Span, Span]:
+    """The rows and columns of a whole grid of ``shape``."""
+    return (0, shape[0]), (0, shape[1])
+
+
 #: Pixels per band of :func:`area_average` (a float64 copy of a band at a time).
 _BAND_PIXELS = 1 << 22
 
@@ -330,6 +322,16 @@ def _area_weights(
     weights = np.clip(overlap, 0.0, None) / step
     idx = np.minimum(idx, n - 1)  # padding past the end has weight 0
     return int(first.min()), idx, weights
+
+
+def _separable(read, weights, dtype=None) -> np.ndarray:
+    """Resample the window that ``weights`` (per axis, as :func:`_area_weights`
+    gives them) reads, axis by axis (y, then x)."""
+    (lo_y, idx_y, w_y), (lo_x, idx_x, w_x) = weights
+    part = np.asarray(read((lo_y, int(idx_y.max()) + 1), (lo_x, int(idx_x.max()) + 1)))
+    if dtype is not None:
+        part = part.astype(dtype, copy=False)
+    return _apply_axis(_apply_axis(part, idx_y - lo_y, w_y, -2), idx_x - lo_x, w_x, -1)
 
 
 def _apply_axis(
