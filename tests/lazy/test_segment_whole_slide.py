@@ -60,24 +60,31 @@ def crossing_ids(labels, side):
     return ids
 
 
-@pytest.mark.parametrize("diameter", [20.0, 40.0, 55.0, 12.0])
+@pytest.mark.parametrize(
+    ("diameter", "block"),
+    [(20.0, BLOCK), (40.0, BLOCK), (55.0, BLOCK), (12.0, BLOCK), (90.0, 64)],
+)
 def test_labels_equal_the_in_memory_path_across_block_borders(
-    model, image, tmp_path, diameter
+    model, image, tmp_path, diameter, block
 ):
     """On the image grid (20 px), octave 1 (40 px), octave 1 resampled (55 px),
-    upsampled (12 px)."""
+    upsampled (12 px), and with seeds growing further than a block (90 px)."""
     want = segment(image, model, diameter=diameter, **TILING)
+    calls = []
     out = npp.segment_to_zarr(
         as_zarr(image, tmp_path / "image.zarr"),
         tmp_path / "labels.zarr",
         model,
         diameter=diameter,
-        block_size=BLOCK,
+        block_size=block,
+        progress=lambda done, total: calls.append((done, total)),
         **TILING,
     )
+    total = calls[0][1]
+    assert calls == [(done, total) for done in range(total + 1)]
     got = read_labels(out)
     assert_same_up_to_ids(want, got)
-    assert len(crossing_ids(want, BLOCK)) >= 3  # nuclei cut by block borders
+    assert len(crossing_ids(want, block)) >= 3  # nuclei cut by block borders
     # ids are numbered as in memory: the same labels, not only the same partition
     np.testing.assert_array_equal(got, want)
     assert zarr.open_group(str(out), mode="r").attrs["napari_pyramids"]["nuclei"] == (

@@ -310,12 +310,14 @@ class _Blocks:
         ny, nx = self.counts
         return [(i, j) for i in range(ny) for j in range(nx)]
 
-    def near(self, i: int, j: int) -> list[tuple[int, int]]:
+    def near(self, i: int, j: int, reach: int) -> list[tuple[int, int]]:
+        """Block ``(i, j)`` and the blocks within ``reach`` pixels of it."""
         ny, nx = self.counts
+        rings = math.ceil(reach / self.side)
         return [
             (a, b)
-            for a in range(max(0, i - 1), min(ny, i + 2))
-            for b in range(max(0, j - 1), min(nx, j + 2))
+            for a in range(max(0, i - rings), min(ny, i + rings + 1))
+            for b in range(max(0, j - rings), min(nx, j + rings + 1))
         ]
 
 
@@ -931,7 +933,7 @@ def segment_to_zarr_steps(
                 orphans=orphans,
             )
             items = [
-                (block, {b: lookups[b] for b in blocks.near(*block)})
+                (block, {b: lookups[b] for b in blocks.near(*block, sizes["grow"])})
                 for block in blocks.all()
             ]
             seed_sizes = np.zeros(int(seed_ids.max(initial=0)) + 1, np.int64)

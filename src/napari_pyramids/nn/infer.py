@@ -940,7 +940,9 @@ def segment(
     ----------
     image : ndarray (H, W), or a stack (see ``axes``)
         Any integer or float dtype and range (normalised by its 1st and 99.8th
-        percentiles). Never modified.
+        percentiles). Never modified. A dask or zarr array is loaded; for one
+        larger than memory use :func:`napari_pyramids.segment_to_zarr`, which
+        gives the same labels block by block.
     model : str, path or CompactDeepLab
         A registered name, a weights file, or a loaded model (:func:`load_model`).
     diameter : float, optional
