@@ -832,7 +832,9 @@ def segment_to_zarr_steps(
     group = max(1, block_size // max(1, tiles.tile_h - overlap))
     n_net = math.ceil(len(tiles.ys) / group) * math.ceil(len(tiles.xs) / group)
     n_levels = pyramid_depth(source.shape, min_size=DEFAULT_MIN_SIZE)
-    fractional = resampling.work_shape != resampling._octave_shape()
+    fractional = resampling.scale < 1 and (
+        resampling.work_shape != resampling._octave_shape()
+    )
     total = resampling.octaves + fractional + 1 + n_net + 3 * len(blocks.all())
     total += n_levels - 1
     done = 0
