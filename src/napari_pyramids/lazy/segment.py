@@ -789,6 +789,99 @@ def _write_metadata(group, levels: int, fmt, name: str, info: dict) -> None:
     group.attrs["napari_pyramids"] = info
 
 
+class _Tally:
+    """Counts the steps of :func:`segment_to_zarr_steps` as ``(done, total)``."""
+
+    def __init__(self, total: int) -> None:
+        self.done, self.total = 0, total
+
+    def step(self) -> tuple[int, int]:
+        self.done += 1
+        return self.done, self.total
+
+    def through(self, steps: Generator):
+        """Run ``steps`` (one item per step), yielding the tally; return its value.
+
+        ``steps`` is closed when this is (a cancel): its running blocks stop
+        before the temporary folders are removed.
+        """
+        with closing(steps):
+            while True:
+                try:
+                    next(steps)
+                except StopIteration as finished:
+                    return finished.value
+                yield self.step()
+
+
+def _seeds(runner: _Runner, blocks: _Blocks, masks: _Masks, scratch: Path, min_seed):
+    """Core components per block, joined over the image into seeds.
+
+    Yields per block; returns, per block, the lookup from its local core
+    labels to global seed ids (raster order of the seeds' first pixels;
+    components under ``min_seed`` pixels seed nothing), and the path of the
+    stored local labels.
+    """
+    cores = str(scratch / "cores")
+    _scratch_array(Path(cores), blocks.shape, np.int32, blocks.side)
+    task = partial(_seed_task, blocks=blocks, masks=masks, cores=cores)
+    parts = {}
+    with closing(runner.run(task, blocks.all())) as results:
+        for block, found in results:
+            parts[block] = found
+            yield
+    seeds = _join(parts)
+    ids = _raster_ranks(seeds.first, seeds.areas >= min_seed)
+    lookups = {b: seeds.per_block(ids, b, len(p.areas)) for b, p in parts.items()}
+    return lookups, cores
+
+
+def _growth(runner, blocks: _Blocks, masks, cores: str, lookups: dict, grow, scratch):
+    """Seeds grown block by block (each with a halo of ``grow``), orphans found.
+
+    Yields per block; returns the pixel count per seed id and the orphans'
+    parts (for :func:`_final_ids`), and the paths of the stored grown ids
+    and orphan labels.
+    """
+    grown, orphans = str(scratch / "grown"), str(scratch / "orphans")
+    _scratch_array(Path(grown), blocks.shape, np.uint64, blocks.side)
+    _scratch_array(Path(orphans), blocks.shape, np.int32, blocks.side)
+    task = partial(
+        _grow_task,
+        blocks=blocks,
+        masks=masks,
+        cores=cores,
+        grow=grow,
+        grown=grown,
+        orphans=orphans,
+    )
+    items = [
+        (block, {b: lookups[b] for b in blocks.near(*block, grow)})
+        for block in blocks.all()
+    ]
+    count = max((int(lut.max(initial=0)) for lut in lookups.values()), default=0)
+    seed_sizes = np.zeros(count + 1, np.int64)
+    parts = {}
+    with closing(runner.run(task, items)) as results:
+        for block, ids, counts, found in results:
+            np.add.at(seed_sizes, ids, counts)
+            parts[block] = found
+            yield
+    return (seed_sizes, _join(parts), parts), grown, orphans
+
+
+def _label_array(group, name: str, shape, dtype, side: int, fmt):
+    """A level of the output labels, chunked by the blocks."""
+    return group.create_array(
+        name,
+        shape=tuple(shape),
+        dtype=dtype,
+        chunks=tuple(min(side, n) for n in shape),
+        chunk_key_encoding=fmt.chunk_key_encoding,
+        **({"dimension_names": ["y", "x"]} if fmt.zarr_format == 3 else {}),
+    )
+
+
 def segment_to_zarr_steps(
     image,
     out,
@@ -837,8 +930,8 @@ def segment_to_zarr_steps(
     )
     total = resampling.octaves + fractional + 1 + n_net + 3 * len(blocks.all())
     total += n_levels - 1
-    done = 0
-    yield done, total
+    tally = _Tally(total)
+    yield 0, total
 
     ome_zarr._remove_leftovers(path)
     temp = ome_zarr._make_temp(path, "partial")
@@ -849,14 +942,7 @@ def segment_to_zarr_steps(
             grid = source
             if resampling.scale < 1:
                 making = _working_grid(source, resampling, scratch, runner, block_size)
-                while True:
-                    try:
-                        next(making)
-                    except StopIteration as finished:
-                        grid = finished.value
-                        break
-                    done += 1
-                    yield done, total
+                grid = yield from tally.through(making)
             sampled, view = (
                 grid,
                 partial(
@@ -880,8 +966,7 @@ def segment_to_zarr_steps(
                     net, infer.as_batch(view, value_range, dev)
                 )
                 infer.pin_image_pooling(net, vectors)
-            done += 1
-            yield done, total
+            yield tally.step()
 
             store, items = _network_blocks(tiles, group, resampling, scratch / "net")
             task = partial(
@@ -898,67 +983,21 @@ def segment_to_zarr_steps(
                 if scheduler is None
                 else nullcontext(1)
             ) as workers:
-                running = runner.run(task, items, threads=workers, grid=grid, net=net)
-                with closing(running):  # a cancel stops the tasks before cleaning up
-                    for _ in running:
-                        done += 1
-                        yield done, total
-
+                yield from tally.through(
+                    runner.run(task, items, threads=workers, grid=grid, net=net)
+                )
             masks = _Masks(store, resampling, threshold)
-            cores = str(scratch / "cores")
-            _scratch_array(Path(cores), source.shape, np.int32, block_size)
-            task = partial(_seed_task, blocks=blocks, masks=masks, cores=cores)
-            seed_parts = {}
-            with closing(runner.run(task, blocks.all())) as running:
-                for block, found in running:
-                    seed_parts[block] = found
-                    done += 1
-                    yield done, total
-            seeds = _join(seed_parts)
-            seed_ids = _raster_ranks(seeds.first, seeds.areas >= sizes["min_seed"])
-            lookups = {
-                block: seeds.per_block(seed_ids, block, len(p.areas))
-                for block, p in seed_parts.items()
-            }
-            del seed_parts
-
-            grown, orphans = str(scratch / "grown"), str(scratch / "orphans")
-            _scratch_array(Path(grown), source.shape, np.uint64, block_size)
-            _scratch_array(Path(orphans), source.shape, np.int32, block_size)
-            task = partial(
-                _grow_task,
-                blocks=blocks,
-                masks=masks,
-                cores=cores,
-                grow=sizes["grow"],
-                grown=grown,
-                orphans=orphans,
+            lookups, cores = yield from tally.through(
+                _seeds(runner, blocks, masks, scratch, sizes["min_seed"])
             )
-            items = [
-                (block, {b: lookups[b] for b in blocks.near(*block, sizes["grow"])})
-                for block in blocks.all()
-            ]
-            seed_sizes = np.zeros(int(seed_ids.max(initial=0)) + 1, np.int64)
-            orphan_parts = {}
-            with closing(runner.run(task, items)) as running:
-                for block, ids, counts, found in running:
-                    np.add.at(seed_sizes, ids, counts)
-                    orphan_parts[block] = found
-                    done += 1
-                    yield done, total
-            del items, lookups
-
-            final_seeds, final_orphans, count = _final_ids(
-                seed_sizes, _join(orphan_parts), orphan_parts, sizes["min_size"]
+            sizes_and_orphans, grown, orphans = yield from tally.through(
+                _growth(runner, blocks, masks, cores, lookups, sizes["grow"], scratch)
             )
+            del lookups
+            seeds, orphan_ids, count = _final_ids(*sizes_and_orphans, sizes["min_size"])
             labels = zarr.open_group(str(temp), mode="w", zarr_format=fmt.zarr_format)
-            level = labels.create_array(
-                "s0",
-                shape=source.shape,
-                dtype=final_seeds.dtype,
-                chunks=(block_size, block_size),
-                chunk_key_encoding=fmt.chunk_key_encoding,
-                **({"dimension_names": ["y", "x"]} if fmt.zarr_format == 3 else {}),
+            level = _label_array(
+                labels, "s0", source.shape, seeds.dtype, block_size, fmt
             )
             task = partial(
                 _label_task,
@@ -967,23 +1006,13 @@ def segment_to_zarr_steps(
                 orphans=orphans,
                 out=str(temp / "s0"),
             )
-            running = runner.run(
-                task, blocks.all(), seed_ids=final_seeds, orphan_ids=final_orphans
+            yield from tally.through(
+                runner.run(task, blocks.all(), seed_ids=seeds, orphan_ids=orphan_ids)
             )
-            with closing(running):
-                for _ in running:
-                    done += 1
-                    yield done, total
-
             for k in range(1, n_levels):
                 coarser = da.from_zarr(level)[::2, ::2]
-                level = labels.create_array(
-                    f"s{k}",
-                    shape=coarser.shape,
-                    dtype=coarser.dtype,
-                    chunks=tuple(min(block_size, n) for n in coarser.shape),
-                    chunk_key_encoding=fmt.chunk_key_encoding,
-                    **({"dimension_names": ["y", "x"]} if fmt.zarr_format == 3 else {}),
+                level = _label_array(
+                    labels, f"s{k}", coarser.shape, coarser.dtype, block_size, fmt
                 )
                 da.store(
                     coarser.rechunk(level.chunks),
@@ -991,8 +1020,7 @@ def segment_to_zarr_steps(
                     lock=False,
                     scheduler=scheduler,
                 )
-                done += 1
-                yield done, total
+                yield tally.step()
         _write_metadata(
             labels,
             n_levels,
