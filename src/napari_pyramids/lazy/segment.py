@@ -542,8 +542,8 @@ def _grow_task(
     inner = (slice(y0 - wy0, y1 - wy0), slice(x0 - wx0, x1 - wx0))
     ids = grown_window[inner].astype(np.intp)
     counts = np.bincount(ids.ravel(), minlength=len(present) + 1)[1:]
-    global_ids = np.concatenate([[0], present]).astype(np.uint64)[ids]
-    zarr.open_array(grown, mode="r+")[y0:y1, x0:x1] = global_ids
+    target = zarr.open_array(grown, mode="r+")
+    target[y0:y1, x0:x1] = np.concatenate([[0], present]).astype(target.dtype)[ids]
     lone = ((bits[inner] & _FOREGROUND_BIT) > 0) & (ids == 0)
     labels, count, areas = components(lone)
     zarr.open_array(orphans, mode="r+")[y0:y1, x0:x1] = labels
@@ -843,8 +843,11 @@ def _growth(runner, blocks: _Blocks, masks, cores: str, lookups: dict, grow, scr
     parts (for :func:`_final_ids`), and the paths of the stored grown ids
     and orphan labels.
     """
+    count = max((int(lut.max(initial=0)) for lut in lookups.values()), default=0)
     grown, orphans = str(scratch / "grown"), str(scratch / "orphans")
-    _scratch_array(Path(grown), blocks.shape, np.uint64, blocks.side)
+    _scratch_array(
+        Path(grown), blocks.shape, smallest_uint(np.zeros(0), count).dtype, blocks.side
+    )
     _scratch_array(Path(orphans), blocks.shape, np.int32, blocks.side)
     task = partial(
         _grow_task,
@@ -859,7 +862,6 @@ def _growth(runner, blocks: _Blocks, masks, cores: str, lookups: dict, grow, scr
         (block, {b: lookups[b] for b in blocks.near(*block, grow)})
         for block in blocks.all()
     ]
-    count = max((int(lut.max(initial=0)) for lut in lookups.values()), default=0)
     seed_sizes = np.zeros(count + 1, np.int64)
     parts = {}
     with closing(runner.run(task, items)) as results:
