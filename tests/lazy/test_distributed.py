@@ -82,3 +82,26 @@ def test_whole_slide_segmentation_runs_on_the_workers_with_equal_labels(
         assert any(step in key for key, _ in ran), step
     assert {worker for _, worker in ran} == workers  # both processes took blocks
     np.testing.assert_array_equal(np.asarray(npp.read_ome_zarr(out).levels[0]), want)
+
+
+def test_whole_slide_segmentation_at_a_scheduler_address(local_cluster, tmp_path):
+    pytest.importorskip("torch")
+    from napari_pyramids.nn import segment
+    from napari_pyramids.nn.synthetic import make_nuclei_image
+
+    picture, _ = make_nuclei_image((96, 110), np.random.default_rng(9))
+    image = (picture.astype(np.float64) / picture.max() * 4000).astype(np.uint16)
+    options = {"diameter": 20, "tile_size": 64, "overlap": 16, "context_size": 64}
+    assert cluster.current_client() is None
+    out = npp.segment_to_zarr(
+        image,
+        tmp_path / "nuclei.zarr",
+        block_size=64,
+        client=local_cluster.scheduler_address,
+        **options,
+    )
+    assert cluster.current_client() is None  # the temporary connection was closed
+    np.testing.assert_array_equal(
+        np.asarray(npp.read_ome_zarr(out).levels[0]),
+        segment(image, device="cpu", **options),
+    )

@@ -270,7 +270,7 @@ class _Runner:
         }
         slots = 2 * max(1, len(self.client.scheduler_info().get("workers", {})))
         queue = deque(items)
-        running = as_completed()
+        running = as_completed(loop=self.client.loop)
         submitted = []
 
         def submit() -> None:
