@@ -2,7 +2,7 @@
 
 import threading
 
-from napari_pyramids.widgets._base import Job
+from napari_pyramids.actions import Job
 
 
 def run_widget(qtbot, widget, timeout: int = 30_000):
@@ -29,7 +29,7 @@ def cancel_after_first_step(
     resume = threading.Event()
 
     def paused_run():
-        job_steps = real_job.run()
+        job_steps = iter(real_job)
         try:
             for _ in range(steps):
                 yield next(job_steps)
@@ -38,7 +38,7 @@ def cancel_after_first_step(
         finally:  # cancelled while paused: the real job is closed too
             job_steps.close()
 
-    widget.prepare = lambda: Job(run=paused_run, description=real_job.description)
+    widget.prepare = lambda: Job(real_job.description, paused_run())
     assert widget.run() is not None
     assert widget._run_button.text == "Cancel"
     qtbot.waitUntil(lambda: widget.status.startswith(first_status), timeout=10_000)

@@ -29,6 +29,8 @@ The public API (a contract: tests, docs and users depend on these names)::
     npp.measure(labels, image, scale=...)     # per-nucleus table (pandas)
     npp.nn.ASPP, npp.nn.SpatialPyramidPooling, npp.nn.PyramidPoolingModule
     # gaussian_pyramid / laplacian_pyramid given a dask or zarr array return dask arrays
+    # blend, find_template, segment, write_ome_zarr take progress(done, total) and
+    # cancel() -> bool callbacks (napari_pyramids.progress); iter_* are their generators
 
 ``import napari_pyramids`` stays light: torch, Qt and napari load only when a
 name that needs them is first used (module ``__getattr__``, PEP 562).
@@ -46,14 +48,12 @@ from napari_pyramids.core.blend import (
 from napari_pyramids.core.pyramid import (
     equal_size_levels,
     expand,
-    gaussian_pyramid,
-    iter_pyramid,
-    laplacian_pyramid,
     pyramid_depth,
     reconstruct,
     reduce,
 )
 from napari_pyramids.core.search import Match, OctaveTrace, find_template, zncc_map
+from napari_pyramids.dispatch import gaussian_pyramid, iter_pyramid, laplacian_pyramid
 
 __version__ = "0.1.0"
 
@@ -65,7 +65,7 @@ _LAZY = {
     "write_ome_zarr_labels": "napari_pyramids.lazy.ome_zarr_labels",
     "read_ome_zarr_labels": "napari_pyramids.lazy.ome_zarr_labels",
     "segment": "napari_pyramids.nn.infer",
-    "segment_to_zarr": "napari_pyramids.lazy.segment",
+    "segment_to_zarr": "napari_pyramids.nn.whole_slide",
     "estimate_diameter": "napari_pyramids.nn.infer",
     "load_model": "napari_pyramids.nn.weights",
     "save_model": "napari_pyramids.nn.weights",

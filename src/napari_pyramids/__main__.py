@@ -12,20 +12,33 @@ from __future__ import annotations
 import argparse
 import sys
 
+# the window size of ``demo --screenshot`` (and of the README's picture)
+SCREENSHOT_SIZE = (1400, 860)
 
-def build_demo_viewer(*, show: bool = True):
+
+def build_demo_viewer(*, show: bool = True, size: tuple[int, int] | None = None):
     """Open a viewer with the demo data and all plugin widgets docked."""
     import napari
+
+    viewer = napari.Viewer(title="napari-pyramids demo", show=show)
+    set_up_demo(viewer, size=size)
+    return viewer
+
+
+def set_up_demo(viewer, *, size: tuple[int, int] | None = None) -> None:
+    """Put the demo data and every plugin widget into ``viewer``.
+
+    ``size`` (width, height) resizes the window first. The octaves are framed
+    once the docks have taken their room, so they fill the canvas left over.
+    """
     import npe2
 
     from napari_pyramids.console import add_pyramid
 
-    viewer = napari.Viewer(title="napari-pyramids demo", show=show)
+    if size is not None:
+        viewer.window.resize(*size)
     viewer.open_sample("napari-pyramids", "astronaut")
     add_pyramid(viewer, "astronaut", kind="gaussian", levels=5)
-    # napari >= 0.9 keeps grid settings on viewer.canvas; older ones on viewer
-    canvas = getattr(viewer, "canvas", None)
-    (canvas.grid if hasattr(canvas, "grid") else viewer.grid).enabled = True
     viewer.layers.selection.active = viewer.layers["astronaut"]
 
     manifest = npe2.PluginManager.instance().get_manifest("napari-pyramids")
@@ -37,8 +50,36 @@ def build_demo_viewer(*, show: bool = True):
     ]
     docks[0].show()
     docks[0].raise_()  # the Pyramid tab in front
+    frame_octaves(viewer)
+
+
+def frame_octaves(viewer) -> None:
+    """Show the layers side by side as large as the canvas allows, and fit the view.
+
+    Runs Qt's pending events first, so the window's layout (the docks just
+    added) has settled and the camera is fit to the canvas left for the view.
+    """
+    from qtpy.QtWidgets import QApplication
+
+    for _ in range(5):
+        QApplication.processEvents()
+    grid = viewer.canvas.grid
+    grid.shape = grid_shape(len(viewer.layers), *viewer.canvas.size)
+    grid.enabled = True
     viewer.reset_view()
-    return viewer
+
+
+def grid_shape(n: int, height: float, width: float) -> tuple[int, int]:
+    """(rows, columns) that show ``n`` square tiles largest on a canvas this size.
+
+    The demo's layers, the astronaut and its octaves, all cover the same
+    square world extent (octave ``k`` has scale ``2**k``), so each grid cell
+    holds a square.
+    """
+    if n < 1:
+        raise ValueError(f"a grid needs at least one tile, got {n}")
+    shapes = [(-(-n // columns), columns) for columns in range(1, n + 1)]
+    return max(shapes, key=lambda s: (min(height / s[0], width / s[1]), -s[0] * s[1]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,18 +110,22 @@ def main(argv: list[str] | None = None) -> int:
 
     import napari
 
-    viewer = build_demo_viewer()
-    if args.screenshot:
-        from qtpy.QtWidgets import QApplication
-
-        viewer.window._qt_window.resize(1400, 860)
-        for _ in range(20):  # let Qt lay out the docks and the canvas draw
-            QApplication.processEvents()
-        viewer.screenshot(args.screenshot, canvas_only=False, flash=False)
-        print(f"saved {args.screenshot}")
-        viewer.close()
+    if not args.screenshot:
+        build_demo_viewer()
+        napari.run()
         return 0
-    napari.run()
+    from pathlib import Path
+
+    from qtpy.QtWidgets import QApplication
+
+    viewer = build_demo_viewer(size=SCREENSHOT_SIZE)
+    for _ in range(20):  # let the canvas draw
+        QApplication.processEvents()
+    path = Path(args.screenshot)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    viewer.screenshot(str(path), canvas_only=False, flash=False)
+    print(f"saved the demo window to {path}")
+    viewer.close()
     return 0
 
 

@@ -6,10 +6,11 @@
 
 from __future__ import annotations
 
-from napari_pyramids.core.pyramid import DEFAULT_MIN_SIZE
-from napari_pyramids.layers import source_from_layer
-from napari_pyramids.widgets._base import add_layer_tuples, run_to_completion
-from napari_pyramids.widgets.pyramid import PyramidSettings, make_pyramid_job
+from napari_pyramids.actions import pyramid, run_to_completion
+from napari_pyramids.layers import add_layer_tuples, source_from_layer
+
+#: The Pyramid widget's defaults, which add_pyramid shares.
+_DEFAULTS = pyramid.PyramidSettings()
 
 
 def _layer(viewer, layer):
@@ -32,13 +33,13 @@ def _layer(viewer, layer):
 def add_pyramid(
     viewer,
     layer,
-    kind: str = "gaussian",
-    output: str = "octaves",
+    kind: str = _DEFAULTS.kind,
+    output: str = _DEFAULTS.output,
     *,
-    levels: int | None = None,
-    reduce_z: bool = False,
-    min_size: int = DEFAULT_MIN_SIZE,
-    keep_dtype: bool = True,
+    levels: int | None = _DEFAULTS.levels,
+    reduce_z: bool = _DEFAULTS.reduce_z,
+    min_size: int = _DEFAULTS.min_size,
+    keep_dtype: bool = _DEFAULTS.keep_dtype,
 ) -> list:
     """Add the Gaussian or Laplacian pyramid of an image layer to ``viewer``.
 
@@ -63,7 +64,7 @@ def add_pyramid(
         The layers added (or updated in place when names already exist).
     """
     source = source_from_layer(_layer(viewer, layer))
-    settings = PyramidSettings(
+    settings = pyramid.PyramidSettings(
         kind=kind,
         levels=levels,
         output=output,
@@ -71,5 +72,5 @@ def add_pyramid(
         min_size=min_size,
         keep_dtype=keep_dtype,
     )
-    tuples = run_to_completion(make_pyramid_job(source, settings))
-    return add_layer_tuples(viewer, tuples)
+    result = run_to_completion(pyramid.run(source, settings))
+    return add_layer_tuples(viewer, result.layers)

@@ -1,8 +1,9 @@
 """The one place that converts between napari layers and arrays + geometry.
 
 Widgets and the console helpers read a layer with :func:`source_from_layer`, hand
-plain arrays to ``core`` / ``nn`` / ``lazy``, and turn results back into napari
-``LayerDataTuple`` s with the builders below. Keeping the conversion here means
+plain arrays to the actions (and through them to ``core`` / ``nn`` / ``lazy``),
+turn results back into napari ``LayerDataTuple`` s with the builders below, and
+add those to a viewer with :func:`add_layer_tuples`. Keeping the conversion here means
 scale, translate, axis labels and units are carried over the same way
 everywhere (the bug behind cellpose-napari #37 and stardist-napari #13).
 
@@ -18,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from napari_pyramids.core.checks import is_lazy
 
 LayerDataTuple = tuple[Any, dict, str]
 
@@ -54,14 +57,29 @@ class Source:
     @property
     def is_lazy(self) -> bool:
         """True for dask or zarr backed data, which should not be loaded whole."""
-        return not isinstance(self.data, np.ndarray)
+        return is_lazy(self.data)
+
+
+#: napari layer classes by the kind names used here.
+_KINDS = ("image", "labels", "shapes", "points")
+
+
+def layer_kind(layer) -> str | None:
+    """``"image"``, ``"labels"``, ``"shapes"`` or ``"points"`` for such a napari
+    layer; None for anything else (another layer type, None, an array)."""
+    from napari import layers
+
+    for kind in _KINDS:
+        if isinstance(layer, getattr(layers, kind.capitalize())):
+            return kind
+    return None
 
 
 def source_from_layer(layer, *, role: str = "image") -> Source:
     """Read an Image layer into a :class:`Source`, with clear errors for bad picks."""
     if layer is None:
         raise ValueError(f"choose an {role} layer first (the viewer has none selected)")
-    if getattr(layer, "_type_string", None) != "image":
+    if layer_kind(layer) != "image":
         raise TypeError(
             f"{role} must be an Image layer, got a {type(layer).__name__} layer "
             f"{layer.name!r}"
@@ -132,7 +150,7 @@ def _display_meta(source: Source, data, *, band: bool) -> dict:
     """Colour settings: diverging around 0 for bands, the source's look otherwise."""
     meta: dict = {"rgb": source.rgb}
     if band:
-        if isinstance(data, np.ndarray):
+        if not is_lazy(data):
             meta["contrast_limits"] = band_contrast(data)
         else:  # lazy: a percentile would compute the whole pyramid; estimate instead
             lo, hi = source.display.get("contrast_limits", (0.0, 1.0))
@@ -247,7 +265,7 @@ def mask_source_from_layer(layer, image: Source, *, label: int | None = None) ->
     """
     if layer is None:
         raise ValueError("choose a mask layer (Labels, Shapes or Image) first")
-    kind = getattr(layer, "_type_string", None)
+    kind = layer_kind(layer)
     grid = tuple(image.data.shape)
     if image.channel_axis is not None:
         del_axis = image.channel_axis % len(grid)
@@ -303,7 +321,7 @@ def _label_weights(name: str, data: np.ndarray, label: int | None) -> np.ndarray
         if label is None or not data.any():
             raise ValueError(
                 f"the Labels layer {name!r} has no painted pixels; paint the region "
-                "to take from image A"
+                "the mask should select"
             )
         present = ", ".join(str(v) for v in np.unique(data[data != 0])[:10])
         raise ValueError(
@@ -340,8 +358,8 @@ def _rasterise_shapes(layer, image: Source, grid) -> np.ndarray:
 
     if len(layer.data) == 0:
         raise ValueError(
-            f"the Shapes layer {layer.name!r} has no shapes; draw the region to take "
-            "from image A"
+            f"the Shapes layer {layer.name!r} has no shapes; draw the region "
+            "the mask should select"
         )
     if layer.ndim != len(grid):
         raise ValueError(
@@ -363,6 +381,25 @@ def _rasterise_shapes(layer, image: Source, grid) -> np.ndarray:
     return weights.astype(np.float32)
 
 
+def region_mask(shapes_layer, image_layer) -> np.ndarray:
+    """The union of a Shapes layer's shapes as a mask on the image's grid."""
+    if not np.allclose(
+        shapes_layer.scale[-2:], image_layer.scale[-2:]
+    ) or not np.allclose(shapes_layer.translate[-2:], image_layer.translate[-2:]):
+        raise ValueError(
+            f"draw the region on a Shapes layer with the scale and translate of "
+            f"{image_layer.name!r}"
+        )
+    shape = image_layer.data.shape[-2:]
+    if not len(shapes_layer.data):
+        raise ValueError(f"the region layer {shapes_layer.name!r} has no shapes")
+    masks = shapes_layer.to_masks(mask_shape=shape)
+    mask = np.asarray(masks).any(axis=0)
+    if not mask.any():
+        raise ValueError(f"the region {shapes_layer.name!r} lies outside the image")
+    return mask
+
+
 def rectangle_crop(source: Source, shapes_layer) -> tuple[slice, ...]:
     """Pixel slices of ``source`` under the last shape of ``shapes_layer``.
 
@@ -371,7 +408,7 @@ def rectangle_crop(source: Source, shapes_layer) -> tuple[slice, ...]:
     layer (with its own scale and translate) cuts the right pixels. Only the
     last two (y, x) axes are cut; the bounding box of the shape is used.
     """
-    if shapes_layer is None or getattr(shapes_layer, "_type_string", "") != "shapes":
+    if layer_kind(shapes_layer) != "shapes":
         raise TypeError("choose a Shapes layer holding a rectangle")
     if len(shapes_layer.data) == 0:
         raise ValueError(
@@ -397,3 +434,52 @@ def rectangle_crop(source: Source, shapes_layer) -> tuple[slice, ...]:
             "draw it over the image"
         )
     return tuple(slice(a, b) for a, b in zip(lo_in, hi_in))
+
+
+def add_layer_tuples(viewer, tuples: list[LayerDataTuple]) -> list:
+    """Add layer tuples to ``viewer``, updating same-named layers in place.
+
+    An Image or Labels layer is reused when its name and type match and it can
+    hold the new data (same dimensions, rgb-ness and multiscale-ness); other
+    layers (Points, Shapes carry per-item properties) are replaced at their index.
+    Returns the layers, in order.
+    """
+    from napari.layers import Layer
+
+    layers = []
+    for data, meta, layer_type in tuples:
+        meta = dict(meta)
+        name = meta.get("name")
+        old = viewer.layers[name] if name in viewer.layers else None  # noqa: SIM401
+        new = Layer.create(data, meta, layer_type)
+        if old is not None and _can_update(old, new):
+            old.data = new.data
+            for key in (
+                "scale",
+                "translate",
+                "contrast_limits",
+                "colormap",
+                "metadata",
+                "features",
+            ):
+                if key in meta:
+                    setattr(old, key, meta[key])
+            layers.append(old)
+            continue
+        if old is not None:
+            index = viewer.layers.index(old)
+            viewer.layers.remove(old)
+            viewer.layers.insert(index, new)
+        else:
+            viewer.add_layer(new)
+        layers.append(new)
+    return layers
+
+
+def _can_update(old, new) -> bool:
+    if type(old) is not type(new) or old.ndim != new.ndim:
+        return False
+    same_image_kind = getattr(old, "rgb", None) == getattr(
+        new, "rgb", None
+    ) and getattr(old, "multiscale", None) == getattr(new, "multiscale", None)
+    return same_image_kind and layer_kind(old) not in ("points", "shapes")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import napari_pyramids as npp
-from napari_pyramids.core.pyramid import _cast_like
+from napari_pyramids.core.pyramid import cast_like
 
 INT_DTYPES = [np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32]
 WIDE_INTS = [np.int32, np.uint32, np.int64, np.uint64]
@@ -18,7 +18,7 @@ def test_cast_clips_at_the_exact_integer_bounds(dtype):
     info = np.iinfo(dtype)
     level = np.array([-1e30, float(info.min), float(info.max), 1e30, 2.5, 3.5])
     for work in (np.float32, np.float64):
-        out = _cast_like(level.astype(work), np.dtype(dtype))
+        out = cast_like(level.astype(work), np.dtype(dtype))
         assert out.dtype == dtype
         assert out[0] == out[1] == info.min and out[2] == out[3] == info.max
         assert list(out[4:]) == [2, 4]  # rounded half to even, as np.rint

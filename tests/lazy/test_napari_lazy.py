@@ -5,13 +5,11 @@ import numpy as np
 import pytest
 
 import napari_pyramids as npp
+from napari_pyramids.actions import pyramid
+from napari_pyramids.actions.pyramid import PyramidSettings
 from napari_pyramids.layers import source_from_layer
 from napari_pyramids.lazy import napari_io
-from napari_pyramids.widgets.pyramid import (
-    PyramidSettings,
-    PyramidWidget,
-    make_pyramid_job,
-)
+from napari_pyramids.widgets.pyramid import PyramidWidget
 
 RNG = np.random.default_rng(5)
 
@@ -31,7 +29,7 @@ def test_widget_builds_a_lazy_multiscale_layer_for_dask_data(viewer, qtbot):
     assert widget.output.value == "multiscale"
     octaves = PyramidSettings(output="octaves")  # ... and the job refuses others
     with pytest.raises(ValueError, match="out of core"):
-        make_pyramid_job(source_from_layer(src), octaves)
+        pyramid.run(source_from_layer(src), octaves)
     widget.auto_levels.value = False
     widget.levels.value = 4
     worker = widget.run()

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 
-from napari_pyramids.core._steps import drain
 from napari_pyramids.nn import (
     SegmentationCancelled,
     aspp_branch_responses,
@@ -12,6 +11,7 @@ from napari_pyramids.nn import (
 )
 from napari_pyramids.nn.metrics import match_counts
 from napari_pyramids.nn.synthetic import make_nuclei_image
+from napari_pyramids.progress import drain
 
 
 def f1(true, pred):

@@ -36,18 +36,22 @@ def test_pt_state_dict_loads_with_weights_only(tmp_path):
 
 
 class _Payload:
+    """Unpickling it would create the file ``sentinel`` (code run on load)."""
+
+    def __init__(self, sentinel):
+        self.sentinel = str(sentinel)
+
     def __reduce__(self):
-        return (open, ("/tmp/napari_pyramids_pwned", "w"))
+        return (open, (self.sentinel, "w"))
 
 
 def test_pickled_code_is_never_run(tmp_path):
     path = tmp_path / "evil.pt"
-    torch.save({"state_dict": _Payload()}, path)
+    sentinel = tmp_path / "pwned"  # this test's own: no other run can leave it
+    torch.save({"state_dict": _Payload(sentinel)}, path)
     with pytest.raises(WeightsError, match="weights_only"):
         load_model(path)
-    import os
-
-    assert not os.path.exists("/tmp/napari_pyramids_pwned")
+    assert not sentinel.exists()
 
 
 def test_not_a_state_dict(tmp_path):

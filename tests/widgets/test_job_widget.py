@@ -5,7 +5,8 @@ import threading
 
 import numpy as np
 
-from napari_pyramids.widgets._base import Job, JobWidget, Step
+from napari_pyramids.actions import Job, Result, Step
+from napari_pyramids.widgets._base import JobWidget
 
 
 class _SlowWidget(JobWidget):
@@ -23,9 +24,9 @@ class _SlowWidget(JobWidget):
             yield Step(1, 2, "first step")
             self.go_on.wait(10)
             yield Step(2, 2, "second step")
-            return [(np.zeros((4, 4)), {"name": "slow result"}, "image")]
+            return Result([(np.zeros((4, 4)), {"name": "slow result"}, "image")])
 
-        return Job(run=run, description="slow job")
+        return Job("slow job", run())
 
 
 def test_a_second_run_while_one_runs_starts_no_second_worker(viewer, qtbot):

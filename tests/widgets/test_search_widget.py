@@ -73,8 +73,8 @@ def test_cancel_mid_search_adds_nothing(viewer, qtbot):
 
 
 def test_exhaustive_timing_is_opencv_on_2d_only():
+    from napari_pyramids.actions.search import exhaustive_seconds
     from napari_pyramids.layers import Source
-    from napari_pyramids.widgets.search import exhaustive_seconds
 
     rgb = Source(data.astronaut(), "astronaut", (1.0, 1.0), (0.0, 0.0), -1)
     assert exhaustive_seconds(rgb, data.astronaut()[10:40, 10:40]) > 0

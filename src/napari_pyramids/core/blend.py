@@ -40,24 +40,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from napari_pyramids.core._checks import (
+from napari_pyramids.core._kernels import DEFAULT_A
+from napari_pyramids.core.checks import (
     as_real_array,
     check_finite,
     normalize_channel_axis,
 )
-from napari_pyramids.core._kernels import DEFAULT_A
-from napari_pyramids.core._steps import drain
 from napari_pyramids.core.pyramid import (
-    _cast_like,
     _checked,
     _expand_level,
-    _float_dtype,
     _gaussian_levels,
     _Layout,
+    cast_like,
+    float_dtype,
     gaussian_pyramid,
     pyramid_depth,
     spatial_axes,
 )
+from napari_pyramids.progress import function_form
 
 __all__ = [
     "blend",
@@ -91,7 +91,7 @@ class _Inputs:
 
     def finish(self, result: np.ndarray) -> np.ndarray:
         """Cast a float result to the output dtype (rounded and clipped for ints)."""
-        return _cast_like(result, self.out_dtype)
+        return cast_like(result, self.out_dtype)
 
 
 def _shape_mismatch(a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> str:
@@ -188,7 +188,7 @@ def _check_inputs(image_a, image_b, mask, channel_axis, reduce_z) -> _Inputs:
             f"per pixel, shared by all channels: pass a mask of shape {mask_shape}, "
             f"e.g. mask.max(axis={ch})"
         )
-    weights = mask_weights(mask, mask_shape, dtype=_float_dtype(out_dtype))
+    weights = mask_weights(mask, mask_shape, dtype=float_dtype(out_dtype))
     return _Inputs(a, b, weights, ch, out_dtype)
 
 
@@ -214,78 +214,61 @@ def _uniform(inputs: _Inputs) -> np.ndarray | None:
 
 
 # ------------------------------------------------------------------ blending
-def blend(
-    image_a,
-    image_b,
-    mask,
-    levels: int | None = None,
-    *,
-    channel_axis: int | None = None,
-    reduce_z: bool = False,
-    a: float = DEFAULT_A,
-    backend: str = "auto",
-) -> np.ndarray:
-    """Blend two images under a mask with the multiresolution spline.
+_BLEND_DOC = """Blend two images under a mask with the multiresolution spline.
 
-    Each Laplacian band of the output is ``GM_k * LA_k + (1 - GM_k) * LB_k``,
-    where ``LA``, ``LB`` are the Laplacian pyramids of the images and ``GM`` the
-    Gaussian pyramid of the mask; the output is that pyramid collapsed
-    (Burt & Adelson 1983, "A Multiresolution Spline With Application to Image
-    Mosaics").
+Each Laplacian band of the output is ``GM_k * LA_k + (1 - GM_k) * LB_k``,
+where ``LA``, ``LB`` are the Laplacian pyramids of the images and ``GM`` the
+Gaussian pyramid of the mask; the output is that pyramid collapsed
+(Burt & Adelson 1983, "A Multiresolution Spline With Application to Image
+Mosaics").
 
-    Parameters
-    ----------
-    image_a, image_b : array_like
-        Images of the same shape: grey ``(y, x)``, colour with ``channel_axis``,
-        or volumes / stacks ``(..., y, x)``.
-    mask : array_like
-        Weight of ``image_a`` per pixel, shaped like the images without their
-        channel axis: float in [0, 1], bool, or integer (non-zero selects A).
-    levels : int, optional
-        Pyramid levels, level 0 included; ``None`` reduces until the smallest
-        side would drop below 8 pixels. More levels give wider transitions to
-        the low frequencies; ``levels=1`` is plain alpha blending with the mask.
-    channel_axis : int, optional
-        Colour axis (e.g. ``-1`` for RGB/RGBA); channels share the mask.
-    reduce_z : bool
-        Also reduce z (isotropic volumes); by default z-slices are blended one
-        by one, which suits anisotropic stacks.
-    a : float
-        Generating-kernel parameter of REDUCE/EXPAND (0.375: binomial kernel).
-    backend : {"auto", "opencv", "numpy"}
-        Pyramid kernel implementation.
+Parameters
+----------
+image_a, image_b : array_like
+    Images of the same shape: grey ``(y, x)``, colour with ``channel_axis``,
+    or volumes / stacks ``(..., y, x)``.
+mask : array_like
+    Weight of ``image_a`` per pixel, shaped like the images without their
+    channel axis: float in [0, 1], bool, or integer (non-zero selects A).
+levels : int, optional
+    Pyramid levels, level 0 included; ``None`` reduces until the smallest
+    side would drop below 8 pixels. More levels give wider transitions to
+    the low frequencies; ``levels=1`` is plain alpha blending with the mask.
+channel_axis : int, optional
+    Colour axis (e.g. ``-1`` for RGB/RGBA); channels share the mask.
+reduce_z : bool
+    Also reduce z (isotropic volumes); by default z-slices are blended one
+    by one, which suits anisotropic stacks.
+a : float
+    Generating-kernel parameter of REDUCE/EXPAND (0.375: binomial kernel).
+backend : {"auto", "opencv", "numpy"}
+    Pyramid kernel implementation.
+progress : callable(done, total), optional
+    Called after each level is reduced or collapsed (``2 * levels`` steps).
+cancel : callable() -> bool, optional
+    Checked between levels; True stops the blend and raises
+    :class:`napari_pyramids.progress.Cancelled`.
 
-    Returns
-    -------
-    numpy.ndarray
-        The blend, with the images' shape and dtype (``numpy.result_type`` of
-        the two; integers are rounded and clipped). A mask that is all ones
-        (all zeros) returns a copy of ``image_a`` (``image_b``) exactly.
+Returns
+-------
+numpy.ndarray
+    The blend, with the images' shape and dtype (``numpy.result_type`` of
+    the two; integers are rounded and clipped). A mask that is all ones
+    (all zeros) returns a copy of ``image_a`` (``image_b``) exactly.
 
-    Raises
-    ------
-    ValueError
-        Shapes that differ (between the images, or of the mask), a mask outside
-        [0, 1], NaN/inf in the images, or too many levels for the image size.
+Raises
+------
+ValueError
+    Shapes that differ (between the images, or of the mask), a mask outside
+    [0, 1], NaN/inf in the images, or too many levels for the image size.
 
-    Notes
-    -----
-    The combination is linear, so it is computed as
-    ``B + collapse(GM_k * L(A - B)_k)``: one Laplacian pyramid (of ``A - B``)
-    instead of two, built top-down while collapsing, with the same result as
-    the textbook order to float round-off.
-    """
-    steps = iter_blend(
-        image_a,
-        image_b,
-        mask,
-        levels,
-        channel_axis=channel_axis,
-        reduce_z=reduce_z,
-        a=a,
-        backend=backend,
-    )
-    return drain(steps)
+Notes
+-----
+The combination is linear, so it is computed as
+``B + collapse(GM_k * L(A - B)_k)``: one Laplacian pyramid (of ``A - B``)
+instead of two, built top-down while collapsing, with the same result as
+the textbook order to float round-off.
+"""
 
 
 def iter_blend(
@@ -348,6 +331,9 @@ def _blend_levels(inputs: _Inputs, n_levels: int, reduce_z, a, backend):
     out += inputs.b
     yield total, total
     return inputs.finish(out)
+
+
+blend = function_form(iter_blend, name="blend", doc=_BLEND_DOC, returns="np.ndarray")
 
 
 def feather_blend(
@@ -499,7 +485,7 @@ def seam_energy(
     band = grown & ~shrunk
     if not band.any():
         raise ValueError("mask has no border: it selects one image everywhere")
-    x = img.astype(_float_dtype(img.dtype), copy=False)
+    x = img.astype(float_dtype(img.dtype), copy=False)
     dy, dx = np.gradient(x, axis=sp)
     magnitude = np.sqrt(dy * dy + dx * dx)
     if ch is not None:

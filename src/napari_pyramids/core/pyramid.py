@@ -28,23 +28,29 @@ from collections.abc import Sequence
 import numpy as np
 
 from napari_pyramids.core import _kernels
-from napari_pyramids.core._checks import (  # noqa: F401  check_real: lazy/ uses it
+from napari_pyramids.core._kernels import DEFAULT_A
+from napari_pyramids.core.checks import (
     as_real_array,
     check_finite,
-    check_real,
     normalize_channel_axis,
 )
-from napari_pyramids.core._kernels import DEFAULT_A
+from napari_pyramids.signatures import forwards_options
 
 __all__ = [
+    "DEFAULT_A",
     "DEFAULT_MIN_SIZE",
+    "cast_like",
+    "check_a",
+    "check_kind",
     "equal_size_levels",
     "expand",
+    "float_dtype",
     "gaussian_pyramid",
     "laplacian_pyramid",
     "iter_pyramid",
     "max_levels",
     "pyramid_depth",
+    "pyramid_plan",
     "reconstruct",
     "reduce",
     "spatial_axes",
@@ -55,15 +61,7 @@ DEFAULT_MIN_SIZE = 8
 
 
 # ------------------------------------------------------------------ checking
-def is_lazy(image) -> bool:
-    """True for dask and zarr arrays, which go to the out-of-core engine.
-
-    Decided from the type's module so that dask and zarr are never imported here.
-    """
-    return type(image).__module__.split(".")[0] in ("dask", "zarr")
-
-
-def _float_dtype(dtype: np.dtype) -> np.dtype:
+def float_dtype(dtype: np.dtype) -> np.dtype:
     """The float dtype work is done in: float64 for float64 and for integers
     wider than 16 bits (float32 would round them), float32 for the rest."""
     dtype = np.dtype(dtype)
@@ -218,7 +216,8 @@ def _expand_kernel(
     return _kernels.expand_yx(x, size, a, backend)
 
 
-def _check_a(a: float) -> float:
+def check_a(a: float) -> float:
+    """``a`` as a float, or a ValueError when the kernel would go negative."""
     a = float(a)
     if not 0.25 <= a <= 0.5:
         raise ValueError(
@@ -258,9 +257,9 @@ def reduce(
         Float array whose spatial sides are ``ceil(n / 2)``.
     """
     arr = as_real_array(image)
-    a = _check_a(a)
+    a = check_a(a)
     layout = _Layout(arr.ndim, channel_axis, reduce_z)
-    x, lead = layout.to_kernel(arr.astype(_float_dtype(arr.dtype), copy=False))
+    x, lead = layout.to_kernel(arr.astype(float_dtype(arr.dtype), copy=False))
     out, _ = _checked(lambda x: _reduce_kernel(x, a, backend), [x], {"image": arr})
     return layout.from_kernel(out, lead)
 
@@ -279,7 +278,7 @@ def expand(
     Axes whose sizes agree are left alone, so channels need no flag.
     """
     arr = as_real_array(image)
-    a = _check_a(a)
+    a = check_a(a)
     shape = tuple(int(s) for s in shape)
     if len(shape) != arr.ndim:
         raise ValueError(
@@ -293,7 +292,7 @@ def expand(
                 f"cannot EXPAND axis {ax} from {n} to {shape[ax]} samples: the target "
                 f"must be {2 * n - 1} or {2 * n} (the size this level was reduced from)"
             )
-    x = arr.astype(_float_dtype(arr.dtype), copy=False)
+    x = arr.astype(float_dtype(arr.dtype), copy=False)
     out, _ = _checked(lambda x: _expand(x, shape, a, backend), [x], {"image": arr})
     return out
 
@@ -344,21 +343,29 @@ def _shared_parameters(func):
     return func
 
 
-def pyramid_depth(
+def pyramid_plan(
     shape: Sequence[int],
     levels: int | None = None,
     *,
     channel_axis: int | None = None,
     reduce_z: bool = False,
     min_size: int = DEFAULT_MIN_SIZE,
-) -> int:
-    """Number of levels a pyramid of an image of ``shape`` will have.
+) -> tuple[tuple[int, ...], int]:
+    """The axes a pyramid of an image of ``shape`` reduces, and its number of levels.
 
     Validates ``levels``, ``channel_axis`` and ``min_size`` exactly as the pyramid
-    functions do, so a caller (a widget, say) can report bad settings up front.
+    functions do, so a caller (a widget, the lazy engine) can report bad
+    settings up front.
     """
     axes = spatial_axes(len(shape), channel_axis=channel_axis, reduce_z=reduce_z)
-    return _count_levels(tuple(shape), axes, levels, min_size)
+    return axes, _count_levels(tuple(shape), axes, levels, min_size)
+
+
+@forwards_options(pyramid_plan)
+def pyramid_depth(shape: Sequence[int], levels: int | None = None, **options) -> int:
+    """Number of levels a pyramid of an image of ``shape`` will have, checked as
+    :func:`pyramid_plan` checks it (same arguments)."""
+    return pyramid_plan(shape, levels, **options)[1]
 
 
 @_shared_parameters
@@ -379,8 +386,9 @@ def iter_pyramid(
     The arguments are checked at call time; the work happens as levels are
     consumed, so a caller can report progress or stop between octaves. NaN or
     infinite input is reported when level 1 is produced.
-    A dask or zarr ``image`` yields lazy dask levels (nothing is computed here).
     :func:`gaussian_pyramid` and :func:`laplacian_pyramid` collect this into a list.
+    ``napari_pyramids.iter_pyramid`` also takes dask and zarr arrays
+    (:mod:`napari_pyramids.dispatch`).
 
     Parameters
     ----------{parameters}
@@ -389,25 +397,9 @@ def iter_pyramid(
     preserve_dtype : bool
         Gaussian only: cast levels back to the input dtype (rounded and clipped).
     """
-    if kind not in ("gaussian", "laplacian"):
-        raise ValueError(f"kind must be 'gaussian' or 'laplacian', got {kind!r}")
-    if preserve_dtype and kind == "laplacian":
-        raise ValueError(
-            "Laplacian bands are signed; preserve_dtype applies to Gaussian"
-        )
-    if is_lazy(image):  # dask or zarr: lazy levels, computed block by block
-        from napari_pyramids.lazy import pyramid as lazy
-
-        kw = dict(a=a, channel_axis=channel_axis, reduce_z=reduce_z, min_size=min_size)
-        if kind == "laplacian":
-            return iter(lazy.laplacian_pyramid(image, levels, backend=backend, **kw))
-        return iter(
-            lazy.gaussian_pyramid(
-                image, levels, preserve_dtype=preserve_dtype, backend=backend, **kw
-            )
-        )
+    check_kind(kind, preserve_dtype)
     arr = as_real_array(image)
-    a = _check_a(a)
+    a = check_a(a)
     layout = _Layout(arr.ndim, channel_axis, reduce_z)
     n_levels = _count_levels(arr.shape, layout.spatial, levels, min_size)
     gauss = _gaussian_levels(arr, n_levels, layout, a, backend)
@@ -415,10 +407,19 @@ def iter_pyramid(
         return _laplacian_levels(gauss, a, backend)
     if preserve_dtype:
         return (
-            arr if k == 0 else _cast_like(g, arr.dtype)
-            for k, (g, _) in enumerate(gauss)
+            arr if k == 0 else cast_like(g, arr.dtype) for k, (g, _) in enumerate(gauss)
         )
     return (level for level, _ in gauss)
+
+
+def check_kind(kind: str, preserve_dtype: bool = False) -> None:
+    """Raise unless ``kind`` is a pyramid whose levels may keep the dtype as asked."""
+    if kind not in ("gaussian", "laplacian"):
+        raise ValueError(f"kind must be 'gaussian' or 'laplacian', got {kind!r}")
+    if preserve_dtype and kind == "laplacian":
+        raise ValueError(
+            "Laplacian bands are signed; preserve_dtype applies to Gaussian"
+        )
 
 
 def _gaussian_levels(arr, n_levels, layout, a, backend, named=None):
@@ -430,7 +431,7 @@ def _gaussian_levels(arr, n_levels, layout, a, backend, named=None):
     ``named`` are the arrays NaN is reported in (default: ``arr`` as "image").
     """
     named = {"image": arr} if named is None else named
-    work = arr.astype(_float_dtype(arr.dtype), copy=False)
+    work = arr.astype(float_dtype(arr.dtype), copy=False)
     if work is arr:  # hand back the caller's pixels without a copy, but read-only
         work = arr.view()
         work.flags.writeable = False
@@ -494,9 +495,10 @@ def gaussian_pyramid(
     list of numpy.ndarray
         ``levels`` arrays, level ``k`` with spatial sides ``ceil(n / 2**k)``. Level 0
         is the image itself as a read-only view when no conversion was needed.
-        A dask or zarr ``image`` gives lazy dask arrays instead, computed block by
-        block (:mod:`napari_pyramids.lazy.pyramid`); NaN then raises when the
-        block holding it is computed.
+        ``napari_pyramids.gaussian_pyramid`` gives a dask or zarr ``image``
+        lazy dask arrays instead, computed block by block
+        (:mod:`napari_pyramids.lazy.pyramid`); NaN then raises when the block
+        holding it is computed.
 
     Notes
     -----
@@ -519,7 +521,7 @@ def gaussian_pyramid(
     )
 
 
-def _cast_like(level: np.ndarray, dtype: np.dtype) -> np.ndarray:
+def cast_like(level: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """``level`` in ``dtype``: integers are rounded, then clipped to the dtype's range.
 
     The one cast back to an integer dtype (pyramids, blends, lazy levels, the
@@ -571,8 +573,8 @@ def laplacian_pyramid(
     -------
     list of numpy.ndarray
         ``levels`` float arrays (float32; float64 for float64 input and for
-        integers wider than 16 bits).
-        Lazy dask arrays for a dask or zarr ``image``.
+        integers wider than 16 bits). ``napari_pyramids.laplacian_pyramid``
+        gives lazy dask arrays for a dask or zarr ``image``.
     """
     return list(
         iter_pyramid(
@@ -622,7 +624,7 @@ def reconstruct(
     if len(laplacian) == 0:
         raise ValueError("laplacian is an empty list; expected bands and a residual")
     levels = _real_levels(laplacian, "laplacian")
-    a = _check_a(a)
+    a = check_a(a)
     for k in range(len(levels) - 1):
         if levels[k].ndim != levels[k + 1].ndim:
             raise ValueError(
@@ -644,7 +646,7 @@ def _named(levels: Sequence[np.ndarray], what: str = "laplacian") -> dict:
 
 def _collapse(levels: Sequence[np.ndarray], a: float, backend: str) -> np.ndarray:
     """``band_k + EXPAND(level_{k+1})`` from the residual up."""
-    out = levels[-1].astype(_float_dtype(levels[-1].dtype), copy=True)
+    out = levels[-1].astype(float_dtype(levels[-1].dtype), copy=True)
     for band in reversed(levels[:-1]):
         out = _expand_level(out, band.shape, a, backend)
         out += band
@@ -663,12 +665,12 @@ def equal_size_levels(
     if len(pyramid) == 0:
         raise ValueError("pyramid is an empty list")
     levels = _real_levels(pyramid, "pyramid")
-    a = _check_a(a)
+    a = check_a(a)
 
     def stack(*levels):
         full = []
         for k, x in enumerate(levels):
-            x = x.astype(_float_dtype(x.dtype), copy=k == 0)
+            x = x.astype(float_dtype(x.dtype), copy=k == 0)
             for finer in reversed(levels[:k]):
                 x = _expand_level(x, finer.shape, a, backend)
             full.append(x)

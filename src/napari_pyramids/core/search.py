@@ -37,13 +37,13 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from napari_pyramids.core._checks import (
+from napari_pyramids.core.checks import (
     as_real_array,
     check_finite,
     normalize_channel_axis,
 )
-from napari_pyramids.core._steps import drain
 from napari_pyramids.core.pyramid import gaussian_pyramid
+from napari_pyramids.progress import Cancel, Progress, drive
 
 __all__ = ["Match", "OctaveTrace", "find_template", "iter_find_template", "zncc_map"]
 
@@ -684,6 +684,8 @@ def find_template(
     channel_axis: int | None = None,
     reduce_z: bool = False,
     min_size: int = SEARCH_MIN_SIZE,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
 ) -> list[Match]:
     """Find ``template`` in ``image`` coarse-to-fine; best matches first.
 
@@ -720,6 +722,11 @@ def find_template(
         Reduce z as well (isotropic volumes); by default z keeps its resolution.
     min_size : int
         Smallest template side kept at the coarsest octave when ``levels`` is None.
+    progress : callable(done, total), optional
+        Called after each octave is searched (the coarsest first).
+    cancel : callable() -> bool, optional
+        Checked between octaves; True stops the search and raises
+        :class:`napari_pyramids.progress.Cancelled`.
 
     Returns
     -------
@@ -744,4 +751,10 @@ def find_template(
         reduce_z=reduce_z,
         min_size=min_size,
     )
-    return drain(search)
+    searched = []
+
+    def count(trace: OctaveTrace) -> tuple[int, int]:  # the coarsest comes first
+        searched.append(trace.octave)
+        return len(searched), searched[0] + 1
+
+    return drive(search, progress, cancel, count=count)

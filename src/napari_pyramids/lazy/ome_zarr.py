@@ -14,12 +14,13 @@ per level a ``scale`` of ``base * 2**k`` on the reduced axes with a
 REDUCE, which keeps sample ``2j`` (DESIGN.md, "Alignment"); it is *not* the
 ``(2**k - 1) / 2`` offset an area-averaging writer records.
 
-Atomicity: everything is written under a hidden temporary name beside ``path``
-and renamed to ``path`` only after the last level and the metadata are
-complete. A failure or a cancel (closing :func:`iter_write_ome_zarr`) removes the
-temporary store, so a store at ``path`` is always complete. A writer killed
-outright cannot clean up; the next write to the same ``path`` removes the
-temporary folders of writers that are no longer running.
+Atomicity (:func:`staged_store`): everything is written under a hidden
+temporary name beside ``path`` and renamed to ``path`` only after the last
+level and the metadata are complete. A failure or a cancel (closing
+:func:`iter_write_ome_zarr`) removes the temporary store, so a store at
+``path`` is always complete. A writer killed outright cannot clean up; the
+next write to the same ``path`` removes the temporary folders of writers
+that are no longer running.
 
 References
 ----------
@@ -36,7 +37,8 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,11 +49,19 @@ from ome_zarr.format import format_from_version
 from ome_zarr.writer import write_multiscales_metadata
 
 from napari_pyramids.core import pyramid as core
-from napari_pyramids.core._kernels import DEFAULT_A
+from napari_pyramids.core.pyramid import DEFAULT_A
 from napari_pyramids.lazy import cluster
 from napari_pyramids.lazy import pyramid as lazy
+from napari_pyramids.progress import function_form
 
-__all__ = ["OmeZarrPyramid", "iter_write_ome_zarr", "read_ome_zarr", "write_ome_zarr"]
+__all__ = [
+    "OmeZarrPyramid",
+    "check_target",
+    "iter_write_ome_zarr",
+    "read_ome_zarr",
+    "staged_store",
+    "write_ome_zarr",
+]
 
 #: Bands (groups of block rows along the first axis) per level: the writer yields
 #: after each, which bounds how long a cancel waits.
@@ -98,17 +108,22 @@ def _plan_image(
         core.spatial_axes(arr.ndim, channel_axis=channel_axis)  # range check
         arr = da.moveaxis(arr, channel_axis, 0)
         channel_axis = 0
-    axes = core.spatial_axes(arr.ndim, channel_axis=channel_axis, reduce_z=reduce_z)
-    n_levels = core._count_levels(arr.shape, axes, levels, min_size)
+    axes, n_levels = core.pyramid_plan(
+        arr.shape,
+        levels,
+        channel_axis=channel_axis,
+        reduce_z=reduce_z,
+        min_size=min_size,
+    )
     if channel_axis is not None:  # one channel per block: channels are independent
         arr = arr.rechunk({0: 1})
     arr = arr.rechunk(lazy.level_chunks(arr, axes, chunks))
-    out_dtype = arr.dtype if preserve_dtype else core._float_dtype(arr.dtype)
+    out_dtype = arr.dtype if preserve_dtype else core.float_dtype(arr.dtype)
     blocks = [arr.chunks[0]]
     for _ in range(n_levels - 1):  # the chunks iter_write_ome_zarr will give
         if 0 in axes:
             n = math.ceil(sum(blocks[-1]) / 2)
-            blocks.append(lazy._side_chunks(n, arr.chunks[0][0]))
+            blocks.append(lazy.side_chunks(n, arr.chunks[0][0]))
         else:
             blocks.append(blocks[-1])
     return _Plan(
@@ -173,7 +188,15 @@ def _plan_pyramid(pyramid, channel_axis, chunks):
     )
 
 
-def _prepare_path(path: Path, overwrite: bool) -> None:
+def check_target(path: Path, overwrite: bool) -> None:
+    """Refuse, before any work, a write to ``path`` that would fail or destroy data.
+
+    ``path`` must not exist unless ``overwrite`` is set and it is an empty
+    folder or an OME-Zarr image as this module writes it (anything else is
+    never deleted), and its folder must exist. Writers of OME-Zarr stores
+    (:func:`iter_write_ome_zarr`, whole-slide segmentation) call it first,
+    then write inside :func:`staged_store`.
+    """
     if path.exists() or path.is_symlink():
         if not overwrite:
             raise FileExistsError(
@@ -300,6 +323,36 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
+@contextmanager
+def staged_store(
+    path: Path, overwrite: bool, *, scratch: bool = False
+) -> Iterator[tuple[Path, Path | None]]:
+    """A hidden folder to write the store of ``path`` in, moved there when done.
+
+    Yields ``(temp, scratch_folder)``: a new temporary folder beside ``path``
+    to write the whole store in and, if ``scratch``, a second one for
+    intermediate arrays (else None). When the block ends without an error
+    ``temp`` is moved to ``path`` (replacing an old store only with
+    ``overwrite``, as :func:`check_target` allows); whatever happens, both
+    temporaries are then removed, so an error or a cancel (a generator
+    closed inside the block) leaves nothing half-written at ``path``. The
+    temporaries of earlier writes to ``path`` that were killed outright are
+    removed first.
+    """
+    _remove_leftovers(path)
+    temp = _make_temp(path, "partial")
+    extra = None
+    try:
+        if scratch:
+            extra = _make_temp(path, "scratch")
+        yield temp, extra
+        _commit(temp, path, overwrite)
+    finally:
+        _remove(temp)
+        if extra is not None:
+            _remove(extra)
+
+
 def _bands(chunks: Sequence[int], n_bands: int) -> list[slice]:
     """Split axis-0 blocks into at most ``n_bands`` runs of whole blocks."""
     edges = np.cumsum((0, *chunks))
@@ -324,12 +377,6 @@ def _create(group, name, like: da.Array, dtype, fmt, compressors, dims):
     )
 
 
-def _cast(level: da.Array, dtype: np.dtype) -> da.Array:
-    if level.dtype == dtype:
-        return level
-    return level.map_blocks(lazy._cast_block, dtype, dtype=dtype)
-
-
 def iter_write_ome_zarr(
     image_or_pyramid,
     path,
@@ -348,15 +395,15 @@ def iter_write_ome_zarr(
     version: str = "0.5",
     compressors="auto",
     client=None,
-) -> Iterator[tuple[int, int]]:
-    """Generator form of :func:`write_ome_zarr`: yields ``(done, total)`` bands.
+) -> Generator[tuple[int, int], None, Path]:
+    """Generator form of :func:`write_ome_zarr`: yields ``(done, total)`` bands
+    and returns the written store's path.
 
     Closing the generator early (a cancel) removes everything written so far;
     nothing appears at ``path``. Parameters are those of :func:`write_ome_zarr`.
     """
     path = Path(os.fspath(path))
-    _prepare_path(path, overwrite)
-    _remove_leftovers(path)
+    check_target(path, overwrite)
     if isinstance(image_or_pyramid, (list, tuple)):
         if not image_or_pyramid:
             raise ValueError("the pyramid is an empty list; pass an image or levels")
@@ -375,21 +422,21 @@ def iter_write_ome_zarr(
             preserve_dtype,
             chunks,
         )
-    a = core._check_a(a)
+    a = core.check_a(a)
     fmt = format_from_version(version)
     spatial = [ax for ax, n in enumerate(plan.axis_names) if n != "c"]
     base_scale = _per_axis(scale, spatial, len(plan.axis_names), 1.0, "scale")
     base_shift = _per_axis(translate, spatial, len(plan.axis_names), 0.0, "translate")
 
-    temp = _make_temp(path, "partial")
-    scratch = None
-    try:
+    float_dtype = core.float_dtype(plan.out_dtype)
+    floats_kept = (  # the float levels the next REDUCE needs, on a scratch store
+        plan.given is None and plan.out_dtype != float_dtype and plan.n_levels > 2
+    )
+    with staged_store(path, overwrite, scratch=floats_kept) as (temp, scratch_dir):
         group = zarr.open_group(temp, mode="w", zarr_format=fmt.zarr_format)
-        float_dtype = core._float_dtype(plan.out_dtype)
-        if plan.given is None and plan.out_dtype != float_dtype and plan.n_levels > 2:
-            scratch = zarr.open_group(
-                _make_temp(path, "scratch"), mode="w", zarr_format=3
-            )
+        scratch = None
+        if scratch_dir is not None:
+            scratch = zarr.open_group(scratch_dir, mode="w", zarr_format=3)
         side = [plan.chunks[ax][0] for ax in plan.reduced]
         shapes, previous = [], None
         total = sum(len(_bands(b, _BANDS_PER_LEVEL)) for b in plan.axis0_blocks)
@@ -410,7 +457,7 @@ def iter_write_ome_zarr(
                     floats = floats.rechunk(
                         lazy.level_chunks(floats, plan.reduced, side)
                     )
-                    level = _cast(floats, plan.out_dtype)
+                    level = lazy.cast_lazy(floats, plan.out_dtype)
                 target = _create(
                     group,
                     f"s{k}",
@@ -438,7 +485,7 @@ def iter_write_ome_zarr(
                     yield done, total
                 shapes.append(level.shape)
                 stored = targets[-1] if len(targets) > 1 else target
-                previous = lazy._float(da.from_zarr(stored).rechunk(level.chunks))
+                previous = lazy.as_float(da.from_zarr(stored).rechunk(level.chunks))
         datasets = [
             {
                 "path": f"s{k}",
@@ -459,11 +506,7 @@ def iter_write_ome_zarr(
         write_multiscales_metadata(
             group, datasets, fmt=fmt, axes=axes, name=name or path.name
         )
-        _commit(temp, path, overwrite)
-    finally:
-        _remove(temp)
-        if scratch is not None:
-            _remove(Path(scratch.store.root))
+    return path
 
 
 def _per_axis(values, spatial, ndim, default, what) -> list[float]:
@@ -509,74 +552,79 @@ def _commit(temp: Path, path: Path, overwrite: bool) -> None:
         os.replace(temp, path)
 
 
-def write_ome_zarr(image_or_pyramid, path, **kwargs) -> Path:
-    """Write an image's Gaussian pyramid (or a given pyramid) as OME-Zarr.
+_WRITE_DOC = """Write an image's Gaussian pyramid (or a given pyramid) as OME-Zarr.
 
-    Parameters
-    ----------
-    image_or_pyramid : array_like or list of array_like
-        A 2-D (y, x) or 3-D (z, y, x) image (numpy, dask or zarr; optionally with
-        a ``channel_axis``), whose pyramid is computed level by level without
-        loading it; or a list of levels (as from :func:`gaussian_pyramid`), written
-        as given.
-    path : str or os.PathLike
-        The ``.zarr`` / ``.ome.zarr`` folder to create.
-    levels : int, optional
-        Number of levels for an image (level 0 included); ``None`` stops before
-        the smallest side falls below ``min_size``.
-    overwrite : bool
-        Replace an existing ``path``, if it is an empty folder or an OME-Zarr
-        image as this function writes it (metadata and level folders only);
-        anything else (a file, a folder with other files) is refused. Without
-        it an existing path is an error.
-    channel_axis : int, optional
-        Colour/channel axis; stored first (axis ``c``), never reduced.
-    reduce_z : bool
-        Reduce z too (isotropic volumes); by default z is kept at every level.
-    a : float
-        REDUCE's generating-kernel parameter (0.375: binomial 1 4 6 4 1 / 16).
-    min_size : int
-        Smallest side kept when ``levels`` is None.
-    preserve_dtype : bool
-        Store every level in the input dtype (default; integers are rounded and
-        clipped). ``False`` stores float32 (float64 for float64 input and for
-        integers wider than 16 bits).
-    chunks : int or sequence of int, optional
-        Block side along the reduced axes, the same for every level (stored
-        chunks and computing blocks). Default: the input's block side if it is
-        at least 256, else 1024 (2-D) or 128 (3-D).
-    scale, translate : sequence of float, optional
-        Pixel size and origin of level 0, one value per spatial axis (e.g. a
-        napari layer's ``scale`` and ``translate``). Level ``k`` gets
-        ``scale * 2**k`` on reduced axes and the same translation.
-    name : str, optional
-        Image name in the metadata; defaults to the folder name.
-    version : {"0.5", "0.4"}
-        NGFF version: 0.5 is Zarr v3, 0.4 is Zarr v2 (wider tool support).
-    compressors : optional
-        zarr compressors for the stored levels; ``"auto"`` is zarr's default.
-    client : distributed.Client or str, optional
-        Where to compute: a Client or a scheduler address. By default the active
-        Client if there is one, else local threads.
+Parameters
+----------
+image_or_pyramid : array_like or list of array_like
+    A 2-D (y, x) or 3-D (z, y, x) image (numpy, dask or zarr; optionally with
+    a ``channel_axis``), whose pyramid is computed level by level without
+    loading it; or a list of levels (as from :func:`gaussian_pyramid`), written
+    as given.
+path : str or os.PathLike
+    The ``.zarr`` / ``.ome.zarr`` folder to create.
+levels : int, optional
+    Number of levels for an image (level 0 included); ``None`` stops before
+    the smallest side falls below ``min_size``.
+overwrite : bool
+    Replace an existing ``path``, if it is an empty folder or an OME-Zarr
+    image as this function writes it (metadata and level folders only);
+    anything else (a file, a folder with other files) is refused. Without
+    it an existing path is an error.
+channel_axis : int, optional
+    Colour/channel axis; stored first (axis ``c``), never reduced.
+reduce_z : bool
+    Reduce z too (isotropic volumes); by default z is kept at every level.
+a : float
+    REDUCE's generating-kernel parameter (0.375: binomial 1 4 6 4 1 / 16).
+min_size : int
+    Smallest side kept when ``levels`` is None.
+preserve_dtype : bool
+    Store every level in the input dtype (default; integers are rounded and
+    clipped). ``False`` stores float32 (float64 for float64 input and for
+    integers wider than 16 bits).
+chunks : int or sequence of int, optional
+    Block side along the reduced axes, the same for every level (stored
+    chunks and computing blocks). Default: the input's block side if it is
+    at least 256, else 1024 (2-D) or 128 (3-D).
+scale, translate : sequence of float, optional
+    Pixel size and origin of level 0, one value per spatial axis (e.g. a
+    napari layer's ``scale`` and ``translate``). Level ``k`` gets
+    ``scale * 2**k`` on reduced axes and the same translation.
+name : str, optional
+    Image name in the metadata; defaults to the folder name.
+version : {"0.5", "0.4"}
+    NGFF version: 0.5 is Zarr v3, 0.4 is Zarr v2 (wider tool support).
+compressors : optional
+    zarr compressors for the stored levels; ``"auto"`` is zarr's default.
+client : distributed.Client or str, optional
+    Where to compute: a Client or a scheduler address. By default the active
+    Client if there is one, else local threads.
+progress : callable(done, total), optional
+    Called after every band of blocks written.
+cancel : callable() -> bool, optional
+    Checked between bands; True removes what was written and raises
+    :class:`napari_pyramids.progress.Cancelled` (nothing appears at ``path``).
 
-    Returns
-    -------
-    pathlib.Path
-        The written store.
+Returns
+-------
+pathlib.Path
+    The written store.
 
-    Raises
-    ------
-    FileExistsError
-        ``path`` exists and ``overwrite`` is False, or it is not a store that
-        ``overwrite=True`` may replace.
-    PermissionError, FileNotFoundError
-        The location cannot be written.
-    ValueError
-        The image is not 2-D/3-D, or the pyramid's levels do not fit together.
-    """
-    for _ in iter_write_ome_zarr(image_or_pyramid, path, **kwargs):
-        pass
-    return Path(os.fspath(path))
+Raises
+------
+FileExistsError
+    ``path`` exists and ``overwrite`` is False, or it is not a store that
+    ``overwrite=True`` may replace.
+PermissionError, FileNotFoundError
+    The location cannot be written.
+ValueError
+    The image is not 2-D/3-D, or the pyramid's levels do not fit together.
+"""
+
+write_ome_zarr = function_form(
+    iter_write_ome_zarr, name="write_ome_zarr", doc=_WRITE_DOC, returns="Path"
+)
 
 
 @dataclass(frozen=True)

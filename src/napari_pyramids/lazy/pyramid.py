@@ -34,15 +34,21 @@ import dask.array as da
 import numpy as np
 
 from napari_pyramids.core import pyramid as core
-from napari_pyramids.core._kernels import DEFAULT_A
+from napari_pyramids.core.checks import as_real_array, check_real
+from napari_pyramids.core.pyramid import DEFAULT_A
+from napari_pyramids.signatures import forwards_options
 
 __all__ = [
     "as_dask",
+    "as_float",
+    "cast_lazy",
     "expand_lazy",
     "gaussian_pyramid",
+    "iter_pyramid",
     "laplacian_pyramid",
     "level_chunks",
     "reduce_lazy",
+    "side_chunks",
 ]
 
 #: Elements per block of a reduced level when neither ``chunks`` nor the input
@@ -60,14 +66,14 @@ def as_dask(image, name: str = "image") -> da.Array:
     elif type(image).__module__.split(".")[0] == "zarr":
         arr = da.from_zarr(image)
     else:  # checked here: dask cannot wrap object arrays, nor keep a mask
-        arr = da.from_array(core.as_real_array(image, name))
+        arr = da.from_array(as_real_array(image, name))
     if arr.dtype == bool:  # as in memory: bool images are 0/1 floats
         arr = arr.astype(np.float32)
-    core.check_real(arr, name)
+    check_real(arr, name)
     return arr
 
 
-def _side_chunks(n: int, side: int) -> tuple[int, ...]:
+def side_chunks(n: int, side: int) -> tuple[int, ...]:
     """Split ``n`` samples into blocks of an even ``side`` (the last one may be odd).
 
     A last block of 1 sample joins its neighbour, so every block has at least the
@@ -114,7 +120,7 @@ def level_chunks(
         raise ValueError(f"chunk sides must be at least 2 samples, got {sides}")
     chunks = list(arr.chunks)
     for ax, s in zip(axes, sides):
-        chunks[ax] = _side_chunks(arr.shape[ax], s)
+        chunks[ax] = side_chunks(arr.shape[ax], s)
     return tuple(chunks)
 
 
@@ -154,7 +160,7 @@ def reduce_lazy(
     chunks = list(arr.chunks)
     for ax in axes:
         if any(c % 2 for c in chunks[ax][:-1]) or min(chunks[ax]) < 2:
-            chunks[ax] = _side_chunks(arr.shape[ax], max(chunks[ax]))
+            chunks[ax] = side_chunks(arr.shape[ax], max(chunks[ax]))
     arr = arr.rechunk(tuple(chunks))
     depth = {ax: (2 if ax in axes and len(arr.chunks[ax]) > 1 else 0) for ax in axes}
     padded = da.overlap.overlap(
@@ -235,12 +241,17 @@ def expand_lazy(
     )
 
 
-def _float(arr: da.Array) -> da.Array:
-    return arr.astype(core._float_dtype(arr.dtype))
+def as_float(arr: da.Array) -> da.Array:
+    """``arr`` in the float dtype the in-memory engine computes it in."""
+    return arr.astype(core.float_dtype(arr.dtype))
 
 
-def _cast_block(block, dtype):
-    return core._cast_like(block, np.dtype(dtype))
+def cast_lazy(level: da.Array, dtype) -> da.Array:
+    """``level`` cast block by block to ``dtype`` as the in-memory engine casts."""
+    dtype = np.dtype(dtype)
+    if level.dtype == dtype:
+        return level
+    return level.map_blocks(core.cast_like, dtype, dtype=dtype)
 
 
 def gaussian_pyramid(
@@ -275,11 +286,16 @@ def gaussian_pyramid(
     engine's ValueError.
     """
     arr = as_dask(image)
-    a = core._check_a(a)
-    axes = core.spatial_axes(arr.ndim, channel_axis=channel_axis, reduce_z=reduce_z)
-    n_levels = core._count_levels(arr.shape, axes, levels, min_size)
+    a = core.check_a(a)
+    axes, n_levels = core.pyramid_plan(
+        arr.shape,
+        levels,
+        channel_axis=channel_axis,
+        reduce_z=reduce_z,
+        min_size=min_size,
+    )
     kw = dict(a=a, channel_axis=channel_axis, reduce_z=reduce_z, backend=backend)
-    work = _float(arr)
+    work = as_float(arr)
     work = work.rechunk(level_chunks(work, axes, chunks))
     pyramid = [work]
     for _ in range(n_levels - 1):
@@ -287,10 +303,7 @@ def gaussian_pyramid(
         side = [work.chunks[ax][0] for ax in axes]
         pyramid.append(reduced.rechunk(level_chunks(reduced, axes, side)))
     if preserve_dtype:
-        pyramid = [arr] + [
-            level.map_blocks(_cast_block, arr.dtype, dtype=arr.dtype)
-            for level in pyramid[1:]
-        ]
+        pyramid = [arr] + [cast_lazy(level, arr.dtype) for level in pyramid[1:]]
     return pyramid
 
 
@@ -329,3 +342,26 @@ def laplacian_pyramid(
         for fine, coarse in zip(gauss[:-1], gauss[1:])
     ]
     return bands + [gauss[-1]]
+
+
+@forwards_options(laplacian_pyramid)
+def iter_pyramid(
+    image,
+    levels: int | None = None,
+    *,
+    kind: str = "gaussian",
+    preserve_dtype: bool = False,
+    **options,
+):
+    """The lazy levels of a Gaussian or Laplacian pyramid, one by one.
+
+    The out-of-core twin of :func:`napari_pyramids.core.pyramid.iter_pyramid`
+    (same arguments, checked at call time, plus ``chunks``): building the lazy
+    levels computes nothing, so they are all made here and handed out in order.
+    """
+    core.check_kind(kind, preserve_dtype)
+    if kind == "laplacian":
+        return iter(laplacian_pyramid(image, levels, **options))
+    return iter(
+        gaussian_pyramid(image, levels, preserve_dtype=preserve_dtype, **options)
+    )

@@ -1,9 +1,10 @@
 """The segmentation defaults, in one place that imports neither torch nor Qt.
 
-The API (:func:`.infer.segment`), the Segment widget and the command line
-read them from here. The thresholds are chosen on the tuning fold of the
-training data (:func:`.data.split_ids`; ``benchmarks/tune_segment.py``),
-never on the validation fold; ``weights/nuclei.md`` records the choice.
+The API (:func:`.infer.segment`), the Segment action and widget and the
+command line read them (and the one check of the core threshold) from here.
+The thresholds are chosen on the tuning fold of the training data
+(:func:`.data.split_ids`; ``benchmarks/tune_segment.py``), never on the
+validation fold; ``weights/nuclei.md`` records the choice.
 """
 
 #: Core probability above which a pixel seeds a nucleus.
@@ -21,3 +22,10 @@ ESTIMATE_WINDOW = 384
 #: neighbour; the image-pooling branch sees the image block-averaged to at
 #: most ``CONTEXT_SIZE`` on its long side.
 TILE_SIZE, OVERLAP, CONTEXT_SIZE = 1024, 64, 1024
+
+
+def check_threshold(threshold: float) -> float:
+    """``threshold`` if it lies strictly between 0 and 1, else a ValueError."""
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"threshold must be between 0 and 1, got {threshold}")
+    return threshold

@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..core._steps import drain
+from ..progress import Cancelled, drain
+from ..signatures import forwards_options
 from .data import AnnotatedImage, nucleus_diameter
 from .metrics import match_counts
 from .model import CompactDeepLab
@@ -39,7 +40,7 @@ __all__ = [
 _EVAL_EVERY = 60
 
 
-class FinetuneCancelled(RuntimeError):
+class FinetuneCancelled(Cancelled):
     """``cancel()`` returned True: nothing was returned, the base is unchanged."""
 
 
@@ -317,6 +318,7 @@ def finetune_steps(
     return model
 
 
+@forwards_options(finetune_steps)
 def finetune(
     pairs: Sequence[tuple[np.ndarray, np.ndarray]],
     *,

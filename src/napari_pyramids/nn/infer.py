@@ -37,8 +37,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from ..core._checks import check_finite
-from ..core._steps import drain
+from ..core.checks import check_finite
+from ..progress import Cancel, Cancelled, Progress, drain, drive, function_form
+from ..signatures import forwards_options
 from .aspp import ASPPPooling
 from .data import nucleus_diameter
 from .defaults import (
@@ -52,6 +53,7 @@ from .defaults import (
     OVERLAP,
     RESCALE_TOLERANCE,
     TILE_SIZE,
+    check_threshold,
 )
 from .instances import instances_from_masks
 from .model import CompactDeepLab
@@ -78,11 +80,10 @@ __all__ = [
 ]
 
 ModelLike = str | Path | CompactDeepLab
-Progress = Callable[[int, int], None]
 Steps = Generator[tuple[int, int], None, np.ndarray]
 
 
-class SegmentationCancelled(RuntimeError):
+class SegmentationCancelled(Cancelled):
     """Raised by :func:`segment` when ``cancel()`` returned True; nothing returned."""
 
 
@@ -754,8 +755,7 @@ def predict_steps(
     """
     net0 = _as_model(model)
     image = _check_image(image, net0.in_channels, channel_axis)
-    if not 0.0 < threshold < 1.0:
-        raise ValueError(f"threshold must be between 0 and 1, got {threshold}")
+    check_threshold(threshold)
     if min_size is not None and min_size < 1:
         raise ValueError(f"min_size must be at least 1 pixel, got {min_size}")
     shape = image.shape[-2:]
@@ -874,6 +874,7 @@ def predict_steps(
     )
 
 
+@forwards_options(predict_steps, drop=("probabilities", "branches"))
 def segment_steps(
     image: np.ndarray,
     model: ModelLike = "nuclei",
@@ -916,124 +917,82 @@ def segment_steps(
     )
 
 
-def segment(
-    image: np.ndarray,
-    model: ModelLike = "nuclei",
-    *,
-    diameter: float | None = None,
-    tile_size: int = TILE_SIZE,
-    overlap: int = OVERLAP,
-    device: str | torch.device = "auto",
-    channel_axis: int | None = None,
-    threshold: float = CORE_THRESHOLD,
-    min_size: int | None = None,
-    context_size: int = CONTEXT_SIZE,
-    axes: str | None = None,
-    stitch_threshold: float = 0.25,
-    link: bool = False,
-    progress: Progress | None = None,
-    cancel: Callable[[], bool] | None = None,
-) -> np.ndarray:
-    """Segment nuclei: a fluorescence image (or stack) in, instance labels out.
+_SEGMENT_DOC = """Segment nuclei: a fluorescence image (or stack) in, labels out.
 
-    Parameters
-    ----------
-    image : ndarray (H, W), or a stack (see ``axes``)
-        Any integer or float dtype and range (normalised by its 1st and 99.8th
-        percentiles). Never modified. A dask or zarr array is loaded; for one
-        larger than memory use :func:`napari_pyramids.segment_to_zarr`, which
-        gives the same labels block by block.
-    model : str, path or CompactDeepLab
-        A registered name, a weights file, or a loaded model (:func:`load_model`).
-    diameter : float, optional
-        Typical nucleus diameter in pixels. The network runs at the octave of
-        the image's pyramid (REDUCE steps, then a fractional resample) or the
-        upsampling at which nuclei have the trained diameter
-        (``train.TRAINED_DIAMETER``, 20 px; images within
-        ``RESCALE_TOLERANCE`` of it are used as they are), and its
-        probabilities come back to the image grid bilinearly. None estimates
-        it (:func:`estimate_diameter`).
-    tile_size, overlap : int
-        Tiles of at most ``tile_size`` pixels square (on the working grid)
-        sharing ``overlap`` pixels with each neighbour; memory is bounded by
-        the tile, not the image.
-    device : str or torch.device
-        ``"auto"`` (CUDA, MPS, CPU), or e.g. ``"cpu"``, ``"cuda:1"``.
-    channel_axis : int, optional
-        Axis of a channel axis of length 1 (or of ``in_channels``).
-    threshold : float
-        Core probability above which a pixel seeds a nucleus, in (0, 1)
-        (default ``CORE_THRESHOLD``). Nucleus pixels (core or rim) are
-        those whose background probability is below ``FOREGROUND_BELOW``.
-    min_size : int, optional
-        Smallest nucleus kept, in image pixels; default: 6 px at the trained
-        nucleus size, scaled with the diameter.
-    context_size : int
-        Long side of the (block-averaged) image the image-pooling branch sees.
-    axes : {"yx", "zyx", "tyx", "tzyx"}, optional
-        The image's axes (None: "yx" for 2-D, "zyx" for 3-D). Stacks are
-        segmented plane by plane at one diameter (given, or estimated on the
-        middle plane); on "zyx" nuclei overlapping by IoU >=
-        ``stitch_threshold`` in neighbouring planes share an id; on "tyx" /
-        "tzyx" with ``link`` a nucleus keeps its id from frame to frame
-        (:mod:`.stacks`).
-    progress : callable(done, total), optional
-        Called before the first tile (or plane of a stack) with ``(0, total)``
-        and after every one.
-    cancel : callable() -> bool, optional
-        Checked between tiles; when it returns True, :class:`SegmentationCancelled`
-        is raised and nothing is returned.
+Parameters
+----------
+image : ndarray (H, W), or a stack (see ``axes``)
+    Any integer or float dtype and range (normalised by its 1st and 99.8th
+    percentiles). Never modified. A dask or zarr array is loaded; for one
+    larger than memory use :func:`napari_pyramids.segment_to_zarr`, which
+    gives the same labels block by block.
+model : str, path or CompactDeepLab
+    A registered name, a weights file, or a loaded model (:func:`load_model`).
+diameter : float, optional
+    Typical nucleus diameter in pixels. The network runs at the octave of
+    the image's pyramid (REDUCE steps, then a fractional resample) or the
+    upsampling at which nuclei have the trained diameter
+    (``train.TRAINED_DIAMETER``, 20 px; images within
+    ``RESCALE_TOLERANCE`` of it are used as they are), and its
+    probabilities come back to the image grid bilinearly. None estimates
+    it (:func:`estimate_diameter`).
+tile_size, overlap : int
+    Tiles of at most ``tile_size`` pixels square (on the working grid)
+    sharing ``overlap`` pixels with each neighbour; memory is bounded by
+    the tile, not the image.
+device : str or torch.device
+    ``"auto"`` (CUDA, MPS, CPU), or e.g. ``"cpu"``, ``"cuda:1"``.
+channel_axis : int, optional
+    Axis of a channel axis of length 1 (or of ``in_channels``).
+threshold : float
+    Core probability above which a pixel seeds a nucleus, in (0, 1)
+    (default ``CORE_THRESHOLD``). Nucleus pixels (core or rim) are
+    those whose background probability is below ``FOREGROUND_BELOW``.
+min_size : int, optional
+    Smallest nucleus kept, in image pixels; default: 6 px at the trained
+    nucleus size, scaled with the diameter.
+context_size : int
+    Long side of the (block-averaged) image the image-pooling branch sees.
+axes : {"yx", "zyx", "tyx", "tzyx"}, optional
+    The image's axes (None: "yx" for 2-D, "zyx" for 3-D). Stacks are
+    segmented plane by plane at one diameter (given, or estimated on the
+    middle plane); on "zyx" nuclei overlapping by IoU >=
+    ``stitch_threshold`` in neighbouring planes share an id; on "tyx" /
+    "tzyx" with ``link`` a nucleus keeps its id from frame to frame
+    (:mod:`.stacks`).
+progress : callable(done, total), optional
+    Called before the first tile (or plane of a stack) with ``(0, total)``
+    and after every one.
+cancel : callable() -> bool, optional
+    Checked between tiles; when it returns True, :class:`SegmentationCancelled`
+    is raised and nothing is returned.
 
-    Returns
-    -------
-    ndarray
-        Labels of shape (H, W), 0 for background, in the smallest unsigned
-        integer dtype that holds the number of nuclei.
-    """
-    steps = segment_steps(
-        image,
-        model,
-        diameter=diameter,
-        tile_size=tile_size,
-        overlap=overlap,
-        device=device,
-        channel_axis=channel_axis,
-        threshold=threshold,
-        min_size=min_size,
-        context_size=context_size,
-        axes=axes,
-        stitch_threshold=stitch_threshold,
-        link=link,
-    )
-    return _drive(steps, progress, cancel)
+Returns
+-------
+ndarray
+    Labels of shape (H, W), 0 for background, in the smallest unsigned
+    integer dtype that holds the number of nuclei.
+"""
+
+segment = function_form(
+    segment_steps,
+    name="segment",
+    doc=_SEGMENT_DOC,
+    returns="np.ndarray",
+    cancelled=SegmentationCancelled,
+)
 
 
-def _drive(steps, progress: Progress | None, cancel: Callable[[], bool] | None):
-    """Run a step generator to its return value, reporting and checking cancel."""
-
-    def on_step(step: tuple[int, int]) -> None:
-        done, total = step
-        if progress is not None:
-            progress(done, total)
-        if cancel is not None and done < total and cancel():
-            steps.close()
-            raise SegmentationCancelled(f"cancelled after {done} of {total} steps")
-
-    return drain(steps, on_step)
-
-
+@forwards_options(
+    predict_steps, drop=("threshold", "min_size", "probabilities", "branches")
+)
 def aspp_branch_responses(
     image: np.ndarray,
     model: ModelLike = "nuclei",
     *,
-    diameter: float | None = None,
-    tile_size: int = TILE_SIZE,
-    overlap: int = OVERLAP,
-    device: str | torch.device = "auto",
-    channel_axis: int | None = None,
-    context_size: int = CONTEXT_SIZE,
     progress: Progress | None = None,
-    cancel: Callable[[], bool] | None = None,
+    cancel: Cancel | None = None,
+    **options: Any,
 ) -> dict[str, np.ndarray]:
     """Per-branch ASPP responses, upsampled to the image size.
 
@@ -1050,15 +1009,5 @@ def aspp_branch_responses(
         ``{"1x1": ..., "rate 2": ..., ..., "image pooling": ...}``, float32
         arrays of shape (H, W). Other parameters as in :func:`segment`.
     """
-    steps = predict_steps(
-        image,
-        model,
-        diameter=diameter,
-        tile_size=tile_size,
-        overlap=overlap,
-        device=device,
-        channel_axis=channel_axis,
-        context_size=context_size,
-        branches=True,
-    )
-    return _drive(steps, progress, cancel).branches
+    steps = predict_steps(image, model, branches=True, **options)
+    return drive(steps, progress, cancel, cancelled=SegmentationCancelled).branches

@@ -17,6 +17,8 @@ from functools import partial
 import cv2
 import numpy as np
 
+from .defaults import GROW, MIN_SEED, MIN_SIZE
+
 __all__ = ["components", "grow_seeds", "instances_from_masks", "smallest_uint"]
 
 _FLOAT_EXACT = 2**24  # float32 holds every integer label below this exactly
@@ -95,9 +97,9 @@ def instances_from_masks(
     interior: np.ndarray,
     foreground: np.ndarray,
     *,
-    grow: int = 20,
-    min_size: int = 6,
-    min_seed: int = 4,
+    grow: int = GROW,
+    min_size: int = MIN_SIZE,
+    min_seed: int = MIN_SEED,
 ) -> np.ndarray:
     """Instance labels from the core (``interior``) and foreground masks.
 

@@ -22,7 +22,7 @@ The fractional area average and the bilinear way back are computed per axis
 from global coordinates (:meth:`Resampling.work_window`,
 :meth:`Resampling.image_window`), so a window of either equals that part of
 the whole result exactly: whole-slide segmentation
-(:mod:`napari_pyramids.lazy.segment`) makes them block by block and gets the
+(:mod:`napari_pyramids.nn.whole_slide`) makes them block by block and gets the
 labels of the in-memory path.
 
 numpy and OpenCV only.

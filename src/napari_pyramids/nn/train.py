@@ -41,8 +41,9 @@ import torch
 import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from ..core._steps import drain
 from ..files import write_atomically
+from ..progress import Cancelled, drain
+from ..signatures import forwards_options
 from .data import AnnotatedImage, nucleus_diameter, read_folder, split_ids
 from .model import CompactDeepLab
 from .normalize import percentile_range
@@ -258,7 +259,7 @@ class CropSampler:
         return images[:, None], classes.long(), weights
 
 
-class TrainingStopped(RuntimeError):
+class TrainingStopped(Cancelled):
     """``cancel()`` returned True: training stopped, nothing was returned."""
 
 
@@ -433,6 +434,7 @@ def train_steps(
     return result.eval()
 
 
+@forwards_options(train_steps)
 def train(
     images: Sequence[AnnotatedImage] = (),
     *,

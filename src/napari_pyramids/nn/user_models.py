@@ -16,7 +16,7 @@ from pathlib import Path
 
 from napari_pyramids.files import write_atomically
 
-__all__ = ["models_folder", "new_model_path", "register", "user_models"]
+__all__ = ["models_folder", "new_model_path", "register", "resolve", "user_models"]
 
 _REGISTRY = "models.json"
 
@@ -62,3 +62,13 @@ def register(name: str, path: str | Path, sha256: str) -> None:
     entries = {**user_models(), name: {"path": str(path), "sha256": sha256}}
     text = json.dumps(entries, indent=1)
     write_atomically(folder / _REGISTRY, lambda partial: partial.write_text(text))
+
+
+def resolve(name_or_path: str) -> str:
+    """The weights file of a user model called ``name_or_path``, else it as given.
+
+    So a model is picked by the name the user gave it, and a registered name
+    or a weights path passes through to :func:`napari_pyramids.load_model`.
+    """
+    saved = user_models()
+    return saved[name_or_path]["path"] if name_or_path in saved else name_or_path

@@ -1,1 +1,1 @@
-"""Widgets, one module each and thin: gather inputs, call core, return layers."""
+"""Widgets, one thin module each: controls -> action settings -> job -> layers."""

@@ -1,111 +1,49 @@
-"""What every napari-pyramids widget shares: run a job off the GUI thread.
+"""What every napari-pyramids widget shares: run an action's job off the GUI thread.
 
-A widget subclasses :class:`JobWidget`, builds its inputs, and implements
+A widget subclasses :class:`JobWidget`, builds its controls, and implements
 :meth:`JobWidget.prepare`. ``prepare`` runs on the GUI thread: it reads layers
-(through :mod:`napari_pyramids.layers`), validates every setting and returns a
-:class:`Job`. The job is a generator function that touches no napari object: it
-yields :class:`Step` items (one per octave, tile or search level) and returns
-the LayerDataTuples to add. Because it yields, Cancel works between steps
-(napari's ``GeneratorWorker.quit`` takes effect at the next ``yield``).
+(through :mod:`napari_pyramids.layers`), builds the action's settings from the
+controls and returns the action's :class:`~napari_pyramids.actions.Job`, whose
+steps touch no napari object and return a
+:class:`~napari_pyramids.actions.Result`. Because the job yields, Cancel works
+between steps (napari's ``GeneratorWorker.quit`` takes effect at the next
+``yield``).
 
 The Run button turns into Cancel while a job runs and into "Cancelling..."
 once asked; results are added only when a job finishes, so a cancelled or
 failed run leaves the viewer as it was. Errors become napari notifications.
 Layers whose names already exist are updated in place, so re-runs do not pile
-layers up.
+layers up. Every control that stands for a setting shows that setting's help
+text as its tooltip (:func:`explain`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
 
 from magicgui.widgets import Container, Label, PushButton
 
-from napari_pyramids.core._steps import drain
-from napari_pyramids.layers import LayerDataTuple
+from napari_pyramids.actions import (
+    Job,
+    Result,
+    Step,
+    choices_of,
+    help_texts,
+    run_to_completion,
+)
+from napari_pyramids.layers import add_layer_tuples
 
 
-@dataclass(frozen=True)
-class Step:
-    """Progress of a running job: ``done`` of ``total`` steps, and what is happening."""
-
-    done: int
-    total: int
-    message: str = ""
+def explain(settings_type, **controls) -> None:
+    """Give each control (by setting name) its setting's help text as tooltip."""
+    texts = help_texts(settings_type)
+    for name, control in controls.items():
+        control.tooltip = texts[name]
 
 
-JobGenerator = Generator[Step, None, list[LayerDataTuple]]
-
-
-@dataclass
-class Job:
-    """A unit of work prepared on the GUI thread, run anywhere.
-
-    ``run`` must not touch napari or Qt objects; ``description`` titles the
-    progress bar; ``on_done`` (optional) runs on the GUI thread with the layer
-    tuples and returns a status message (time taken, scores, ...).
-    """
-
-    run: Callable[[], JobGenerator]
-    description: str
-    on_done: Callable[[list[LayerDataTuple]], str] | None = None
-    started: float = field(default_factory=time.perf_counter)
-
-
-def run_to_completion(job: Job, progress: Callable[[Step], None] | None = None):
-    """Run a job on the calling thread (console, scripts, tests); return its layers."""
-    return drain(job.run(), progress) or []
-
-
-def add_layer_tuples(viewer, tuples: list[LayerDataTuple]) -> list:
-    """Add layer tuples to ``viewer``, updating same-named layers in place.
-
-    An Image or Labels layer is reused when its name and type match and it can
-    hold the new data (same dimensions, rgb-ness and multiscale-ness); other
-    layers (Points, Shapes carry per-item properties) are replaced at their index.
-    Returns the layers, in order.
-    """
-    from napari.layers import Layer
-
-    layers = []
-    for data, meta, layer_type in tuples:
-        meta = dict(meta)
-        name = meta.get("name")
-        old = viewer.layers[name] if name in viewer.layers else None  # noqa: SIM401
-        new = Layer.create(data, meta, layer_type)
-        if old is not None and _can_update(old, new):
-            old.data = new.data
-            for key in (
-                "scale",
-                "translate",
-                "contrast_limits",
-                "colormap",
-                "metadata",
-                "features",
-            ):
-                if key in meta:
-                    setattr(old, key, meta[key])
-            layers.append(old)
-            continue
-        if old is not None:
-            index = viewer.layers.index(old)
-            viewer.layers.remove(old)
-            viewer.layers.insert(index, new)
-        else:
-            viewer.add_layer(new)
-        layers.append(new)
-    return layers
-
-
-def _can_update(old, new) -> bool:
-    if type(old) is not type(new) or old.ndim != new.ndim:
-        return False
-    same_image_kind = getattr(old, "rgb", None) == getattr(
-        new, "rgb", None
-    ) and getattr(old, "multiscale", None) == getattr(new, "multiscale", None)
-    return same_image_kind and old._type_string not in ("points", "shapes")
+def choices(settings_type, name: str) -> list[tuple[str, object]]:
+    """A drop-down's ``(text, value)`` choices for option ``name`` of the settings."""
+    return [(text, value) for value, text in choices_of(settings_type, name).items()]
 
 
 class JobWidget(Container):
@@ -206,7 +144,7 @@ class JobWidget(Container):
         from napari.utils import progress
 
         def steps():  # a generator function, so napari makes a cancellable worker
-            return (yield from job.run())
+            return (yield from job)
 
         # ignore_errors: _report_error shows them; do not re-raise in the event loop
         worker = thread_worker(steps, start_thread=False, ignore_errors=True)()
@@ -226,21 +164,21 @@ class JobWidget(Container):
             self._set_status(step.message)
 
         worker.yielded.connect(on_step)
-        worker.returned.connect(lambda tuples: self._commit(job, tuples or []))
+        worker.returned.connect(lambda result: self._commit(job, result))
         worker.errored.connect(self._report_error)
         worker.aborted.connect(self._on_aborted)
         worker.finished.connect(self._on_finished)
         worker.start()
         return worker
 
-    def _commit(self, job: Job, tuples: list[LayerDataTuple]) -> list:
+    def _commit(self, job: Job, result: Result) -> list:
         if not self._alive:  # the viewer is gone: nothing to add the layers to
             return []
-        layers = add_layer_tuples(self._viewer, tuples)
+        layers = add_layer_tuples(self._viewer, result.layers)
         self.last_layers = layers
         elapsed = time.perf_counter() - job.started
-        message = job.on_done(tuples) if job.on_done else ""
-        self._set_status(message or f"Done in {elapsed:.2f} s: {len(layers)} layer(s).")
+        done = f"Done in {elapsed:.2f} s: {len(layers)} layer(s)."
+        self._set_status(result.summary or done)
         return layers
 
     def _report_error(self, err: BaseException) -> None:

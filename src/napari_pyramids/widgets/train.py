@@ -1,18 +1,13 @@
 """The Train nuclei model widget: fine-tune on painted labels, with a live plot.
 
-:func:`make_train_job` holds the work (GUI-free: it runs
-:func:`napari_pyramids.nn.finetune.finetune` and yields one step per training
-step); :class:`TrainWidget` gathers the image/labels pairs, the region, the
-base model and the time budget, and plots loss and held-out score as they
-come. The trained model is saved to the user models folder and listed in the
-Segment widget from then on.
+The work is :func:`napari_pyramids.actions.train.run`; this module gathers the
+image/labels pairs, the region, the base model, the time budget and the name,
+and plots loss and held-out score as they come. The trained model is saved to
+the user models folder and listed in the Segment widget from then on.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -26,36 +21,17 @@ from magicgui.widgets import (
     create_widget,
 )
 
-from napari_pyramids.layers import source_from_layer
-from napari_pyramids.widgets._base import Job, JobWidget, Step
+from napari_pyramids.actions import Job, Step
+from napari_pyramids.actions import train as action
+from napari_pyramids.actions.train import TrainSettings, TrainStep
+from napari_pyramids.layers import region_mask, source_from_layer
+from napari_pyramids.widgets._base import JobWidget, explain
 
 if TYPE_CHECKING:
     import napari
 
 #: The region choice that means "the painted nuclei's box plus a margin".
 NO_REGION = "painted nuclei (box + margin)"
-#: Seconds between two progress reports: every step would keep the GUI thread
-#: (and the GIL) so busy drawing that training slows several times over.
-_REPORT_EVERY = 0.25
-
-
-@dataclass(frozen=True)
-class TrainStep(Step):
-    """A training step: its number, the loss, or the held-out AP@0.5 measured."""
-
-    step: int = 0
-    loss: float | None = None
-    score: float | None = None
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """What to train (validated by :func:`make_train_job`)."""
-
-    name: str = "my nuclei"
-    base: str = "nuclei"  # a registered name or a weights file
-    time_limit: int = 180  # seconds
-    path: str | None = None  # where to save; None: the user models folder
 
 
 def _plane(layer) -> np.ndarray:
@@ -66,105 +42,6 @@ def _plane(layer) -> np.ndarray:
             "channel (or plane) as its own layer first"
         )
     return np.asarray(source.data)
-
-
-def region_mask(shapes_layer, image_layer) -> np.ndarray:
-    """The union of a Shapes layer's shapes as a mask on the image's grid."""
-    if not np.allclose(
-        shapes_layer.scale[-2:], image_layer.scale[-2:]
-    ) or not np.allclose(shapes_layer.translate[-2:], image_layer.translate[-2:]):
-        raise ValueError(
-            f"draw the region on a Shapes layer with the scale and translate of "
-            f"{image_layer.name!r}"
-        )
-    shape = image_layer.data.shape[-2:]
-    if not len(shapes_layer.data):
-        raise ValueError(f"the region layer {shapes_layer.name!r} has no shapes")
-    masks = shapes_layer.to_masks(mask_shape=shape)
-    mask = np.asarray(masks).any(axis=0)
-    if not mask.any():
-        raise ValueError(f"the region {shapes_layer.name!r} lies outside the image")
-    return mask
-
-
-def make_train_job(pairs, regions, settings: TrainSettings) -> Job:
-    """Validate ``settings``; return the job that fine-tunes and saves the model."""
-    from napari_pyramids.nn import user_models
-
-    name = settings.name.strip()
-    if not name:
-        raise ValueError("give the new model a name")
-    target = Path(settings.path) if settings.path else user_models.new_model_path(name)
-    if name in user_models.user_models() or target.exists():
-        raise ValueError(
-            f"a model called {name!r} (or the file {target}) exists already; pick "
-            "another name or file"
-        )
-    if target.suffix.lower() != ".safetensors":
-        raise ValueError(f"{target}: models are saved as .safetensors files")
-    if settings.time_limit <= 0:
-        raise ValueError(f"the time budget must be positive, got {settings.time_limit}")
-    if not pairs:
-        raise ValueError("add at least one image / labels pair")
-    from napari_pyramids.nn.finetune import check_pairs
-
-    check_pairs(pairs, regions)  # every bad input named before anything runs
-    result: dict = {}
-
-    def on_done(_tuples) -> str:
-        record = result["record"]
-        return (
-            f"AP@0.5 {record.holdout_ap50_before:.2f} -> "
-            f"{record.holdout_ap50_after:.2f} on the held-out part "
-            f"({record.steps} steps, {record.seconds:.0f} s); saved as "
-            f"{name!r} ({result['path']}), now in Segment's model list."
-        )
-
-    return Job(
-        run=lambda: train_job(pairs, regions, settings, name, result),
-        description=f"Train {name!r} from {settings.base}",
-        on_done=on_done,
-    )
-
-
-def train_job(pairs, regions, settings: TrainSettings, name: str, result: dict):
-    """Fine-tune, yielding each step; save and register the model at the end.
-
-    Closing the generator (Cancel) stops the training at its current step
-    (within a quarter of a second: steps are reported that often) and writes
-    nothing.
-    """
-    from napari_pyramids.nn import user_models
-    from napari_pyramids.nn.finetune import finetune_steps
-    from napari_pyramids.nn.weights import save_model, sha256_file
-
-    start = last = time.perf_counter()
-    total = int(settings.time_limit)
-    events = finetune_steps(
-        pairs, base=settings.base, time_limit=settings.time_limit, regions=regions
-    )
-    while True:
-        try:
-            kind, step, value = next(events)
-        except StopIteration as done:
-            model = done.value
-            break
-        now = time.perf_counter()
-        elapsed = min(total, int(now - start))
-        if kind == "loss":
-            if now - last < _REPORT_EVERY:
-                continue  # the GUI gets a few steps a second, not every one
-            last = now
-            message = f"training: step {step}, loss {value:.3f}"
-            yield TrainStep(elapsed, total, message, step=step, loss=value)
-        else:
-            message = f"training: step {step}, held-out AP@0.5 {value:.2f}"
-            yield TrainStep(elapsed, total, message, step=step, score=value)
-    target = settings.path or user_models.new_model_path(name)
-    path = save_model(model, target, name=name)
-    user_models.register(name, path, sha256_file(path))
-    result.update(record=model.finetune_record, path=path)
-    return []
 
 
 class TrainWidget(JobWidget):
@@ -200,21 +77,22 @@ class TrainWidget(JobWidget):
             max=24 * 3600,
             step=30,
             value=TrainSettings.time_limit,
-            tooltip="seconds of training; the held-out score picks the best weights",
         )
         self.model_name = LineEdit(label="name", value=TrainSettings.name)
         self.save_to = FileEdit(
-            label="save to",
-            mode="w",
-            filter="Weights (*.safetensors)",
-            tooltip="leave empty to keep the model in napari-pyramids' user "
-            "models folder; either way it is listed in Segment",
+            label="save to", mode="w", filter="Weights (*.safetensors)"
+        )
+        explain(
+            TrainSettings,
+            name=self.model_name,
+            base=self.base,
+            time_limit=self.time_limit,
+            path=self.save_to,
         )
         self.region.tooltip = (
             "a Shapes layer whose shapes mark where the labels are complete; "
             "by default the box around the painted nuclei plus a margin"
         )
-        self.base.tooltip = "the model to start from"
         self.add_pair.tooltip = "keep this image / labels pair for the training"
         self._pairs: list[tuple[str, str]] = []
         self.add_pair.changed.connect(self._on_add_pair)
@@ -334,12 +212,4 @@ class TrainWidget(JobWidget):
             time_limit=self.time_limit.value,
             path=str(chosen) if chosen and str(chosen) not in ("", ".") else None,
         )
-        base = settings.base
-        from napari_pyramids.nn import user_models
-
-        saved = user_models.user_models()
-        if base in saved:
-            settings = TrainSettings(
-                settings.name, saved[base]["path"], settings.time_limit, settings.path
-            )
-        return make_train_job(pairs, regions if shapes is not None else None, settings)
+        return action.run(pairs, regions if shapes is not None else None, settings)

@@ -1,8 +1,8 @@
-"""Input checks shared by the pyramid, blending and search engines.
+"""Input checks shared by the pyramid, blending, search and segmentation engines.
 
 One wording for one problem, wherever it is found: a dtype that is not real
 numbers, an empty array, NaN or infinite values, a ``channel_axis`` outside the
-array.
+array; and the one answer to "is this array out of core?" (:func:`is_lazy`).
 """
 
 from __future__ import annotations
@@ -10,6 +10,16 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+
+def is_lazy(image) -> bool:
+    """True for dask and zarr arrays: out-of-core data, never loaded whole.
+
+    Decided from the type's module, so that dask and zarr are never imported
+    here. The pyramid functions send such arrays to :mod:`napari_pyramids.lazy`
+    and the widgets show their pyramids lazily.
+    """
+    return type(image).__module__.split(".")[0] in ("dask", "zarr")
 
 
 def check_real(arr, name: str = "image") -> None:

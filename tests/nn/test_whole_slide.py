@@ -1,5 +1,7 @@
 """Whole-slide segmentation: block by block on disk, the in-memory labels."""
 
+import inspect
+
 import numpy as np
 import pytest
 import zarr
@@ -9,9 +11,12 @@ pytest.importorskip("torch")
 import dask.array as da  # noqa: E402
 
 import napari_pyramids as npp  # noqa: E402
-from napari_pyramids.lazy.segment import segment_to_zarr_steps  # noqa: E402
 from napari_pyramids.nn import SegmentationCancelled, load_model, segment  # noqa: E402
 from napari_pyramids.nn.synthetic import make_nuclei_image  # noqa: E402
+from napari_pyramids.nn.whole_slide import (  # noqa: E402
+    segment_slide_steps,
+    segment_to_zarr_steps,
+)
 
 #: Small tiles and blocks, so tile and block borders cross many nuclei.
 TILING = {"tile_size": 64, "overlap": 16, "context_size": 64, "device": "cpu"}
@@ -187,3 +192,15 @@ def test_non_finite_values_are_refused_before_any_work(
             bad, tmp_path / "o.zarr", model, diameter=diameter, **TILING
         )
     assert not any(tmp_path.iterdir())
+
+
+def test_the_slide_steps_show_the_options_they_pass_on(tmp_path):
+    """segment_slide_steps lists segment_to_zarr_steps' options (not overwrite:
+    it always writes a new folder) and refuses any other keyword."""
+    parameters = inspect.signature(segment_slide_steps).parameters
+    assert {"name", "folder", "diameter", "block_size", "client"} <= set(parameters)
+    assert "overwrite" not in parameters
+    assert all(p.kind is not p.VAR_KEYWORD for p in parameters.values())
+    with pytest.raises(TypeError, match="overwrite"):
+        segment_slide_steps(np.zeros((8, 8)), folder=tmp_path, overwrite=True)
+    assert list(tmp_path.iterdir()) == []

@@ -71,22 +71,25 @@ from ome_zarr.writer import write_multiscales_metadata
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from napari_pyramids.core._checks import check_finite
-from napari_pyramids.core.pyramid import DEFAULT_MIN_SIZE, pyramid_depth
-from napari_pyramids.lazy import cluster, ome_zarr
-from napari_pyramids.lazy import pyramid as lazy
-from napari_pyramids.nn import infer
-from napari_pyramids.nn.defaults import (
+from ..core.checks import check_finite
+from ..core.pyramid import DEFAULT_MIN_SIZE, pyramid_depth
+from ..lazy import cluster, ome_zarr
+from ..lazy import pyramid as lazy
+from ..progress import function_form
+from ..signatures import forwards_options
+from . import infer
+from .defaults import (
     CONTEXT_SIZE,
     CORE_THRESHOLD,
     FOREGROUND_BELOW,
     OVERLAP,
     TILE_SIZE,
 )
-from napari_pyramids.nn.instances import components, grow_seeds, smallest_uint
-from napari_pyramids.nn.normalize import percentile_range, sample_step
-from napari_pyramids.nn.rescale import Resampling
-from napari_pyramids.nn.synthetic import BACKGROUND, CORE
+from .infer import SegmentationCancelled
+from .instances import components, grow_seeds, smallest_uint
+from .normalize import percentile_range, sample_step
+from .rescale import Resampling
+from .synthetic import BACKGROUND, CORE
 
 __all__ = [
     "BLOCK_SIZE",
@@ -910,7 +913,7 @@ def segment_to_zarr_steps(
     _check_input(image, net0, threshold, min_size, block_size)
     infer.check_tiling(tile_size, overlap, context_size)
     path = _out_path(out)
-    ome_zarr._prepare_path(path, overwrite)
+    ome_zarr.check_target(path, overwrite)
     source = _Image(image)
     if diameter is not None:
         diameter = infer._check_diameter(diameter, source.shape)
@@ -935,10 +938,7 @@ def segment_to_zarr_steps(
     tally = _Tally(total)
     yield 0, total
 
-    ome_zarr._remove_leftovers(path)
-    temp = ome_zarr._make_temp(path, "partial")
-    scratch = ome_zarr._make_temp(path, "scratch")
-    try:
+    with ome_zarr.staged_store(path, overwrite, scratch=True) as (temp, scratch):
         with cluster.scheduler_for(client) as scheduler:
             runner = _Runner(scheduler, _cpus())
             grid = source
@@ -1035,77 +1035,70 @@ def segment_to_zarr_steps(
                 "working_scale": resampling.scale,
             },
         )
-        ome_zarr._commit(temp, path, overwrite)
-    finally:
-        ome_zarr._remove(temp)
-        ome_zarr._remove(scratch)
     return path
 
 
-def segment_to_zarr(
-    image,
-    out,
-    model: infer.ModelLike = "nuclei",
-    *,
-    progress: infer.Progress | None = None,
-    cancel: Callable[[], bool] | None = None,
-    **options,
-) -> Path:
-    """Segment nuclei in a 2-D image on disk, block by block, into OME-Zarr labels.
+_SEGMENT_TO_ZARR_DOC = """Segment a slide on disk block by block into OME-Zarr labels.
 
-    The labels equal those of :func:`~napari_pyramids.nn.infer.segment` on
-    the same image in memory, up to the numbering of the ids (see the module
-    notes for how), with memory bounded by ``block_size``, not the image.
+The labels equal those of :func:`~napari_pyramids.nn.infer.segment` on
+the same image in memory, up to the numbering of the ids (see the module
+notes for how), with memory bounded by ``block_size``, not the image.
 
-    Parameters
-    ----------
-    image : zarr.Array, dask.array.Array or ndarray (H, W)
-        One plane (one channel) of any integer or float dtype; never loaded
-        whole, never modified.
-    out : str or os.PathLike
-        The ``.zarr`` folder to write: an OME-Zarr multiscale labels image
-        (axes y, x), level ``k`` every ``2**k``-th sample of level 0 (scale
-        ``2**k``, translation 0). Open it with :func:`~napari_pyramids.
-        read_ome_zarr`.
-    model
-        As in :func:`~napari_pyramids.nn.infer.segment`.
-    diameter, tile_size, overlap, device, threshold, min_size, context_size
-        Keyword options as in :func:`~napari_pyramids.nn.infer.segment`.
-        ``diameter=None`` estimates it on the image if it is at most
-        ``ESTIMATE_REGION`` px on each side (the in-memory estimate), else on
-        its central window of that size.
-    block_size : int
-        Side of the blocks (and of the stored chunks), pixels.
-    overwrite : bool
-        Replace an existing ``out`` if it is an OME-Zarr image (metadata and
-        level folders only, as this function writes it); anything else is
-        refused.
-    client : distributed.Client or str, optional
-        Where the blocks run: a Client or a scheduler address; by default the
-        active Client if there is one, else local threads. Workers must see
-        ``image`` and the folder of ``out``.
-    version : {"0.5", "0.4"}
-        NGFF version of the output (Zarr v3 or v2).
-    progress : callable(done, total), optional
-        Called with ``(0, total)`` and after every block (and level).
-    cancel : callable() -> bool, optional
-        Checked between blocks; True stops, removes what was written, and
-        raises :class:`~napari_pyramids.nn.infer.SegmentationCancelled`.
+Parameters
+----------
+image : zarr.Array, dask.array.Array or ndarray (H, W)
+    One plane (one channel) of any integer or float dtype; never loaded
+    whole, never modified.
+out : str or os.PathLike
+    The ``.zarr`` folder to write: an OME-Zarr multiscale labels image
+    (axes y, x), level ``k`` every ``2**k``-th sample of level 0 (scale
+    ``2**k``, translation 0). Open it with :func:`~napari_pyramids.
+    read_ome_zarr`.
+model
+    As in :func:`~napari_pyramids.nn.infer.segment`.
+diameter, tile_size, overlap, device, threshold, min_size, context_size
+    Keyword options as in :func:`~napari_pyramids.nn.infer.segment`.
+    ``diameter=None`` estimates it on the image if it is at most
+    ``ESTIMATE_REGION`` px on each side (the in-memory estimate), else on
+    its central window of that size.
+block_size : int
+    Side of the blocks (and of the stored chunks), pixels.
+overwrite : bool
+    Replace an existing ``out`` if it is an OME-Zarr image (metadata and
+    level folders only, as this function writes it); anything else is
+    refused.
+client : distributed.Client or str, optional
+    Where the blocks run: a Client or a scheduler address; by default the
+    active Client if there is one, else local threads. Workers must see
+    ``image`` and the folder of ``out``.
+version : {"0.5", "0.4"}
+    NGFF version of the output (Zarr v3 or v2).
+progress : callable(done, total), optional
+    Called with ``(0, total)`` and after every block (and level).
+cancel : callable() -> bool, optional
+    Checked between blocks; True stops, removes what was written, and
+    raises :class:`~napari_pyramids.nn.infer.SegmentationCancelled`.
 
-    Returns
-    -------
-    pathlib.Path
-        ``out``; its attributes record the number of nuclei and the diameter.
+Returns
+-------
+pathlib.Path
+    ``out``; its attributes record the number of nuclei and the diameter.
 
-    Raises
-    ------
-    FileExistsError
-        ``out`` exists and ``overwrite`` is False (or it is not replaceable).
-    ValueError, TypeError
-        The image is not one 2-D plane of numbers, or an option is out of range.
-    """
-    steps = segment_to_zarr_steps(image, out, model, **options)
-    return infer._drive(steps, progress, cancel)
+Raises
+------
+FileExistsError
+    ``out`` exists and ``overwrite`` is False (or it is not replaceable).
+ValueError, TypeError
+    The image is not one 2-D plane of numbers, or an option is out of range.
+"""
+
+segment_to_zarr = function_form(
+    segment_to_zarr_steps,
+    name="segment_to_zarr",
+    doc=_SEGMENT_TO_ZARR_DOC,
+    returns="Path",
+    cancelled=SegmentationCancelled,
+)
 
 
 @dataclass(frozen=True)
@@ -1117,6 +1110,7 @@ class SlideLabels:
     count: int
 
 
+@forwards_options(segment_to_zarr_steps, drop=("overwrite",))
 def segment_slide_steps(
     image,
     model: infer.ModelLike = "nuclei",

@@ -1,0 +1,199 @@
+"""The Search action: find a template coarse-to-fine and show how the search went.
+
+The result's layers are match centres (Points, score as property and text),
+match boxes (Shapes) and, with the trace on, one Points layer per octave whose
+scale is ``2**k`` times the image's, so candidates sit where they were examined.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from napari_pyramids.actions.base import Job, Result, Settings, Step, setting
+from napari_pyramids.core.search import Match, iter_find_template
+from napari_pyramids.layers import Source, octave_transform
+from napari_pyramids.progress import map_steps
+
+
+@dataclass(frozen=True)
+class SearchSettings(Settings):
+    """What to look for and what to show."""
+
+    max_matches: int = setting(
+        1,
+        "how many places to report at most; overlapping matches count as one",
+    )
+    min_score: float | None = setting(
+        0.5,
+        "leave out matches whose ZNCC (1: identical up to brightness and "
+        "contrast, 0: unrelated) is below this",
+    )
+    show_trace: bool = setting(
+        True,
+        "add the candidates examined at each octave, coloured by their score",
+    )
+    compare_exhaustive: bool = setting(
+        True,
+        "also time OpenCV's exhaustive search over the whole image, to see "
+        "what coarse-to-fine saves",
+    )
+
+
+@dataclass(frozen=True)
+class SearchResult(Result):
+    """The layers, the status line, and the matches found (best first)."""
+
+    matches: list[Match] = field(default_factory=list)
+
+
+def run(source: Source, template: np.ndarray, settings: SearchSettings) -> Job:
+    """Check the template against ``source``; return the job that searches.
+
+    ``template`` is an array of ``source``'s kind (same channels), e.g. a
+    rectangle cut with :func:`napari_pyramids.layers.rectangle_crop`.
+    """
+    search = iter_find_template(
+        source.data,
+        template,
+        max_matches=settings.max_matches,
+        min_score=settings.min_score,
+        channel_axis=source.channel_axis,
+    )
+    return Job(
+        description=f"Template search in {source.name}",
+        steps=_search_steps(search, source, template, settings),
+    )
+
+
+def _search_steps(search, source: Source, template, settings: SearchSettings):
+    """Search, one :class:`Step` per octave; return the layers and the summary."""
+    t0 = time.perf_counter()
+    octaves = []
+
+    def step(octave):
+        octaves.append(octave)
+        total = octaves[0].octave + 1 + settings.compare_exhaustive
+        return Step(len(octaves), total, f"octave {octave.octave}")
+
+    matches = yield from map_steps(search, step)
+    seconds = time.perf_counter() - t0
+    exhaustive = None
+    if settings.compare_exhaustive:
+        yield Step(len(octaves), len(octaves) + 1, "timing exhaustive search")
+        exhaustive = exhaustive_seconds(source, template)
+    layers = match_layers(source, matches, octaves if settings.show_trace else [])
+    return SearchResult(layers, describe(matches, seconds, exhaustive), matches)
+
+
+def exhaustive_seconds(source: Source, template: np.ndarray) -> float | None:
+    """Seconds OpenCV's exhaustive ``matchTemplate(TM_CCOEFF_NORMED)`` takes on
+    the whole image: what the search saves. None for volumes and for more than
+    4 channels, which OpenCV cannot match in one call.
+
+    For colour OpenCV centres each channel on its own mean, so its scores differ
+    slightly from :func:`~napari_pyramids.core.search.zncc_map`; the work, and
+    so the time, is the same.
+    """
+    image, template = np.asarray(source.data), np.asarray(template)
+    if source.channel_axis is not None:
+        image = np.moveaxis(image, source.channel_axis, -1)
+        template = np.moveaxis(template, source.channel_axis, -1)
+    if source.spatial_ndim != 2 or image.ndim == 3 and image.shape[-1] > 4:
+        return None
+    image = np.ascontiguousarray(image, dtype=np.float32)
+    template = np.ascontiguousarray(template, dtype=np.float32)
+    t0 = time.perf_counter()
+    cv2.matchTemplate(image, template, cv2.TM_CCOEFF_NORMED)
+    return time.perf_counter() - t0
+
+
+def match_layers(source: Source, matches, octaves) -> list:
+    """Points at match centres, Shapes boxes, and one Points layer per octave."""
+    name = source.name
+    spatial = len(source.scale)
+    centres = np.array([m.center for m in matches]).reshape(-1, spatial)
+    scores = np.array([m.score for m in matches])
+    text = {
+        "string": "{score:.2f}",
+        "anchor": "upper_left",
+        "color": "yellow",
+        "size": 8,
+    }
+    transform = {"scale": source.scale, "translate": source.translate}
+    layers = [
+        (
+            centres,
+            {
+                "name": f"{name} matches",
+                "features": {"score": scores},
+                "text": text,
+                "face_color": "yellow",
+                "size": 8,
+                **transform,
+            },
+            "points",
+        )
+    ]
+    if spatial == 2 and matches:
+        boxes = [
+            np.array(m.position) + np.array([[0, 0], [0, 1], [1, 1], [1, 0]]) * m.shape
+            for m in matches
+        ]
+        boxes = [b - 0.5 for b in boxes]  # pixel edges, not centres
+        layers.append(
+            (
+                boxes,
+                {
+                    "name": f"{name} match boxes",
+                    "shape_type": "rectangle",
+                    "edge_color": "yellow",
+                    "face_color": "transparent",
+                    "edge_width": 2,
+                    **transform,
+                },
+                "shapes",
+            )
+        )
+    shape = np.array(matches[0].shape if matches else (1,) * spatial)
+    for octave in octaves:
+        k = octave.octave
+        tpl = -(-shape // np.array(octave.scale))  # template size at this octave
+        reduced = tuple(i for i, s in enumerate(octave.scale) if s > 1)
+        layers.append(
+            (
+                octave.positions + (tpl - 1) / 2,
+                {
+                    "name": f"{name} search octave {k}",
+                    "features": {"score": octave.scores},
+                    "face_color": "score",
+                    "face_colormap": "viridis",
+                    "size": 4,
+                    "opacity": 0.8,
+                    **octave_transform(source, k, reduced),
+                },
+                "points",
+            )
+        )
+    return layers
+
+
+def describe(matches, seconds: float, exhaustive: float | None) -> str:
+    """Status line: how many matches, best score, time taken vs exhaustive."""
+    if not matches:
+        text = "No match above the minimum score."
+    else:
+        text = f"{len(matches)} match(es), best ZNCC {matches[0].score:.3f}"
+    text += f"; coarse-to-fine {1e3 * seconds:.0f} ms"
+    if exhaustive is not None:
+        ratio = exhaustive / max(seconds, 1e-9)
+        text += f", exhaustive (OpenCV) {1e3 * exhaustive:.0f} ms: "
+        text += (
+            f"{ratio:.1f}x faster"
+            if ratio >= 1
+            else "exhaustive wins on an image this small"
+        )
+    return text
