@@ -121,3 +121,40 @@ def coins_with_template():
             "shapes",
         ),
     ]
+
+
+#: The astronaut's eye in scikit-image's ``astronaut``: (top, left, height, width)
+#: in pixels, and how much closer the view the template comes from is.
+EYE = (176, 192, 64, 80)
+ZOOM = 1.6
+
+
+def zoomed_template_arrays():
+    """``(astronaut, template, (corner, scale))``: the template is the eye cut
+    from a copy of the photo zoomed by ZOOM (a view 1.6x as close), so in the
+    photo the eye is ``1 / ZOOM`` times the template's size. ``corner`` is the
+    eye box's top-left there: ``cv2.resize`` maps copy pixel ``u`` to photo
+    coordinate ``(u + 0.5) / ZOOM - 0.5``."""
+    import cv2
+    from skimage import data
+
+    photo = data.astronaut()
+    closer = cv2.resize(photo, None, fx=ZOOM, fy=ZOOM, interpolation=cv2.INTER_CUBIC)
+    top, left, height, width = (round(v * ZOOM) for v in EYE)
+    template = closer[top : top + height, left : left + width].copy()
+    corner = tuple((v + 0.5) / ZOOM - 0.5 for v in (top, left))
+    return photo, template, (corner, 1 / ZOOM)
+
+
+def zoomed_template():
+    """Scikit-image's astronaut and her eye cut from a 1.6x closer view.
+
+    Open it, then Layers > Register > Template search: "search in" astronaut,
+    "template from" the eye layer, no rectangle, scales 0.5-2, and press
+    Search: the eye is found at scale 0.625 (1 / 1.6).
+    """
+    photo, template, _ = zoomed_template_arrays()
+    return [
+        (photo, {"name": "astronaut", "rgb": True}, "image"),
+        (template, {"name": "eye from a closer view", "rgb": True}, "image"),
+    ]

@@ -246,3 +246,82 @@ def test_zncc_does_not_depend_on_the_intensity_scale(scale):
     )
     [match] = npp.find_template(scaled_img, scaled_tpl)
     assert match.position == (30, 50) and match.score > 0.999
+
+
+# ------------------------------------------------------------ never worse
+def exhaustive_best(image, template):
+    """The exhaustive ZNCC maximum over windows that are not flat."""
+    return float(npp.zncc_map(image, template).max())
+
+
+@pytest.mark.parametrize("name", ["brick", "grass", "gravel", "text", "camera"])
+def test_never_below_exhaustive_on_noisy_repetitive_pictures(name):
+    """Found ZNCC >= exhaustive maximum - 1e-4, also when the search follows a
+    single candidate from the start octave: the check at octave 0 (the
+    remaining look-alikes, then the regions the coarse map leaves in doubt)
+    must make up for it."""
+    rng = np.random.default_rng(11)
+    clean = getattr(data, name)().astype(np.float32)
+    for _ in range(3):
+        size = int(rng.choice([24, 32, 48]))
+        y, x = (int(rng.integers(0, n - size)) for n in clean.shape)
+        template = clean[y : y + size, x : x + size]
+        if template.std() < 4:
+            continue
+        image = 0.8 * clean + 10 + rng.normal(0, 10, clean.shape)
+        image = image.astype(np.float32)
+        best = exhaustive_best(image, template)
+        for options in ({}, {"candidates": 1}):
+            (match,) = npp.find_template(image, template, **options)
+            assert match.score >= best - 1e-4, (name, size, options)
+
+
+def test_the_check_adds_octave_zero_candidates():
+    """With one candidate followed, a noisy brick wall needs the check: octave
+    0 holds candidates that no coarser candidate led to (parent -1)."""
+    rng = np.random.default_rng(2)
+    clean = data.brick().astype(np.float32)
+    template = clean[200:232, 300:332]
+    image = (clean + rng.normal(0, 12, clean.shape)).astype(np.float32)
+    (match,) = npp.find_template(image, template, candidates=1)
+    assert match.score >= exhaustive_best(image, template) - 1e-4
+    assert (match.trace[-1].parents == -1).any()
+
+
+# ---------------------------------------------------------------- sub-pixel
+def test_subpixel_corner_of_images_shifted_by_fractions(camera):
+    """Images shifted by known fractions of a pixel (cubic), templates cut from
+    the unshifted image: the sub-pixel corner is off by < 0.1 px (median)."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(4)
+    errors = []
+    for _ in range(12):
+        shift = rng.uniform(-0.5, 0.5, 2)
+        moved = ndimage.shift(camera, shift, order=3, mode="nearest")
+        y, x = (int(v) for v in rng.integers(40, 400, 2))
+        template = camera[y : y + 48, x : x + 48]
+        if template.std() < 10:
+            continue
+        (match,) = npp.find_template(moved, template)
+        truth = np.array([y, x]) + shift
+        assert np.abs(np.subtract(match.position, truth)).max() <= 1
+        assert np.abs(np.subtract(match.subpixel, match.position)).max() <= 0.5
+        errors.extend(np.abs(np.subtract(match.subpixel, truth)))
+    assert len(errors) >= 16
+    assert np.median(errors) < 0.1
+    # the integer peak alone is off by about a quarter pixel on average
+    assert np.median(errors) < 0.5 * 0.25
+
+
+def test_subpixel_of_an_exact_copy_is_the_integer_corner(camera):
+    (match,) = npp.find_template(camera, camera[120:170, 210:266].copy())
+    assert match.position == (120, 210)
+    np.testing.assert_allclose(match.subpixel, (120, 210), atol=0.05)
+    assert match.subpixel_center == pytest.approx(match.center, abs=0.05)
+
+
+def test_subpixel_keeps_the_integer_corner_on_the_image_border(camera):
+    (match,) = npp.find_template(camera, camera[0:40, 472:512].copy())
+    assert match.position == (0, 472)
+    assert match.subpixel == (0.0, 472.0)

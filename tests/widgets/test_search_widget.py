@@ -26,9 +26,9 @@ def test_rectangle_on_a_scaled_image_finds_it(viewer, qtbot):
     assert names[:2] == ["camera matches", "camera match boxes"]
     assert any(n.startswith("camera search octave") for n in names)
     points = viewer.layers["camera matches"]
-    # the match centre, in world coordinates, is the rectangle's centre
+    # the match centre (sub-pixel), in world coordinates, is the rectangle's centre
     centre = points.data_to_world(points.data[0])
-    np.testing.assert_allclose(centre, np.array([231.5, 331.5]) * 2 + [5, 7])
+    np.testing.assert_allclose(centre, np.array([231.5, 331.5]) * 2 + [5, 7], atol=0.05)
     assert points.features["score"][0] == pytest.approx(1.0, abs=1e-5)
     # octave k candidates overlay the image: octave k layer scale is 2**k times
     octave = viewer.layers[names[-2]]
@@ -81,3 +81,41 @@ def test_exhaustive_timing_is_opencv_on_2d_only():
     vol = np.zeros((4, 30, 30), np.float32)
     volume = Source(vol, "vol", (1.0, 1.0, 1.0), (0.0, 0.0, 0.0))
     assert exhaustive_seconds(volume, vol[:2, :8, :8]) is None
+
+
+def test_scales_control_finds_the_eye_from_a_closer_view(viewer, qtbot):
+    """The zoomed sample: with scales 0.5-2 the eye is found at its scale; the
+    match point sits at the sub-pixel centre and the box has the match's size."""
+    from napari_pyramids.sample_data import zoomed_template_arrays
+
+    photo, eye, (corner, scale) = zoomed_template_arrays()
+    image = viewer.add_image(photo, name="astronaut", rgb=True)
+    template = viewer.add_image(eye, name="eye", rgb=True)
+    widget = SearchWidget(viewer)
+    widget.reset_choices()
+    widget.image.value = image
+    widget.template_image.value = template
+    widget.rectangle.value = None
+    widget.compare.value = False
+    widget.scales.value = (0.5, 2.0)
+    worker = widget.run()
+    assert worker is not None, widget.status
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    points = viewer.layers["astronaut matches"]
+    found = points.features["scale"][0]
+    assert found == pytest.approx(scale, rel=0.05)
+    centre = np.add(corner, (np.array(eye.shape[:2]) - 1) * scale / 2)
+    np.testing.assert_allclose(points.data[0], centre, atol=2)
+    assert "at scale" in widget.status
+    (box,) = viewer.layers["astronaut match boxes"].data
+    np.testing.assert_allclose(np.ptp(box, axis=0), np.array(eye.shape[:2]) * found)
+    # the trace's octave layers carry the scale each candidate was examined at
+    octave = next(layer for layer in viewer.layers if "search octave" in layer.name)
+    assert np.all((octave.features["scale"] >= 0.5) & (octave.features["scale"] <= 2))
+
+
+def test_scales_control_one_scale_is_no_range():
+    from napari_pyramids.widgets.search import search_scales
+
+    assert search_scales((1.0, 1.0)) is None
+    assert search_scales((0.5, 2.0)) == (0.5, 2.0)

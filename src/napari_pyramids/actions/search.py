@@ -1,8 +1,10 @@
 """The Search action: find a template coarse-to-fine and show how the search went.
 
-The result's layers are match centres (Points, score as property and text),
-match boxes (Shapes) and, with the trace on, one Points layer per octave whose
-scale is ``2**k`` times the image's, so candidates sit where they were examined.
+The result's layers are match centres at their sub-pixel position (Points;
+score and scale as features, score as text), match boxes (Shapes, the
+template's size times the match's scale) and, with the trace on, one Points
+layer per octave whose scale is ``2**k`` times the image's, so candidates sit
+where they were examined (with the template scale each was examined at).
 """
 
 from __future__ import annotations
@@ -32,6 +34,12 @@ class SearchSettings(Settings):
         "leave out matches whose ZNCC (1: identical up to brightness and "
         "contrast, 0: unrelated) is below this",
     )
+    scales: tuple[float, float] | None = setting(
+        None,
+        "search the template at every scale in this range of object size / "
+        "template size (0.5-2: the object may be half to twice the template's "
+        "size); none: at its own size only",
+    )
     show_trace: bool = setting(
         True,
         "add the candidates examined at each octave, coloured by their score",
@@ -39,7 +47,8 @@ class SearchSettings(Settings):
     compare_exhaustive: bool = setting(
         True,
         "also time OpenCV's exhaustive search over the whole image, to see "
-        "what coarse-to-fine saves",
+        "what coarse-to-fine saves (at one scale only: over a range of scales "
+        "it would compare unlike work)",
     )
 
 
@@ -62,6 +71,7 @@ def run(source: Source, template: np.ndarray, settings: SearchSettings) -> Job:
         max_matches=settings.max_matches,
         min_score=settings.min_score,
         channel_axis=source.channel_axis,
+        scales=settings.scales,
     )
     return Job(
         description=f"Template search in {source.name}",
@@ -73,16 +83,17 @@ def _search_steps(search, source: Source, template, settings: SearchSettings):
     """Search, one :class:`Step` per octave; return the layers and the summary."""
     t0 = time.perf_counter()
     octaves = []
+    compare = settings.compare_exhaustive and settings.scales is None
 
     def step(octave):
         octaves.append(octave)
-        total = octaves[0].octave + 1 + settings.compare_exhaustive
+        total = octaves[0].octave + 1 + compare
         return Step(len(octaves), total, f"octave {octave.octave}")
 
     matches = yield from map_steps(search, step)
     seconds = time.perf_counter() - t0
     exhaustive = None
-    if settings.compare_exhaustive:
+    if compare:
         yield Step(len(octaves), len(octaves) + 1, "timing exhaustive search")
         exhaustive = exhaustive_seconds(source, template)
     layers = match_layers(source, matches, octaves if settings.show_trace else [])
@@ -115,8 +126,9 @@ def match_layers(source: Source, matches, octaves) -> list:
     """Points at match centres, Shapes boxes, and one Points layer per octave."""
     name = source.name
     spatial = len(source.scale)
-    centres = np.array([m.center for m in matches]).reshape(-1, spatial)
+    centres = np.array([m.subpixel_center for m in matches]).reshape(-1, spatial)
     scores = np.array([m.score for m in matches])
+    features = {"score": scores, "scale": np.array([m.scale for m in matches])}
     text = {
         "string": "{score:.2f}",
         "anchor": "upper_left",
@@ -129,7 +141,7 @@ def match_layers(source: Source, matches, octaves) -> list:
             centres,
             {
                 "name": f"{name} matches",
-                "features": {"score": scores},
+                "features": features,
                 "text": text,
                 "face_color": "yellow",
                 "size": 8,
@@ -139,11 +151,12 @@ def match_layers(source: Source, matches, octaves) -> list:
         )
     ]
     if spatial == 2 and matches:
+        corners = np.array([[0, 0], [0, 1], [1, 1], [1, 0]])
+        # pixel edges, not centres: template pixel i covers i -+ 1/2 at its scale
         boxes = [
-            np.array(m.position) + np.array([[0, 0], [0, 1], [1, 1], [1, 0]]) * m.shape
+            np.array(m.position) - m.scale / 2 + corners * np.array(m.size)
             for m in matches
         ]
-        boxes = [b - 0.5 for b in boxes]  # pixel edges, not centres
         layers.append(
             (
                 boxes,
@@ -161,14 +174,15 @@ def match_layers(source: Source, matches, octaves) -> list:
     shape = np.array(matches[0].shape if matches else (1,) * spatial)
     for octave in octaves:
         k = octave.octave
-        tpl = -(-shape // np.array(octave.scale))  # template size at this octave
+        # template pixel (shape - 1) / 2 at the candidate's scale, in octave pixels
+        middle = (shape - 1) * octave.scales[:, None] / np.array(octave.scale) / 2
         reduced = tuple(i for i, s in enumerate(octave.scale) if s > 1)
         layers.append(
             (
-                octave.positions + (tpl - 1) / 2,
+                octave.positions + middle,
                 {
                     "name": f"{name} search octave {k}",
-                    "features": {"score": octave.scores},
+                    "features": {"score": octave.scores, "scale": octave.scales},
                     "face_color": "score",
                     "face_colormap": "viridis",
                     "size": 4,
@@ -187,6 +201,8 @@ def describe(matches, seconds: float, exhaustive: float | None) -> str:
         text = "No match above the minimum score."
     else:
         text = f"{len(matches)} match(es), best ZNCC {matches[0].score:.3f}"
+        if matches[0].scale != 1:
+            text += f" at scale {matches[0].scale:.3f}"
     text += f"; coarse-to-fine {1e3 * seconds:.0f} ms"
     if exhaustive is not None:
         ratio = exhaustive / max(seconds, 1e-9)

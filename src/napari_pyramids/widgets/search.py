@@ -10,7 +10,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import CheckBox, FloatSlider, SpinBox, create_widget
+from magicgui.widgets import (
+    CheckBox,
+    FloatRangeSlider,
+    FloatSlider,
+    SpinBox,
+    create_widget,
+)
 
 from napari_pyramids.actions import Job
 from napari_pyramids.actions import search as action
@@ -20,6 +26,12 @@ from napari_pyramids.widgets._base import JobWidget, explain
 
 if TYPE_CHECKING:
     import napari
+
+
+def search_scales(value) -> tuple[float, float] | None:
+    """The "scales" control's range for find_template: None for (1, 1)."""
+    lo, hi = (float(v) for v in value)
+    return None if lo == hi == 1.0 else (lo, hi)
 
 
 class SearchWidget(JobWidget):
@@ -53,6 +65,9 @@ class SearchWidget(JobWidget):
         self.min_score = FloatSlider(
             label="min score", min=-1.0, max=1.0, value=defaults.min_score
         )
+        self.scales = FloatRangeSlider(
+            label="scales", min=0.25, max=4.0, step=0.05, value=(1.0, 1.0)
+        )
         self.show_trace = CheckBox(text="show search trace", value=defaults.show_trace)
         self.compare = CheckBox(
             text="time exhaustive search (OpenCV)", value=defaults.compare_exhaustive
@@ -61,6 +76,7 @@ class SearchWidget(JobWidget):
             SearchSettings,
             max_matches=self.max_matches,
             min_score=self.min_score,
+            scales=self.scales,
             show_trace=self.show_trace,
             compare_exhaustive=self.compare,
         )
@@ -71,6 +87,7 @@ class SearchWidget(JobWidget):
                 self.rectangle,
                 self.max_matches,
                 self.min_score,
+                self.scales,
                 self.show_trace,
                 self.compare,
             ]
@@ -89,6 +106,7 @@ class SearchWidget(JobWidget):
         return SearchSettings(
             max_matches=self.max_matches.value,
             min_score=self.min_score.value,
+            scales=search_scales(self.scales.value),
             show_trace=self.show_trace.value,
             compare_exhaustive=self.compare.value,
         )

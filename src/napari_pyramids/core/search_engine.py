@@ -1,0 +1,1026 @@
+"""The machinery of coarse-to-fine ZNCC search, shared by one-scale and
+scale-range search.
+
+Window moments from integral images, the scorer of a template at one octave,
+candidate following and refinement, the check of the winner against the
+coarse map, and the sub-pixel peak. :mod:`napari_pyramids.core.search` holds
+the public functions and explains the method; ``scale_search`` reuses this
+module for a range of template scales.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from napari_pyramids.core.checks import (
+    as_real_array,
+    check_finite,
+    normalize_channel_axis,
+)
+from napari_pyramids.core.pyramid import float_dtype, gaussian_pyramid
+
+__all__ = ["Match", "OctaveTrace", "zncc_map"]
+
+#: A window whose standard deviation is below this fraction of its RMS value is
+#: flat to float32 precision: its ZNCC is undefined and it is never reported.
+FLAT_TOLERANCE = 1e-5
+
+
+#: Candidates scoring within this much ZNCC of an octave's best are all followed:
+#: noise and blur can reorder scores that close when the octave gets finer. The
+#: check at octave 0 (:func:`doubt_margin`) catches what this leaves behind.
+FOLLOW = 0.1
+
+#: Local maxima within this much of the best at the start octave are look-alikes
+#: that octave cannot tell apart (see MAX_CANDIDATES).
+MARGIN = 0.2
+
+#: Most candidates followed from one octave to the next, per CROWD_AREA pixels
+#: of the image (look-alikes are expected in proportion to the area searched).
+#: Where more than that score within MARGIN of the best at the coarsest octave
+#: (repetitive texture like bricks, star fields), that octave cannot tell them
+#: apart and the search starts one octave finer, down to octave 0 (exhaustive)
+#: if need be. ``max_matches`` above half of it raises it.
+MAX_CANDIDATES = 48
+CROWD_AREA = 512 * 512
+
+#: Smallest template side at the coarsest octave when ``levels`` is None (the
+#: pyramids' default); MARGIN and MAX_CANDIDATES keep it reliable (see the
+#: agreement study of benchmarks/bench_search.py).
+SEARCH_MIN_SIZE = 8
+
+
+@dataclass(frozen=True)
+class OctaveTrace:
+    """The candidates a search kept at one octave.
+
+    Attributes
+    ----------
+    octave : int
+        Pyramid level ``k`` (0 is the image itself).
+    scale : tuple of int
+        Level-0 pixels per pixel of this octave along each spatial axis (``2**k``,
+        or 1 for an axis that is not reduced, like z of an anisotropic stack).
+        Position ``p`` here is level-0 position ``p * scale``.
+    positions : numpy.ndarray
+        ``(n, ndim)`` integer top-left corners of the template, in this
+        octave's pixels.
+    scores : numpy.ndarray
+        ``(n,)`` ZNCC of each candidate at this octave (in a search over scales,
+        the ZNCC of its sub-pixel peak, by which scales are compared).
+    parents : numpy.ndarray
+        ``(n,)`` index of the coarser octave's candidate each one was refined
+        from; -1 where the candidate comes from an exhaustive pass: the start
+        octave's, a scale that starts at this octave, or (at octave 0) the check
+        of the regions whose coarse score could still beat the winner.
+    scales : numpy.ndarray
+        ``(n,)`` template scale of each candidate (all 1 unless ``scales`` was
+        given): the object in the image is this many times the template's size.
+    examined : numpy.ndarray
+        Every template scale scored at this octave, ascending (exhaustive starts
+        and the trial scales of the refinement); ``[1.0]`` at one scale.
+    """
+
+    octave: int
+    scale: tuple[int, ...]
+    positions: np.ndarray
+    scores: np.ndarray
+    parents: np.ndarray
+    scales: np.ndarray
+    examined: np.ndarray
+
+
+@dataclass(frozen=True)
+class Match:
+    """One place where the template was found.
+
+    Attributes
+    ----------
+    position : tuple of int
+        ``(row, col)`` (``(z, row, col)`` for volumes) of the template's top-left
+        corner in image pixels: the index of the peak of
+        ``skimage.feature.match_template(image, template)``.
+    score : float
+        ZNCC at that position, in [-1, 1].
+    shape : tuple of int
+        Spatial shape of the template. The match box is ``position .. position
+        + shape`` at scale 1; in general it is ``shape * scale`` pixels large.
+    trace : tuple of OctaveTrace
+        The candidates examined at each octave, coarsest first, shared by all
+        matches of one search; the last entry is octave 0.
+    subpixel : tuple of float
+        The top-left corner to a fraction of a pixel: the vertex of a quadratic
+        fitted to the ZNCC scores of ``position`` and its neighbours (within half
+        a pixel of ``position``; equal to it along an axis where the peak lies
+        on the image border).
+    scale : float
+        Size of the found object in the image / size of the template (1 unless
+        ``scales`` was given; 0.5 for a template cut from a view twice as close).
+    """
+
+    position: tuple[int, ...]
+    score: float
+    shape: tuple[int, ...]
+    trace: tuple[OctaveTrace, ...] = field(repr=False)
+    subpixel: tuple[float, ...]
+    scale: float = 1.0
+
+    @property
+    def size(self) -> tuple[float, ...]:
+        """Size of the match box in image pixels: the template's times ``scale``."""
+        return tuple(s * self.scale for s in self.shape)
+
+    @property
+    def center(self) -> tuple[float, ...]:
+        """Centre of the match box in image pixel coordinates.
+
+        Template pixel ``i`` sits on image pixel ``position + i * scale``, so the
+        centre is ``position + (shape - 1) * scale / 2``.
+        """
+        return _centre(self.position, self.shape, self.scale)
+
+    @property
+    def subpixel_center(self) -> tuple[float, ...]:
+        """:attr:`center` from the sub-pixel corner :attr:`subpixel`."""
+        return _centre(self.subpixel, self.shape, self.scale)
+
+
+def _centre(corner, shape, scale) -> tuple[float, ...]:
+    return tuple(float(p) + (s - 1) * scale / 2 for p, s in zip(corner, shape))
+
+
+# ----------------------------------------------------------------- checking
+class _Layout:
+    """Views user arrays as ``(z, y, x, channels)``; z has length 1 for 2-D."""
+
+    def __init__(self, image: np.ndarray, template: np.ndarray, channel_axis):
+        if image.ndim != template.ndim:
+            raise ValueError(
+                f"image has {image.ndim} dimensions but template has "
+                f"{template.ndim}; cut the template from an image like the one "
+                "searched (same axes, same channels)"
+            )
+        ndim = image.ndim
+        channel_axis = normalize_channel_axis(channel_axis, ndim)
+        if (
+            channel_axis is not None
+            and image.shape[channel_axis] != template.shape[channel_axis]
+        ):
+            raise ValueError(
+                f"image has {image.shape[channel_axis]} channels but template "
+                f"has {template.shape[channel_axis]}; they must match"
+            )
+        self.channel_axis = channel_axis
+        self.ndim = ndim - (channel_axis is not None)
+        if self.ndim not in (2, 3):
+            raise ValueError(
+                f"expected a 2-D (y, x) image or a 3-D (z, y, x) volume, optionally "
+                f"with a channel_axis; got {ndim} dimensions"
+                + ("" if channel_axis is None else " including channels")
+                + ". Pass channel_axis for colour images, or take one frame."
+            )
+        self.image_shape = self.spatial_shape(image)
+        self.template_shape = self.spatial_shape(template)
+        for ax, (n, t) in enumerate(zip(self.image_shape, self.template_shape)):
+            if t > n:
+                raise ValueError(
+                    f"the template {self.template_shape} is larger than the image "
+                    f"{self.image_shape} along spatial axis {ax} ({t} > {n}); cut a "
+                    "smaller template or search a larger image"
+                )
+
+    def spatial_shape(self, arr: np.ndarray) -> tuple[int, ...]:
+        return tuple(n for ax, n in enumerate(arr.shape) if ax != self.channel_axis)
+
+    def internal(self, arr: np.ndarray) -> np.ndarray:
+        """``(z, y, x, c)`` view of an array in the user's layout."""
+        if self.channel_axis is None:
+            arr = arr[..., None]
+        else:
+            arr = np.moveaxis(arr, self.channel_axis, -1)
+        return arr if self.ndim == 3 else arr[None]
+
+    def public(self, position) -> tuple[int, ...]:
+        """User-facing spatial position from an internal ``(z, y, x)`` one."""
+        return tuple(int(p) for p in position[3 - self.ndim :])
+
+
+#: Largest magnitudes outside this range are brought back into [1, 2) before
+#: scoring: float32 sums of squares overflow beyond about 1e19 and lose
+#: everything to underflow below about 1e-19.
+_SAFE_PEAK = (2.0**-40, 2.0**40)
+
+
+def _scale_invariant(x: np.ndarray, name: str) -> np.ndarray:
+    """``x`` times the power of two that brings its largest magnitude into [1, 2),
+    when that magnitude is out of :data:`_SAFE_PEAK`; else ``x`` itself. Raises
+    for NaN or infinite values (the one pass over ``x`` finds them too).
+
+    ZNCC does not change when an input is multiplied by a positive number, and
+    a power of two changes no rounding, so scores are those of the unscaled
+    data where float32 could hold its sums. 8- and 16-bit images never need it.
+    """
+    if x.dtype.itemsize <= 2 and np.issubdtype(x.dtype, np.integer):
+        return x
+    peak = max(abs(float(x.max())), abs(float(x.min())))
+    if not math.isfinite(peak):
+        check_finite(x, name)
+    if peak == 0 or _SAFE_PEAK[0] <= peak < _SAFE_PEAK[1]:
+        return x
+    floats = x if np.issubdtype(x.dtype, np.floating) else x.astype(np.float64)
+    return np.ldexp(floats, -math.floor(math.log2(peak)))
+
+
+def _template_scorer(template: np.ndarray) -> _Scorer:
+    """Scorer for the level-0 template; raise if it is flat (ZNCC undefined)."""
+    scorer = _Scorer(template)
+    if scorer.flat:
+        raise ValueError(
+            "template is flat (constant, or varying by less than "
+            f"{FLAT_TOLERANCE:g} of its magnitude): zero-mean normalised "
+            "cross-correlation is undefined for a template without variance. "
+            "Pick a region with some texture or edges."
+        )
+    return scorer
+
+
+def _is_flat(std, rms):
+    return std <= FLAT_TOLERANCE * rms
+
+
+# ---------------------------------------------------------------- ZNCC maths
+def _window_moments(x: np.ndarray, shape: tuple[int, int, int]):
+    """Sums of ``x`` and ``x**2`` over every ``shape`` window of ``x``.
+
+    ``x`` is ``(Z, H, W, C)`` float32; channels are summed. OpenCV's integral
+    images accumulate in float64 [3]_ (one pass gives both), then each (y, x)
+    window is four lookups and z windows are differences of a running sum.
+    """
+    tz, th, tw = shape
+    z, h, w, n_ch = x.shape
+
+    def windows(ii):
+        out = ii[th:, tw:] - ii[:-th, tw:]
+        out -= ii[th:, :-tw]
+        out += ii[:-th, :-tw]
+        return out
+
+    if z == 1 and n_ch == 1:  # one grey plane: no sums to add up
+        plane = np.ascontiguousarray(x[0, :, :, 0])
+        sums, squares = cv2.integral2(plane, sdepth=cv2.CV_64F, sqdepth=cv2.CV_64F)
+        return windows(sums)[None], windows(squares)[None]
+    out = np.zeros((2, z, h - th + 1, w - tw + 1))
+    for k in range(z):
+        for c in range(n_ch):
+            plane = np.ascontiguousarray(x[k, :, :, c])
+            for i, ii in enumerate(
+                cv2.integral2(plane, sdepth=cv2.CV_64F, sqdepth=cv2.CV_64F)
+            ):
+                out[i, k] += windows(ii)
+    if tz > 1:
+        run = np.concatenate([np.zeros_like(out[:, :1]), out.cumsum(axis=1)], 1)
+        out = run[:, tz:] - run[:, :-tz]
+    return out[0], out[1]
+
+
+#: A rough (float32) window whose variance is below this fraction of its mean
+#: square counts as flat: float32 sums cannot resolve less.
+_ROUGH_FLAT = 1e-5
+
+
+def _box_moments(plane: np.ndarray, shape: tuple[int, int]):
+    """Float32 sums of ``plane`` and ``plane**2`` over every ``shape`` window, as
+    ``(1, h, w)`` arrays (OpenCV box filters; see :class:`_Scorer`'s ``rough``)."""
+    th, tw = shape
+    h, w = plane.shape[0] - th + 1, plane.shape[1] - tw + 1
+    options = dict(normalize=False, anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)
+    sums = cv2.boxFilter(plane, cv2.CV_32F, (tw, th), **options)[:h, :w]
+    squares = cv2.sqrBoxFilter(plane, cv2.CV_32F, (tw, th), **options)[:h, :w]
+    return sums[None], squares[None]
+
+
+def _correlate(plane: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Valid cross-correlation of 2-D (or ``(h, w, c)``, channels summed) float32.
+
+    OpenCV's ``matchTemplate`` works in the Fourier domain; for one channel and
+    a kernel of at most 10x10 the direct ``filter2D`` is about twice as fast.
+    """
+    th, tw = kernel.shape[:2]
+    if kernel.ndim == 2 and th * tw <= 100:
+        full = cv2.filter2D(
+            plane, cv2.CV_32F, kernel, anchor=(0, 0), borderType=cv2.BORDER_CONSTANT
+        )
+        return full[: plane.shape[0] - th + 1, : plane.shape[1] - tw + 1]
+    return cv2.matchTemplate(plane, kernel, cv2.TM_CCORR)
+
+
+def _ccorr(image: np.ndarray, template: np.ndarray) -> np.ndarray:
+    """Valid cross-correlation of ``(Z, H, W, C)`` float32 arrays, summed over z, c."""
+    tz = template.shape[0]
+    n_ch = image.shape[-1]
+    out = None
+    # One channel goes as a 2-D plane (so _correlate may filter directly); cv2
+    # sums up to 4 channels itself; more go one by one.
+    if n_ch == 1:
+        groups = [0]
+    elif n_ch <= 4:
+        groups = [slice(None)]
+    else:
+        groups = [slice(c, c + 1) for c in range(n_ch)]
+    for z in range(image.shape[0] - tz + 1):
+        plane = None
+        for dz in range(tz):
+            for g in groups:
+                r = _correlate(
+                    np.ascontiguousarray(image[z + dz][..., g]),
+                    np.ascontiguousarray(template[dz][..., g]),
+                )
+                plane = r if plane is None else plane + r
+        if out is None:
+            out = np.empty((image.shape[0] - tz + 1,) + plane.shape, np.float32)
+        out[z] = plane
+    return out
+
+
+class _Scorer:
+    """ZNCC of one (internal-layout) template against image regions.
+
+    The numerator is OpenCV's plain cross-correlation (``TM_CCORR``) of the
+    centred region with the zero-mean template, summed over channels and z
+    planes (colour and volumes are correlated jointly, as skimage does; OpenCV's
+    ``TM_CCOEFF_NORMED`` would centre each channel on its own mean). The window
+    variances come from float64 integral images, which also tell which windows are
+    flat. For small templates this is several times faster than
+    ``TM_CCOEFF_NORMED``, whose normalisation pass dominates there.
+    """
+
+    def __init__(self, template: np.ndarray, rough: bool = False, blur: float = 0):
+        t = template.astype(np.float64)
+        rms = np.sqrt(np.mean(t * t))
+        t -= t.mean()
+        self.shape = template.shape[:3]
+        self.size = t.size
+        self.zero_mean = t.astype(np.float32)
+        self.norm = float(np.sqrt(np.sum(t * t)))
+        self.std = self.norm / np.sqrt(self.size)
+        #: True when this template is flat to float32 precision (ZNCC undefined)
+        self.flat = _is_flat(self.std, rms)
+        #: Gaussian blur (sigma, pixels) given to each region before scoring: a
+        #: template enlarged to a scale above 1 is that much blurrier than the
+        #: image (see :mod:`~napari_pyramids.core.scale_search`)
+        self.blur = blur
+        #: one grey plane: many candidates can be refined in one call (cuts laid
+        #: side by side, which a blur would mix)
+        self.plain = template.shape[0] == 1 and template.shape[-1] == 1 and not blur
+        #: window moments in float32 (grey planes): for the start octave's map,
+        #: which only ranks candidates, at a fraction of the float64 cost
+        self.rough = rough and self.plain
+
+    def __call__(self, region: np.ndarray) -> np.ndarray:
+        """ZNCC at every valid position of ``region``; NaN where a window is flat
+        (standard deviation below FLAT_TOLERANCE x the region's RMS value).
+
+        The region's mean is removed first: it changes no score (the template
+        sums to zero) and keeps float32 correlation and variance free of
+        cancellation for images with a large offset.
+        """
+        if self.blur:
+            region = np.stack(
+                [
+                    cv2.GaussianBlur(plane.astype(np.float32), (0, 0), self.blur)
+                    for plane in region
+                ]
+            ).reshape(region.shape)
+        mean = float(region.mean(dtype=np.float64))
+        r = np.subtract(region, mean, dtype=np.float32)
+        mean_square = float(np.vdot(r, r)) / r.size + mean * mean
+        if self.rough:
+            s1, var = _box_moments(r[0, :, :, 0], self.shape[1:])
+        else:
+            s1, var = _window_moments(r, self.shape)
+        tolerance = FLAT_TOLERANCE**2 * self.size * mean_square
+        if self.rough:  # float32 sums: variances below their rounding are noise
+            tolerance = np.maximum(var * _ROUGH_FLAT, tolerance)
+        s1 *= s1
+        s1 /= self.size
+        var -= s1  # n * variance of each window
+        flat = var <= tolerance
+        np.sqrt(var, out=var, where=~flat)
+        var *= self.norm
+        with np.errstate(divide="ignore", invalid="ignore"):
+            score = np.divide(_ccorr(r, self.zero_mean), var)
+        score[flat] = np.nan
+        return np.clip(score, -1.0, 1.0, out=score)
+
+    def best(self, region: np.ndarray):
+        """``(index, score)`` of the best window of ``region`` that is not flat,
+        or None where every window is flat."""
+        scores = self(region)
+        if np.isnan(scores).all():
+            return None
+        at = np.unravel_index(np.nanargmax(scores), scores.shape)
+        return tuple(int(i) for i in at), float(scores[at])
+
+
+def zncc_map(image, template, *, channel_axis: int | None = None) -> np.ndarray:
+    """Exhaustive ZNCC of ``template`` at every position of ``image``.
+
+    The same numbers as ``skimage.feature.match_template(image, template)``
+    (``pad_input=False``), computed with OpenCV's correlation and integral images.
+
+    Parameters
+    ----------
+    image, template : array_like
+        2-D ``(y, x)`` or 3-D ``(z, y, x)`` arrays, optionally with a colour axis.
+    channel_axis : int, optional
+        Colour axis of both arrays; channels are correlated jointly (one mean over
+        all channels, as skimage does for an ``(h, w, c)`` template).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 map with spatial shape ``image - template + 1``; entry ``p`` scores
+        the template with its top-left corner at ``p``. Where the image window is
+        flat the score is undefined and set to 0, as skimage does.
+
+    Raises
+    ------
+    ValueError
+        If the template is larger than the image, flat, or holds NaN.
+    """
+    image = as_real_array(image, "image")
+    template = as_real_array(template, "template")
+    layout = _Layout(image, template, channel_axis)
+    check_finite(template, "template")
+    image = _scale_invariant(image, "image")
+    template = _scale_invariant(template, "template")
+    scores = _template_scorer(layout.internal(template))(layout.internal(image))
+    scores = np.nan_to_num(scores, nan=0.0).astype(np.float32)
+    return scores[0] if layout.ndim == 2 else scores
+
+
+# ------------------------------------------------------- coarse-to-fine search
+def _local_maxima(scores: np.ndarray, count: int) -> np.ndarray:
+    """``(z, y, x)`` positions of the ``count`` best local maxima, best first.
+
+    A local maximum is at least as high as its 3x3x3 neighbours; undefined (NaN,
+    flat-window) scores never are.
+    """
+    filled, grown = _grown(scores)
+    peaks = (filled == grown) & np.isfinite(filled)
+    flat_idx = np.flatnonzero(peaks)
+    values = filled.flat[flat_idx]
+    if len(flat_idx) > count:
+        keep = np.argpartition(-values, count - 1)[:count]
+        flat_idx, values = flat_idx[keep], values[keep]
+    order = np.argsort(-values, kind="stable")
+    return np.stack(np.unravel_index(flat_idx[order], scores.shape), axis=1)
+
+
+def _suppress(positions, scores, extent, count):
+    """Greedy non-maximum suppression: matches overlapping by more than half
+    their box along every axis are one object; the best one stays. ``extent``
+    is the box size, one for all ``(ndim,)`` or one per match ``(n, ndim)``."""
+    half = np.broadcast_to(np.asarray(extent, float) / 2, positions.shape)
+    half = np.maximum(np.floor(half), 1)
+    kept = []
+    for i in np.argsort(-scores, kind="stable"):
+        if all(np.any(np.abs(positions[i] - positions[j]) >= half[j]) for j in kept):
+            kept.append(i)
+            if len(kept) == count:
+                break
+    return kept
+
+
+def _check_whole(name: str, value, least: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be a whole number, got {value!r}")
+    if value < least:
+        raise ValueError(f"{name} must be at least {least}, got {value}")
+
+
+def image_levels(image, n: int, layout, reduce_z: bool = False) -> list[np.ndarray]:
+    """The image's Gaussian pyramid, ``n`` levels in the internal layout.
+
+    2-D images with at most 4 channels go straight through ``cv2.pyrDown``, the
+    REDUCE step :func:`~napari_pyramids.core.pyramid.gaussian_pyramid` uses; a
+    search has checked its input for NaN and huge values already and does not
+    need that function's bit-for-bit agreement between blocks and whole images,
+    which costs a second pass per level. Volumes and more channels go through
+    ``gaussian_pyramid``.
+    """
+    internal = layout.internal(image)
+    if layout.ndim == 3 or internal.shape[-1] > 4:
+        levels = gaussian_pyramid(
+            image, n, channel_axis=layout.channel_axis, reduce_z=reduce_z
+        )
+        return [layout.internal(level) for level in levels]
+    plane = internal[0] if internal.shape[-1] > 1 else internal[0, ..., 0]
+    work = plane.astype(float_dtype(plane.dtype), copy=False)
+    out = [internal]
+    for _ in range(1, n):
+        work = cv2.pyrDown(work)
+        out.append(work.reshape((1,) + work.shape[:2] + (-1,)))
+    return out
+
+
+def all_flat() -> ValueError:
+    """The error for an image where every window is flat."""
+    return ValueError(
+        "every window of the image is flat (constant), so zero-mean normalised "
+        "cross-correlation is undefined everywhere; search an image with texture"
+    )
+
+
+def doubt_margin(octave: int) -> float:
+    """How much lower than its octave-0 ZNCC the score of a window can be at a
+    start ``octave`` (3x3 neighbourhood maximum of the coarse map, see
+    :meth:`_Search.check`).
+
+    Calibrated on the agreement study and the speed scenes of
+    benchmarks/bench_search.py, where the largest differences seen were 0.23 at
+    octaves 1-3 and 0.40 at octave 4; blur and sub-pixel misalignment grow with
+    the octave, so the margin does too.
+    """
+    return DOUBT_MARGIN + DOUBT_GROWTH * max(octave - 3, 0)
+
+
+#: :func:`doubt_margin` at octaves 1-3 and its growth per octave beyond.
+DOUBT_MARGIN = 0.3
+DOUBT_GROWTH = 0.15
+
+#: Scores this close to the best possible (1) cannot be beaten by more than the
+#: tolerance "same peak" allows, so a winner this good needs no check.
+SAME_PEAK = 1e-4
+
+#: When the windows left in doubt read more than this share of the image's
+#: pixels, one exhaustive pass over the image is cheaper than many small ones.
+EXHAUSTIVE_SHARE = 0.25
+
+
+class _Search:
+    """The steps of one coarse-to-fine search over an image pyramid, shared by
+    searches at one scale and at many (:mod:`~napari_pyramids.core.scale_search`):
+    the exhaustive start, the refinement from octave to octave, the check of the
+    winner against the coarse map, the matches.
+    """
+
+    def __init__(
+        self,
+        img_levels,
+        layout,
+        factor,
+        *,
+        max_matches,
+        min_score,
+        count,
+        refine_radius,
+    ):
+        self.levels = img_levels
+        self.layout = layout
+        self.factor = factor
+        self.max_matches = max_matches
+        self.min_score = min_score
+        self.count = count
+        self.radius = refine_radius
+        area = max(float(np.prod(layout.image_shape[-2:])) / CROWD_AREA, 1.0)
+        #: most candidates followed from one octave to the next
+        self.most = max(round(MAX_CANDIDATES * area), count)
+
+    def start(self, scorers):
+        """Exhaustive pass at the coarsest octave that can tell the candidates
+        apart: ``(octave, positions, scores, coarse ZNCC map)``."""
+        top = len(scorers) - 1
+        while True:
+            coarse = scorers[top](self.levels[top])
+            positions, values = _best_maxima(coarse, self.most + 1, self.count)
+            if not len(values):
+                raise all_flat()
+            if len(values) <= self.most or top == 0:
+                break
+            top -= 1  # too many look-alikes to follow: search one octave finer
+        return top, positions[: self.most], values[: self.most], coarse
+
+    def refine(self, k, scorer, positions):
+        """Candidates of the next coarser octave refined at octave ``k``."""
+        positions, values, parents = _refine(
+            self.levels[k], scorer, positions * self.factor, self.radius
+        )
+        keep = _shortlist(values, 2 * self.max_matches, self.most, FOLLOW)
+        return positions[:keep], values[:keep], parents[:keep]
+
+    def check(self, scorers, coarse, top, rest, found):
+        """Octave-0 candidates ``found`` after the check that nothing was missed.
+
+        Only a winner within SAME_PEAK of a perfect score needs none. Otherwise
+        the start octave's look-alikes that were not followed (``rest``, within
+        MARGIN but not FOLLOW of the best) are refined down to octave 0 too.
+        Then every window whose coarse score (the maximum over its 3x3 coarse
+        neighbourhood) is within :func:`doubt_margin` of the weakest match kept
+        could still beat it at octave 0: those are scored at octave 0. What
+        these steps find joins the candidates with parent -1.
+        """
+        if self._settled(found, scorers[0]):
+            return found
+        if len(rest):
+            for k in range(top - 1, -1, -1):
+                rest, values, _ = self.refine(k, scorers[k], rest)
+            found = _merge(found, (rest, values, np.full(len(values), -1)))
+            if self._settled(found, scorers[0]):
+                return found
+        threshold = self._reference(found[0], found[1], scorers[0].shape)
+        more = _doubtful(
+            self.levels[0],
+            scorers[0],
+            coarse,
+            self.factor**top,
+            threshold - doubt_margin(top),
+            self.count,
+        )
+        return _merge(found, (more[0], more[1], np.full(len(more[1]), -1)))
+
+    def _settled(self, found, scorer) -> bool:
+        """True when no window can beat the weakest match kept by SAME_PEAK."""
+        return self._reference(found[0], found[1], scorer.shape) >= 1 - SAME_PEAK
+
+    def _reference(self, positions, values, shape) -> float:
+        """Score the check must protect: the weakest of the ``max_matches`` best
+        distinct matches (``min_score``, or -inf, when there are fewer)."""
+        ok = np.ones(len(values), bool)
+        if self.min_score is not None:
+            ok = values >= self.min_score
+        kept = _suppress(positions[ok], values[ok], shape, self.max_matches)
+        if len(kept) < self.max_matches:
+            return -np.inf if self.min_score is None else self.min_score
+        return float(values[ok][kept[-1]])
+
+    def trace(self, k, positions, values, parents, scales, examined=(1.0,)):
+        return OctaveTrace(
+            octave=k,
+            scale=self.layout.public(self.factor**k),
+            positions=np.asarray(positions, dtype=int)[:, 3 - self.layout.ndim :],
+            scores=np.asarray(values, dtype=np.float64),
+            parents=np.asarray(parents, dtype=int),
+            scales=np.asarray(scales, dtype=np.float64),
+            examined=np.asarray(sorted(examined), dtype=np.float64),
+        )
+
+    def matches(self, trace, scorer_for, peaks: bool = False) -> list[Match]:
+        """The best distinct octave-0 candidates as matches, with their sub-pixel
+        corners; ``scorer_for(i)`` scores the template at the scale of octave
+        0's candidate ``i``. ``peaks``: the trace's scores are sub-pixel peaks
+        (a search over scales), so each match's ZNCC is scored at its position."""
+        final = trace[-1]
+        ok = np.ones(len(final.scores), bool)
+        if self.min_score is not None:
+            ok = final.scores >= self.min_score
+        idx = np.flatnonzero(ok)
+        shape = self.layout.template_shape
+        extent = np.array(shape, float)[None] * final.scales[idx, None]
+        kept = _suppress(
+            final.positions[idx], final.scores[idx], extent, self.max_matches
+        )
+        out = []
+        lead = (0,) * (3 - self.layout.ndim)
+        for i in kept:
+            j = idx[i]
+            position = tuple(int(v) for v in final.positions[j])
+            scale = float(final.scales[j])
+            corner, _, score = _subpixel(self.levels[0], scorer_for(j), lead + position)
+            out.append(
+                Match(
+                    position=position,
+                    score=score if peaks else float(final.scores[j]),
+                    shape=shape,
+                    trace=trace,
+                    subpixel=corner[3 - self.layout.ndim :],
+                    scale=scale,
+                )
+            )
+        return sorted(out, key=lambda m: -m.score)
+
+
+def _best_maxima(scores, count, least):
+    """Positions and scores of the best local maxima of a ZNCC map, best first,
+    flat windows left out: all those within MARGIN of the best (at most
+    ``count``), and at least ``least`` of them."""
+    positions = _local_maxima(scores, count)
+    values = scores[tuple(positions.T)].astype(np.float64)
+    keep = _shortlist(values, least, len(values), MARGIN)
+    return positions[:keep], values[:keep]
+
+
+def _merge(*groups):
+    """Union of ``(positions, scores, parents)`` candidate groups: one entry per
+    position (its best score), best first. Positions are ``(n, d)`` rows, any
+    ``d`` (a scale search adds the scale as a coordinate)."""
+    positions = np.concatenate([g[0] for g in groups])
+    values = np.concatenate([g[1] for g in groups])
+    parents = np.concatenate([g[2] for g in groups])
+    order = np.argsort(-values, kind="stable")
+    positions, values, parents = positions[order], values[order], parents[order]
+    _, first = np.unique(row_keys(positions), return_index=True)
+    first = np.sort(first)
+    return positions[first], values[first], parents[first]
+
+
+def row_keys(rows: np.ndarray) -> np.ndarray:
+    """One int64 per row of a 2-D integer array, equal exactly for equal rows
+    (``np.unique`` on them is much faster than on rows)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if not rows.size:
+        return np.zeros(len(rows), np.int64)
+    low = rows.min(axis=0)
+    return np.ravel_multi_index((rows - low).T, tuple(rows.max(axis=0) - low + 1))
+
+
+def _grown(scores: np.ndarray) -> np.ndarray:
+    """Maximum over each entry's 3x3 (3x3x3 for volumes) neighbourhood; NaN
+    (flat windows) counts as -inf. Returns ``(filled map, grown map)``."""
+    filled = scores.astype(np.float32)
+    filled[np.isnan(filled)] = -np.inf
+    kernel = np.ones((3, 3), np.uint8)
+    grown = np.stack([cv2.dilate(plane, kernel) for plane in filled])
+    if len(grown) > 1:  # extend the neighbourhood along z
+        across = grown.copy()
+        np.maximum(across[1:], grown[:-1], out=across[1:])
+        np.maximum(across[:-1], grown[1:], out=across[:-1])
+        grown = across
+    return filled, grown
+
+
+def _doubtful(level, scorer, coarse, scale, threshold, count):
+    """Octave-0 candidates ``(positions, scores, ...)`` from every coarse
+    position whose score reaches ``threshold``.
+
+    ``coarse`` is the start octave's ZNCC map, ``scale`` its level-0 pixels per
+    pixel per axis. Coarse position ``q`` stands for the level-0 positions that
+    round to it (``q * scale +- scale / 2``) and its score is the maximum over
+    its 3x3 neighbourhood. Those windows are scored (climbing on where the best
+    lies on a window's edge, see :func:`_refine`); when the pixels they read
+    add up to more than EXHAUSTIVE_SHARE of the image, the whole image is
+    scored instead (:func:`_exhaustive`) and its ``count`` best local maxima
+    are the candidates.
+    """
+    _, grown = _grown(coarse)
+    doubt = np.argwhere(grown >= threshold)
+    radius = max(int(scale.max()) // 2, 1)
+    cut = np.prod(np.minimum(2 * radius + np.array(scorer.shape), level.shape[:3]))
+    if len(doubt) * cut < EXHAUSTIVE_SHARE * np.prod(level.shape[:3]):
+        return _refine(level, scorer, doubt * scale, radius)
+    return _exhaustive(level, scorer, count)
+
+
+def _exhaustive(level, scorer, count):
+    """The ``count`` best local maxima of the whole octave-0 ZNCC map, with
+    exact scores: ``(positions, scores, parents)``.
+
+    A grey plane is scored by OpenCV's ``TM_CCOEFF_NORMED`` (several times
+    faster over a whole image than :class:`_Scorer`'s float64 moments), flat
+    windows left out by float32 box moments, and the maxima found are scored
+    again exactly by ``scorer`` (a one-pixel climb).
+    """
+    if not scorer.plain:
+        scores = scorer(level)
+        positions = _local_maxima(scores, count)
+        values = scores[tuple(positions.T)].astype(np.float64)
+        return positions, values, np.full(len(values), -1)
+    plane = level[0, :, :, 0]
+    mean = float(plane.mean(dtype=np.float64))
+    plane = np.subtract(plane, mean, dtype=np.float32)
+    template = scorer.zero_mean[0, :, :, 0]
+    scores = cv2.matchTemplate(plane, template, cv2.TM_CCOEFF_NORMED)
+    s1, s2 = _box_moments(plane, template.shape)
+    mean_square = float(np.vdot(plane, plane)) / plane.size + mean * mean
+    tolerance = np.maximum(
+        s2 * _ROUGH_FLAT, FLAT_TOLERANCE**2 * scorer.size * mean_square
+    )
+    scores[(s2 - s1 * s1 / scorer.size <= tolerance)[0]] = np.nan
+    positions = _local_maxima(scores[None], count)
+    return _refine(level, scorer, positions, 1)
+
+
+def _subpixel(level, scorer, position):
+    """``(corner, peak, score)``: the sub-pixel ``(z, y, x)`` corner, the vertex
+    of the quadratic fitted (least squares) to the ZNCC of ``position`` and its
+    neighbours, within half a pixel of it; the fitted value there (at most 1);
+    and the ZNCC at ``position``. Axes where the peak lies on the image border
+    (or that have length 1) keep the integer position; where the fitted surface
+    has no maximum, each axis gets its own parabola through three scores."""
+    last = [n - t for n, t in zip(level.shape[:3], scorer.shape)]
+    lo = [max(p - 1, 0) for p in position]
+    hi = [min(p + 1, n) for p, n in zip(position, last)]
+    region = level[tuple(slice(a, b + t) for a, b, t in zip(lo, hi, scorer.shape))]
+    scores = scorer(region)
+    centre = tuple(p - a for p, a in zip(position, lo))
+    free = [ax for ax in range(3) if lo[ax] < position[ax] < hi[ax]]
+    shift = np.zeros(3)
+    score = peak = float(scores[centre])
+    if free and np.isfinite(score):
+        shift[free], gain = _vertex(scores, centre, free)
+        peak = min(score + gain, 1.0)
+    return tuple(float(p + d) for p, d in zip(position, shift)), peak, score
+
+
+@functools.cache
+def _quadratic_fit(n: int) -> np.ndarray:
+    """Least-squares operator from the ``3**n`` scores of a 3-wide neighbourhood
+    (in :func:`numpy.ndindex` order) to the coefficients of a quadratic in ``n``
+    variables: constant, ``n`` linear terms, then ``x_i x_j`` for ``i <= j``."""
+    offsets = np.array(list(np.ndindex(*(3,) * n)), float) - 1
+    pairs = [(i, j) for i in range(n) for j in range(i, n)]
+    design = np.column_stack(
+        [np.ones(len(offsets)), offsets]
+        + [offsets[:, i] * offsets[:, j] for i, j in pairs]
+    )
+    return np.linalg.pinv(design)
+
+
+def _maximum(hessian, gradient):
+    """Where the quadratic with this Hessian and gradient (at 0) is largest, or
+    None when it has no maximum (Hessian not negative definite). One and two
+    variables in closed form (the common cases, called per candidate)."""
+    if len(gradient) == 1:
+        return -gradient / hessian[0] if hessian[0, 0] < 0 else None
+    if len(gradient) == 2:
+        (a, b), (_, c) = hessian
+        det = a * c - b * b
+        if a >= 0 or det <= 0:
+            return None
+        return (
+            -np.array(
+                [c * gradient[0] - b * gradient[1], a * gradient[1] - b * gradient[0]]
+            )
+            / det
+        )
+    if np.all(np.linalg.eigvalsh(hessian) < 0):
+        return np.linalg.solve(hessian, -gradient)
+    return None
+
+
+def _vertex(scores, centre, free):
+    """Offset of the maximum of a quadratic through the 3**len(free) scores
+    around ``centre`` (a 3-wide neighbourhood along each ``free`` axis), and how
+    much higher than the centre's score the quadratic is there (>= 0)."""
+    n = len(free)
+    block = tuple(
+        slice(c - 1, c + 2) if ax in free else c for ax, c in enumerate(centre)
+    )
+    values = scores[block].ravel().astype(np.float64)
+    if np.isfinite(values).all():  # every neighbour scored
+        coef = _quadratic_fit(n) @ values
+        gradient = coef[1 : n + 1]
+        hessian = np.zeros((n, n))
+        hessian[np.triu_indices(n)] = coef[n + 1 :]
+        hessian = hessian + hessian.T  # 2 c_ii on the diagonal, c_ij off it
+        shift = _maximum(hessian, gradient)
+        if shift is not None and np.all(np.abs(shift) <= 1):
+            shift = np.clip(shift, -0.5, 0.5)
+            peak = coef[0] + gradient @ shift + shift @ hessian @ shift / 2
+            return shift, max(float(peak) - float(scores[centre]), 0.0)
+    shift, gain = np.zeros(n), 0.0  # no maximum fitted: one parabola per axis
+    for i, ax in enumerate(free):
+        before, after = list(centre), list(centre)
+        before[ax] -= 1
+        after[ax] += 1
+        a, b, c = scores[tuple(before)], scores[centre], scores[tuple(after)]
+        curve = a - 2 * b + c
+        if np.isfinite(curve) and curve < 0:
+            shift[i] = np.clip((a - c) / (2 * curve), -0.5, 0.5)
+            gain += max(-curve * shift[i] ** 2 / 2, 0.0)
+    return shift, gain
+
+
+def _climb(level, scorer, start, radius, last):
+    """Best position near ``start``: score the window of +-``radius`` around it,
+    and while the best lies on the window's edge (and not the image's), move the
+    window there and score again. Returns ``(position, score)``, or None where
+    every window in reach is flat.
+    """
+    centre = [min(max(int(s), 0), n) for s, n in zip(start, last)]
+    best = None
+    for _ in range(_MAX_CLIMBS):
+        lo = [max(c - radius, 0) for c in centre]
+        hi = [min(c + radius, n) for c, n in zip(centre, last)]
+        region = level[tuple(slice(a, b + t) for a, b, t in zip(lo, hi, scorer.shape))]
+        found = scorer.best(region)
+        if found is None:
+            return best
+        at, value = found
+        if best is not None and value <= best[1]:
+            return best
+        pos = tuple(a + i for a, i in zip(lo, at))
+        best = (pos, value)
+        on_edge = [
+            (i == 0 and a > 0) or (i == b - a and b < n)
+            for i, a, b, n in zip(at, lo, hi, last)
+        ]
+        if not any(on_edge):
+            return best
+        centre = pos
+    return best
+
+
+#: From this many starts on, :func:`_refine` climbs them together whatever the
+#: template's width.
+_MANY = 16
+
+#: Most window moves of one candidate's hill climb (each moves >= 1 pixel).
+_MAX_CLIMBS = 4
+
+
+def _shortlist(values, least: int, most: int, margin: float) -> int:
+    """How many of the ``values`` (sorted best first) to keep: those within
+    ``margin`` of the best, but at least ``least`` and at most ``most``."""
+    close = int(np.count_nonzero(values >= values[0] - margin)) if len(values) else 0
+    return min(max(close, least), most)
+
+
+def _refine(level, scorer, starts, radius):
+    """Refine each start by a hill climb (:func:`_climb`); deduplicated, best first.
+
+    Grey 2-D searches with narrow templates climb all starts at once
+    (:func:`_climb_together`); starts it cannot settle (windows at the image
+    border, a flat winner) climb one by one.
+    """
+    last = [n - t for n, t in zip(level.shape[:3], scorer.shape)]
+    found = [None] * len(starts)
+    alone = range(len(starts))
+    # side by side, a cut wastes the template's width minus one of positions:
+    # worth it for templates up to twice the window's width, or for many starts
+    # (then one call saves more than the waste costs)
+    narrow = scorer.shape[2] <= 2 * (2 * radius + 1) or len(starts) >= _MANY
+    if scorer.plain and narrow and len(starts) > 1 and min(last[1:]) >= 2 * radius:
+        alone = _climb_together(level, scorer, np.asarray(starts), radius, last, found)
+    for i in alone:
+        found[i] = _climb(level, scorer, starts[i], radius, last)
+    best: dict[tuple, tuple[float, int]] = {}
+    for parent, result in enumerate(found):
+        if result is None:
+            continue  # flat everywhere here: no score, no candidate
+        pos, value = result
+        if pos not in best or best[pos][0] < value:
+            best[pos] = (value, parent)
+    ranked = sorted(best.items(), key=lambda item: -item[1][0])
+    positions = np.array([p for p, _ in ranked], dtype=int).reshape(-1, 3)
+    values = np.array([v for _, (v, _) in ranked], dtype=np.float64)
+    parents = np.array([i for _, (_, i) in ranked], dtype=int)
+    return positions, values, parents
+
+
+def _climb_together(level, scorer, starts, radius, last, found) -> list[int]:
+    """Hill-climb many starts of a grey 2-D search with one OpenCV call per step.
+
+    Every start's ``(2 radius + 1)``-wide window of positions is cut from the
+    octave (shifted inward at the image border, so all have one size) and the
+    cuts are laid side by side: one ZNCC map of the strip scores all windows,
+    and scores of positions straddling two cuts are ignored. (Side by side, not
+    stacked: the maps are then 2r+1 long rows, which numpy walks fast.) As in
+    :func:`_climb`, a start whose best lies on its window's edge moves there and
+    climbs again. Fills ``found[i] = (position, score)`` and returns the indices
+    of starts left to :func:`_climb` (every window of the first cut flat).
+    """
+    plane = level[0, :, :, 0]
+    _, th, tw = scorer.shape
+    width = 2 * radius + 1
+    cut_h, cut_w = width + th - 1, width + tw - 1
+    windows = np.lib.stride_tricks.sliding_window_view(plane, (cut_h, cut_w))
+    last = np.array(last[1:])
+    centre = np.clip(starts[:, 1:], 0, last)
+    best_value = np.full(len(starts), -np.inf)
+    best_pos = np.zeros((len(starts), 2), int)
+    todo = np.arange(len(starts))
+    for _ in range(_MAX_CLIMBS):
+        n = len(todo)
+        lo = np.clip(centre[todo] - radius, 0, last - 2 * radius)
+        cuts = windows[lo[:, 0], lo[:, 1]]  # (n, cut_h, cut_w)
+        strip = cuts.transpose(1, 0, 2).reshape(cut_h, n * cut_w)
+        scores = np.full((width, n * cut_w), -np.inf)
+        scores[:, : n * cut_w - tw + 1] = scorer(strip[None, :, :, None])[0]
+        scores[np.isnan(scores)] = -np.inf
+        scores = scores.reshape(width, n, cut_w)[:, :, :width].transpose(1, 0, 2)
+        scores = scores.reshape(n, width * width)
+        flat_idx = scores.argmax(axis=1)
+        at = np.stack(np.divmod(flat_idx, width), axis=1)
+        value = scores[np.arange(n), flat_idx]
+        better = value > best_value[todo]
+        best_value[todo[better]] = value[better]
+        best_pos[todo[better]] = lo[better] + at[better]
+        on_edge = ((at == 0) & (lo > 0)) | (
+            (at == width - 1) & (lo < last - 2 * radius)
+        )
+        moving = better & on_edge.any(axis=1)
+        centre[todo[moving]] = best_pos[todo[moving]]
+        todo = todo[moving]
+        if not len(todo):
+            break
+    settled = np.isfinite(best_value)
+    for i in np.flatnonzero(settled):
+        y, x = best_pos[i]
+        found[i] = ((0, int(y), int(x)), float(best_value[i]))
+    return [int(i) for i in np.flatnonzero(~settled)]
