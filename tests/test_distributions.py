@@ -91,7 +91,10 @@ def test_wheel_holds_license_manifest_and_weights(dists):
             (license_name,) = [n for n in names if n.endswith("licenses/LICENSE")]
             assert archive.read(license_name) == (ROOT / "LICENSE").read_bytes()
             manifest = archive.read("napari_pyramids/napari.yaml")
-            assert manifest == (ROOT / "src" / "napari_pyramids" / "napari.yaml").read_bytes()
+            assert (
+                manifest
+                == (ROOT / "src" / "napari_pyramids" / "napari.yaml").read_bytes()
+            )
             assert "napari_pyramids/nn/weights/nuclei.safetensors" in names
             (entry_points,) = [n for n in names if n.endswith("entry_points.txt")]
             assert b"napari_pyramids:napari.yaml" in archive.read(entry_points)
@@ -126,7 +129,9 @@ def test_python_floor_matches_classifiers_and_ruff_target():
 
 
 def test_napari_floor_has_the_plugin_settings_the_manifest_declares():
-    manifest = npe2.PluginManifest.from_file(ROOT / "src" / "napari_pyramids" / "napari.yaml")
+    manifest = npe2.PluginManifest.from_file(
+        ROOT / "src" / "napari_pyramids" / "napari.yaml"
+    )
     assert manifest.contributions.configurations  # the settings the widgets use
     (napari,) = [
         Requirement(r) for r in PROJECT["dependencies"] if r.startswith("napari")

@@ -74,6 +74,7 @@ def test_cancelled_write_leaves_nothing(tmp_path):
         (npp.write_ome_zarr, {"levels", "overwrite", "chunks", "client", "version"}),
         (npp.blend, {"levels", "channel_axis", "reduce_z", "a", "backend"}),
         (npp.segment, {"diameter", "tile_size", "threshold", "axes", "link"}),
+        (npp.segment_to_zarr, {"diameter", "block_size", "overwrite", "client"}),
     ],
 )
 def test_public_functions_show_their_parameters(function, names):

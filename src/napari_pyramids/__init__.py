@@ -21,6 +21,7 @@ The public API (a contract: tests, docs and users depend on these names)::
     npp.write_ome_zarr_labels(labels, path, name="nuclei")  # NGFF labels/ group
     npp.read_ome_zarr_labels(path)            # {name: lazy label pyramid}
     npp.segment(image, model="nuclei", *, diameter=None, ...)  # nuclei labels (torch)
+    npp.segment_to_zarr(zarr_or_dask_image, out, ...)  # whole slides, block by block
     npp.estimate_diameter(image)              # typical nucleus diameter, pixels
     npp.load_model(name_or_path)              # a registered model or weights file
     npp.save_model(model, path, **metadata)   # safetensors, read by load_model
@@ -64,6 +65,7 @@ _LAZY = {
     "write_ome_zarr_labels": "napari_pyramids.lazy.ome_zarr_labels",
     "read_ome_zarr_labels": "napari_pyramids.lazy.ome_zarr_labels",
     "segment": "napari_pyramids.nn.infer",
+    "segment_to_zarr": "napari_pyramids.nn.whole_slide",
     "estimate_diameter": "napari_pyramids.nn.infer",
     "load_model": "napari_pyramids.nn.weights",
     "save_model": "napari_pyramids.nn.weights",

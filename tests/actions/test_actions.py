@@ -117,3 +117,27 @@ def test_search_result_carries_the_matches_and_the_status_line():
     assert [m.position for m in result.matches] == [(50, 120)]
     assert result.summary.startswith("1 match(es), best ZNCC 1.000")
     assert [kind for _, _, kind in result.layers] == ["shapes", "points"]  # boxes under
+
+
+def test_segment_action_takes_a_dask_plane_block_by_block(tmp_path, monkeypatch):
+    """A lazy plane is never loaded: its labels are a lazy pyramid on disk,
+    equal to the in-memory segmentation; maps (made in memory) are refused."""
+    pytest.importorskip("torch")
+    da = pytest.importorskip("dask.array")
+    import tempfile
+
+    from napari_pyramids.nn.synthetic import make_nuclei_image
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    image, _ = make_nuclei_image((150, 170), np.random.default_rng(4))
+    source = _source(da.from_array(image, chunks=64), "slide")
+    with pytest.raises(ValueError, match="untick them"):
+        segment.run(source, segment.SegmentSettings(branches=True))
+    settings = segment.SegmentSettings(tile_size=128, device="cpu")
+    result = run_to_completion(segment.run(source, settings))
+    ((levels, meta, kind),) = result.layers
+    assert kind == "labels" and meta["multiscale"] and meta["scale"] == (0.5, 0.5)
+    want = npp.segment(image, tile_size=128, device="cpu")
+    np.testing.assert_array_equal(np.asarray(levels[0]), want)
+    (folder,) = (tmp_path / "napari-pyramids-labels").iterdir()
+    assert result.count == want.max() and str(folder) in result.summary

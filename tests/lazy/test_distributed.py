@@ -55,3 +55,53 @@ def test_a_scheduler_address_is_used_without_an_active_client(local_cluster, tmp
     for got, want in zip(npp.read_ome_zarr(out).levels, npp.gaussian_pyramid(img, 3)):
         np.testing.assert_allclose(got.compute(), want, atol=1e-6)
     assert cluster.current_client() is None  # the temporary connection was closed
+
+
+def test_whole_slide_segmentation_runs_on_the_workers_with_equal_labels(
+    local_cluster, tmp_path
+):
+    torch = pytest.importorskip("torch")
+    from napari_pyramids.nn import load_model, segment
+    from napari_pyramids.nn.synthetic import make_nuclei_image
+
+    torch.set_num_threads(2)
+    model = load_model("nuclei")
+    picture, _ = make_nuclei_image((160, 190), np.random.default_rng(8))
+    image = (picture.astype(np.float64) / picture.max() * 4000).astype(np.uint16)
+    options = {"diameter": 20, "tile_size": 64, "overlap": 16, "context_size": 64}
+    want = segment(image, model, device="cpu", **options)
+    source = da.from_array(image, chunks=70)
+    with distributed.Client(local_cluster) as client:
+        with distributed.get_task_stream(client=client) as stream:
+            out = npp.segment_to_zarr(
+                source, tmp_path / "nuclei.zarr", model, block_size=96, **options
+            )
+        workers = set(client.scheduler_info()["workers"])
+    ran = {(str(t["key"]), t["worker"]) for t in stream.data}
+    for step in ("_network_task", "_seed_task", "_grow_task", "_label_task"):
+        assert any(step in key for key, _ in ran), step
+    assert {worker for _, worker in ran} == workers  # both processes took blocks
+    np.testing.assert_array_equal(np.asarray(npp.read_ome_zarr(out).levels[0]), want)
+
+
+def test_whole_slide_segmentation_at_a_scheduler_address(local_cluster, tmp_path):
+    pytest.importorskip("torch")
+    from napari_pyramids.nn import segment
+    from napari_pyramids.nn.synthetic import make_nuclei_image
+
+    picture, _ = make_nuclei_image((96, 110), np.random.default_rng(9))
+    image = (picture.astype(np.float64) / picture.max() * 4000).astype(np.uint16)
+    options = {"diameter": 20, "tile_size": 64, "overlap": 16, "context_size": 64}
+    assert cluster.current_client() is None
+    out = npp.segment_to_zarr(
+        image,
+        tmp_path / "nuclei.zarr",
+        block_size=64,
+        client=local_cluster.scheduler_address,
+        **options,
+    )
+    assert cluster.current_client() is None  # the temporary connection was closed
+    np.testing.assert_array_equal(
+        np.asarray(npp.read_ome_zarr(out).levels[0]),
+        segment(image, device="cpu", **options),
+    )

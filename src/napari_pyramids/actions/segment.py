@@ -170,6 +170,12 @@ def run(source: Source, settings: SegmentSettings) -> Job:
     from napari_pyramids.nn.infer import resolve_device
 
     image = plane(source, settings.channel, settings.axes)
+    if whole_slide(source, settings) and (settings.probabilities or settings.branches):
+        raise ValueError(
+            f"{source.name!r} is a dask- or zarr-backed image, segmented block by "
+            "block into zarr labels; probability and ASPP branch maps are made in "
+            "memory: untick them"
+        )
     model = cached_model(settings.model)
     device = str(resolve_device(settings.device))
     label = model_label(settings.model)
@@ -179,12 +185,24 @@ def run(source: Source, settings: SegmentSettings) -> Job:
     )
 
 
+def whole_slide(source: Source, settings: SegmentSettings) -> bool:
+    """Whether ``source`` is segmented block by block into zarr labels.
+
+    A dask- or zarr-backed plane (a slide scan opened lazily, a multiscale
+    layer's level 0) is never loaded whole: it goes to
+    :func:`~napari_pyramids.nn.whole_slide.segment_slide_steps`.
+    """
+    return source.is_lazy and settings.axes == "yx"
+
+
 def _segment_steps(source, image, model, label, device, settings):
     """Run the model tile by tile (or plane by plane), yielding progress.
 
     Returns the maps asked for and the Labels layer, whose features are the
     per-nucleus measurements (:func:`napari_pyramids.measure`).
     """
+    if whole_slide(source, settings):
+        return (yield from _slide_steps(source, image, model, label, device, settings))
     start = time.perf_counter()
     if settings.axes == "yx":
         prediction = yield from _plane_steps(image, model, device, settings)
@@ -211,12 +229,51 @@ def _segment_steps(source, image, model, label, device, settings):
         features=features,
         metadata={"napari_pyramids": {"source": source.name, "model": label}},
     )
-    megapixels = np.prod(image.shape) / 1e6
-    summary = (
-        f"{count} nuclei in {seconds:.1f} s on {device} "
-        f"({megapixels / seconds:.2f} MP/s); {scale}."
-    )
+    summary = _summary(count, seconds, device, image.shape, scale)
     return SegmentResult([*maps, layer], summary, count, seconds, device)
+
+
+def _summary(count: int, seconds: float, device: str, shape, where: str) -> str:
+    """The status line: nuclei found, time, speed, and ``where`` (in words)."""
+    megapixels = np.prod(shape) / 1e6
+    return (
+        f"{count} nuclei in {seconds:.1f} s on {device} "
+        f"({megapixels / seconds:.2f} MP/s); {where}."
+    )
+
+
+def _slide_steps(source, image, model, label, device, settings):
+    """Segment a dask- or zarr-backed plane block by block into zarr labels.
+
+    The labels (a lazy multiscale Labels layer) are written to a new folder
+    in the temporary directory, named in the status line; they are not
+    measured (that would read the whole slide).
+    """
+    from napari_pyramids.nn.whole_slide import segment_slide_steps
+
+    start = time.perf_counter()
+    steps = segment_slide_steps(
+        image,
+        model,
+        name=source.name,
+        diameter=settings.diameter,
+        **_options(settings, device),
+    )
+    slide = yield from map_steps(
+        steps, lambda step: Step(*step, f"block {step[0]} of {step[1]} on {device}")
+    )
+    seconds = time.perf_counter() - start
+    layer = labels_layer(
+        slide.levels,
+        source,
+        name=layer_name(source.name, f"{label} labels"),
+        multiscale=True,
+        metadata={"napari_pyramids": {"source": source.name, "model": label}},
+    )
+    summary = _summary(
+        slide.count, seconds, device, image.shape, f"labels in {slide.path}"
+    )
+    return SegmentResult([layer], summary, slide.count, seconds, device)
 
 
 def _options(settings: SegmentSettings, device: str) -> dict:

@@ -14,12 +14,13 @@ per level a ``scale`` of ``base * 2**k`` on the reduced axes with a
 REDUCE, which keeps sample ``2j`` (DESIGN.md, "Alignment"); it is *not* the
 ``(2**k - 1) / 2`` offset an area-averaging writer records.
 
-Atomicity: everything is written under a hidden temporary name beside ``path``
-and renamed to ``path`` only after the last level and the metadata are
-complete. A failure or a cancel (closing :func:`iter_write_ome_zarr`) removes the
-temporary store, so a store at ``path`` is always complete. A writer killed
-outright cannot clean up; the next write to the same ``path`` removes the
-temporary folders of writers that are no longer running.
+Atomicity (:func:`staged_store`): everything is written under a hidden
+temporary name beside ``path`` and renamed to ``path`` only after the last
+level and the metadata are complete. A failure or a cancel (closing
+:func:`iter_write_ome_zarr`) removes the temporary store, so a store at
+``path`` is always complete. A writer killed outright cannot clean up; the
+next write to the same ``path`` removes the temporary folders of writers
+that are no longer running.
 
 References
 ----------
@@ -36,7 +37,8 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,7 +54,14 @@ from napari_pyramids.lazy import cluster
 from napari_pyramids.lazy import pyramid as lazy
 from napari_pyramids.progress import function_form
 
-__all__ = ["OmeZarrPyramid", "iter_write_ome_zarr", "read_ome_zarr", "write_ome_zarr"]
+__all__ = [
+    "OmeZarrPyramid",
+    "check_target",
+    "iter_write_ome_zarr",
+    "read_ome_zarr",
+    "staged_store",
+    "write_ome_zarr",
+]
 
 #: Bands (groups of block rows along the first axis) per level: the writer yields
 #: after each, which bounds how long a cancel waits.
@@ -179,7 +188,15 @@ def _plan_pyramid(pyramid, channel_axis, chunks):
     )
 
 
-def _prepare_path(path: Path, overwrite: bool) -> None:
+def check_target(path: Path, overwrite: bool) -> None:
+    """Refuse, before any work, a write to ``path`` that would fail or destroy data.
+
+    ``path`` must not exist unless ``overwrite`` is set and it is an empty
+    folder or an OME-Zarr image as this module writes it (anything else is
+    never deleted), and its folder must exist. Writers of OME-Zarr stores
+    (:func:`iter_write_ome_zarr`, whole-slide segmentation) call it first,
+    then write inside :func:`staged_store`.
+    """
     if path.exists() or path.is_symlink():
         if not overwrite:
             raise FileExistsError(
@@ -306,6 +323,36 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
+@contextmanager
+def staged_store(
+    path: Path, overwrite: bool, *, scratch: bool = False
+) -> Iterator[tuple[Path, Path | None]]:
+    """A hidden folder to write the store of ``path`` in, moved there when done.
+
+    Yields ``(temp, scratch_folder)``: a new temporary folder beside ``path``
+    to write the whole store in and, if ``scratch``, a second one for
+    intermediate arrays (else None). When the block ends without an error
+    ``temp`` is moved to ``path`` (replacing an old store only with
+    ``overwrite``, as :func:`check_target` allows); whatever happens, both
+    temporaries are then removed, so an error or a cancel (a generator
+    closed inside the block) leaves nothing half-written at ``path``. The
+    temporaries of earlier writes to ``path`` that were killed outright are
+    removed first.
+    """
+    _remove_leftovers(path)
+    temp = _make_temp(path, "partial")
+    extra = None
+    try:
+        if scratch:
+            extra = _make_temp(path, "scratch")
+        yield temp, extra
+        _commit(temp, path, overwrite)
+    finally:
+        _remove(temp)
+        if extra is not None:
+            _remove(extra)
+
+
 def _bands(chunks: Sequence[int], n_bands: int) -> list[slice]:
     """Split axis-0 blocks into at most ``n_bands`` runs of whole blocks."""
     edges = np.cumsum((0, *chunks))
@@ -356,8 +403,7 @@ def iter_write_ome_zarr(
     nothing appears at ``path``. Parameters are those of :func:`write_ome_zarr`.
     """
     path = Path(os.fspath(path))
-    _prepare_path(path, overwrite)
-    _remove_leftovers(path)
+    check_target(path, overwrite)
     if isinstance(image_or_pyramid, (list, tuple)):
         if not image_or_pyramid:
             raise ValueError("the pyramid is an empty list; pass an image or levels")
@@ -382,15 +428,15 @@ def iter_write_ome_zarr(
     base_scale = _per_axis(scale, spatial, len(plan.axis_names), 1.0, "scale")
     base_shift = _per_axis(translate, spatial, len(plan.axis_names), 0.0, "translate")
 
-    temp = _make_temp(path, "partial")
-    scratch = None
-    try:
+    float_dtype = core.float_dtype(plan.out_dtype)
+    floats_kept = (  # the float levels the next REDUCE needs, on a scratch store
+        plan.given is None and plan.out_dtype != float_dtype and plan.n_levels > 2
+    )
+    with staged_store(path, overwrite, scratch=floats_kept) as (temp, scratch_dir):
         group = zarr.open_group(temp, mode="w", zarr_format=fmt.zarr_format)
-        float_dtype = core.float_dtype(plan.out_dtype)
-        if plan.given is None and plan.out_dtype != float_dtype and plan.n_levels > 2:
-            scratch = zarr.open_group(
-                _make_temp(path, "scratch"), mode="w", zarr_format=3
-            )
+        scratch = None
+        if scratch_dir is not None:
+            scratch = zarr.open_group(scratch_dir, mode="w", zarr_format=3)
         side = [plan.chunks[ax][0] for ax in plan.reduced]
         shapes, previous = [], None
         total = sum(len(_bands(b, _BANDS_PER_LEVEL)) for b in plan.axis0_blocks)
@@ -460,12 +506,7 @@ def iter_write_ome_zarr(
         write_multiscales_metadata(
             group, datasets, fmt=fmt, axes=axes, name=name or path.name
         )
-        _commit(temp, path, overwrite)
-        return path
-    finally:
-        _remove(temp)
-        if scratch is not None:
-            _remove(Path(scratch.store.root))
+    return path
 
 
 def _per_axis(values, spatial, ndim, default, what) -> list[float]:

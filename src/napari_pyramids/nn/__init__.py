@@ -27,6 +27,8 @@ _NAMES = {
     "predict_steps": "infer",
     "segment": "infer",
     "segment_steps": "infer",
+    "segment_to_zarr": "whole_slide",
+    "segment_to_zarr_steps": "whole_slide",
     "REGISTRY": "weights",
     "WeightsError": "weights",
     "load_model": "weights",

@@ -26,6 +26,7 @@ from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,7 @@ from .defaults import (
 from .instances import instances_from_masks
 from .model import CompactDeepLab
 from .normalize import normalize, percentile_range
-from .rescale import TRAINED_DIAMETER, Resampling
+from .rescale import TRAINED_DIAMETER, Resampling, area_average
 from .stacks import check_axes, middle_plane, segment_stack_steps
 from .synthetic import BACKGROUND, CLASS_NAMES, CORE
 from .weights import load_model
@@ -242,61 +243,184 @@ class _Grid:
     value_range: tuple[float, float]
 
 
+#: Pixels per band of :func:`coarse_view` (a float64 copy of a band at a time).
+_BAND_PIXELS = 1 << 22
+
+
+def coarse_view(
+    read_rows: Callable[[tuple[int, int]], np.ndarray],
+    shape: tuple[int, int],
+    size: int,
+    dtype: np.dtype,
+) -> np.ndarray:
+    """A grid block-averaged to at most ``size`` pixels on its long side.
+
+    ``read_rows((y0, y1))`` returns those rows of the grid (all columns; any
+    leading channel axis). Blocks of ``factor`` x ``factor`` pixels (the
+    remainder rows and columns dropped) are summed in float64 in a fixed
+    order, band by band, so the view costs a band of memory, does not depend
+    on the banding, and is the same for an image in memory and one read from
+    disk. float32, or float64 for float64 grids (:func:`_view_dtype`).
+    """
+    height, width = shape
+    factor = max(1, math.ceil(max(height, width) / size))
+    fy, fx = min(factor, height), min(factor, width)
+    hc, wc = height // fy, width // fx
+    per_band = max(1, _BAND_PIXELS // (fy * width))  # block rows per band
+    parts = []
+    for r0 in range(0, hc, per_band):
+        r1 = min(hc, r0 + per_band)
+        band = np.asarray(read_rows((r0 * fy, r1 * fy)))[..., : wc * fx]
+        blocks = band.astype(np.float64).reshape(*band.shape[:-2], r1 - r0, fy, wc, fx)
+        parts.append(blocks.sum(axis=-1).sum(axis=-2) / (fy * fx))
+    return np.concatenate(parts, axis=-2).astype(_view_dtype(np.dtype(dtype)))
+
+
 def _array_grid(array: np.ndarray) -> _Grid:
     """A grid that is an array in memory (the image, or a coarser octave)."""
-
-    def coarse(size: int) -> np.ndarray:
-        height, width = array.shape[-2:]
-        factor = max(1, math.ceil(max(height, width) / size))
-        fy, fx = min(factor, height), min(factor, width)
-        hc, wc = height // fy, width // fx
-        blocks = array[..., : hc * fy, : wc * fx].reshape(
-            *array.shape[:-2], hc, fy, wc, fx
-        )
-        return blocks.mean(axis=(-3, -1), dtype=_view_dtype(array.dtype))
-
     return _Grid(
         shape=array.shape[-2:],
         read=lambda rows, cols: array[..., rows[0] : rows[1], cols[0] : cols[1]],
-        coarse=coarse,
+        coarse=lambda size: coarse_view(
+            lambda rows: array[..., rows[0] : rows[1], :],
+            array.shape[-2:],
+            size,
+            array.dtype,
+        ),
         value_range=percentile_range(array),
     )
 
 
+def upsampled_view(
+    read_rows: Callable[[tuple[int, int]], np.ndarray],
+    dtype: np.dtype,
+    resampling: Resampling,
+    size: int,
+) -> np.ndarray:
+    """The image-pooling view of an upsampled working grid, from the image.
+
+    The working grid's shape divided by the integer factor that brings its
+    long side to at most ``size``, area-averaged from the image itself
+    (:func:`.rescale.area_average`, band by band: no full-size float copy,
+    and the same for an image read from disk). An image smaller than that
+    view (at most ``size`` pixels on its long side) is enlarged by OpenCV's
+    ``INTER_AREA`` whole.
+    """
+    height, width = resampling.work_shape
+    factor = max(1, math.ceil(max(height, width) / size))
+    shape = (max(1, height // factor), max(1, width // factor))
+    if shape[0] <= resampling.shape[0] and shape[1] <= resampling.shape[1]:
+        view = area_average(read_rows, resampling.shape, shape)
+    else:
+        image = np.asarray(read_rows((0, resampling.shape[0])))
+        source = image if image.dtype in _CV_DTYPES else image.astype(np.float32)
+        view = cv2.resize(source, shape[::-1], interpolation=cv2.INTER_AREA)
+    return view.astype(_view_dtype(np.dtype(dtype)), copy=False)
+
+
 def _upsampled_grid(image: np.ndarray, resampling: Resampling) -> _Grid:
     """The working grid of an upsampling, made tile by tile from the image."""
-
-    def coarse(size: int) -> np.ndarray:
-        height, width = resampling.work_shape
-        factor = max(1, math.ceil(max(height, width) / size))
-        shape = (max(1, height // factor), max(1, width // factor))
-        # OpenCV resizes uint8/uint16/float images as they are: no full-size
-        # float copy of the image for a view of about context_size pixels
-        source = image if image.dtype in _CV_DTYPES else image.astype(np.float32)
-        coarse = cv2.resize(source, shape[::-1], interpolation=cv2.INTER_AREA)
-        return coarse.astype(_view_dtype(image.dtype), copy=False)
-
     return _Grid(
         shape=resampling.work_shape,
         read=lambda rows, cols: resampling.work_tile(image, rows, cols),
-        coarse=coarse,
+        coarse=lambda size: upsampled_view(
+            lambda rows: image[rows[0] : rows[1]], image.dtype, resampling, size
+        ),
         value_range=percentile_range(image),
     )
+
+
+def pooled_vectors(net: CompactDeepLab, batch: torch.Tensor) -> list[torch.Tensor]:
+    """The image-pooling vectors of ``batch`` (the whole image's coarse view)."""
+    with torch.inference_mode():
+        *_, features = net.backbone(net.pad_to_stride(batch))
+        return [pool.pool(features) for pool in _pools(net)]
+
+
+def pin_image_pooling(net: CompactDeepLab, vectors: list[torch.Tensor] | None) -> None:
+    """Pin the image-pooling branches to ``vectors`` (None: unpin)."""
+    for pool, vector in zip(_pools(net), vectors or repeat(None)):
+        pool.fixed = vector
+
+
+def _pools(net: CompactDeepLab) -> list[ASPPPooling]:
+    return [m for m in net.modules() if isinstance(m, ASPPPooling)]
 
 
 @contextmanager
 def _pinned_image_pooling(net: CompactDeepLab, batch: torch.Tensor) -> Iterator[None]:
     """Compute the image-pooling vectors once from the whole image and pin them."""
-    pools = [m for m in net.modules() if isinstance(m, ASPPPooling)]
-    with torch.inference_mode():
-        *_, features = net.backbone(net.pad_to_stride(batch))
-        for pool in pools:
-            pool.fixed = pool.pool(features)
+    pin_image_pooling(net, pooled_vectors(net, batch))
     try:
         yield
     finally:
-        for pool in pools:
-            pool.fixed = None
+        pin_image_pooling(net, None)
+
+
+def check_tiling(tile_size: int, overlap: int, context_size: int) -> None:
+    """Raise a ValueError unless the tile geometry is one the tiling can use."""
+    if tile_size < 32 or not 0 <= overlap <= tile_size // 2:
+        raise ValueError(
+            "need tile_size >= 32 and 0 <= overlap <= tile_size / 2, "
+            f"got {tile_size}, {overlap}"
+        )
+    if context_size < 32:
+        raise ValueError(
+            f"context_size must be at least 32 pixels (the image-pooling view), "
+            f"got {context_size}"
+        )
+
+
+@dataclass(frozen=True)
+class TileGrid:
+    """The fixed tiles of a grid: starts and kept spans per axis, tile sides.
+
+    Tile ``(i, j)`` starts at ``(ys[i], xs[j])``, is ``tile_h`` x ``tile_w``
+    and keeps ``keep_y[i]`` x ``keep_x[j]`` (up to the middle of each
+    overlap): the same tiles for any caller, so the same masks.
+    """
+
+    ys: list[int]
+    xs: list[int]
+    tile_h: int
+    tile_w: int
+    keep_y: list[tuple[int, int]]
+    keep_x: list[tuple[int, int]]
+
+    @classmethod
+    def for_shape(cls, shape: tuple[int, int], tile: int, overlap: int) -> TileGrid:
+        height, width = shape
+        ys, tile_h = _tile_starts(height, tile, overlap)
+        xs, tile_w = _tile_starts(width, tile, overlap)
+        return cls(
+            ys, xs, tile_h, tile_w, _kept(ys, tile_h, height), _kept(xs, tile_w, width)
+        )
+
+    def tile(self, i: int, j: int) -> Tile:
+        return (self.ys[i], self.xs[j], self.keep_y[i], self.keep_x[j])
+
+    def pins_pooling(self, context_size: int) -> bool:
+        """False when one tile sees the whole grid (it pools what pinning would)."""
+        height, width = self.keep_y[-1][1], self.keep_x[-1][1]
+        return len(self.ys) * len(self.xs) > 1 or max(height, width) > context_size
+
+
+def as_batch(
+    array: np.ndarray, value_range: tuple[float, float], device: torch.device
+) -> torch.Tensor:
+    """A normalised tile (or view) as the network's (1, C, H, W) input."""
+    memory_format = (
+        torch.channels_last if device.type == "cpu" else torch.contiguous_format
+    )
+    batch = torch.from_numpy(normalize(array, value_range)).reshape(
+        1, -1, *array.shape[-2:]
+    )
+    return batch.to(device=device, memory_format=memory_format)
+
+
+def nucleus_masks(probs: torch.Tensor, threshold: float) -> torch.Tensor:
+    """The core (seed) and foreground masks of one tile's class probabilities."""
+    return torch.stack([probs[CORE] > threshold, probs[BACKGROUND] < FOREGROUND_BELOW])
 
 
 Tile = tuple[int, int, tuple[int, int], tuple[int, int]]
@@ -319,49 +443,30 @@ def _run_tiled(
     and the grid rows and columns it keeps (up to the middle of each
     overlap), in tile order.
     """
-    if tile_size < 32 or not 0 <= overlap <= tile_size // 2:
-        raise ValueError(
-            "need tile_size >= 32 and 0 <= overlap <= tile_size / 2, "
-            f"got {tile_size}, {overlap}"
-        )
-    if context_size < 32:
-        raise ValueError(
-            f"context_size must be at least 32 pixels (the image-pooling view), "
-            f"got {context_size}"
-        )
-    memory_format = (
-        torch.channels_last if device.type == "cpu" else torch.contiguous_format
-    )
+    check_tiling(tile_size, overlap, context_size)
 
     def tensor(array: np.ndarray) -> torch.Tensor:
-        batch = torch.from_numpy(normalize(array, grid.value_range)).reshape(
-            1, -1, *array.shape[-2:]
-        )
-        return batch.to(device=device, memory_format=memory_format)
+        return as_batch(array, grid.value_range, device)
 
-    height, width = grid.shape
-    ys, tile_h = _tile_starts(height, tile_size, overlap)
-    xs, tile_w = _tile_starts(width, tile_size, overlap)
+    tile_grid = TileGrid.for_shape(grid.shape, tile_size, overlap)
     tiles = [
-        (y0, x0, keep_y, keep_x)
-        for y0, keep_y in zip(ys, _kept(ys, tile_h, height))
-        for x0, keep_x in zip(xs, _kept(xs, tile_w, width))
+        tile_grid.tile(i, j)
+        for i in range(len(tile_grid.ys))
+        for j in range(len(tile_grid.xs))
     ]
 
     def run(tile) -> dict[str, np.ndarray]:
         y0, x0 = tile[:2]
-        array = grid.read((y0, y0 + tile_h), (x0, x0 + tile_w))
+        array = grid.read((y0, y0 + tile_grid.tile_h), (x0, x0 + tile_grid.tile_w))
         with torch.inference_mode():  # thread-local: entered in the worker
             return tile_fn(tensor(array))
 
     total = len(tiles)
-    # one tile seeing the whole image pools exactly what pinning would compute
-    whole = total == 1 and max(height, width) <= context_size
     yield 0, total
     with (
-        nullcontext()
-        if whole
-        else _pinned_image_pooling(net, tensor(grid.coarse(context_size))),
+        _pinned_image_pooling(net, tensor(grid.coarse(context_size)))
+        if tile_grid.pins_pooling(context_size)
+        else nullcontext(),
         _tile_workers(device, total) as workers,
         ThreadPoolExecutor(max_workers=workers) as pool,
     ):
@@ -691,8 +796,7 @@ def predict_steps(
         probs = torch.softmax(net(batch)[0], dim=0)
         maps = {}
         if resampling.identity:
-            masks = [probs[CORE] > threshold, probs[BACKGROUND] < FOREGROUND_BELOW]
-            maps["masks"] = torch.stack(masks).cpu().numpy()
+            maps["masks"] = nucleus_masks(probs, threshold).cpu().numpy()
         else:
             maps["pair"] = probs[[CORE, BACKGROUND]].float().cpu().numpy()
         if probabilities:
@@ -819,7 +923,9 @@ Parameters
 ----------
 image : ndarray (H, W), or a stack (see ``axes``)
     Any integer or float dtype and range (normalised by its 1st and 99.8th
-    percentiles). Never modified.
+    percentiles). Never modified. A dask or zarr array is loaded; for one
+    larger than memory use :func:`napari_pyramids.segment_to_zarr`, which
+    gives the same labels block by block.
 model : str, path or CompactDeepLab
     A registered name, a weights file, or a loaded model (:func:`load_model`).
 diameter : float, optional

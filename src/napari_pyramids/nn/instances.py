@@ -19,7 +19,7 @@ import numpy as np
 
 from .defaults import GROW, MIN_SEED, MIN_SIZE
 
-__all__ = ["instances_from_masks", "smallest_uint"]
+__all__ = ["components", "grow_seeds", "instances_from_masks", "smallest_uint"]
 
 _FLOAT_EXACT = 2**24  # float32 holds every integer label below this exactly
 
@@ -32,7 +32,7 @@ def smallest_uint(labels: np.ndarray, count: int) -> np.ndarray:
     return labels.astype(np.uint64, copy=False)
 
 
-def _components(mask: np.ndarray) -> tuple[np.ndarray, int, np.ndarray]:
+def components(mask: np.ndarray) -> tuple[np.ndarray, int, np.ndarray]:
     """4-connected components of a bool mask: labels (int32), count, areas.
 
     ``areas[k]`` is the pixel count of component ``k`` (``areas[0]``: the
@@ -63,8 +63,24 @@ def _grow_rows(
     """
     y0, y1 = rows
     top, bottom = max(0, y0 - grow), min(len(seeds), y1 + grow)
-    grown = seeds[top:bottom].astype(out.dtype)
-    todo = foreground[top:bottom] & (grown == 0)
+    grown = grow_seeds(
+        seeds[top:bottom].astype(out.dtype), foreground[top:bottom], grow
+    )
+    out[y0:y1] = grown[y0 - top : y1 - top]
+    return np.bincount(out[y0:y1].ravel().astype(np.int64, copy=False))
+
+
+def grow_seeds(grown: np.ndarray, foreground: np.ndarray, grow: int) -> np.ndarray:
+    """Grow the seed ids in ``grown`` (in place) ``grow`` steps over ``foreground``.
+
+    Each step gives every unlabelled foreground pixel the largest id among
+    its 8 neighbours, if any (a 3x3 max filter): where two nuclei meet, the
+    higher id wins. ``grown`` is uint16 or float32 (what ``cv2.dilate``
+    takes). A pixel's result depends only on the pixels within ``grow`` of
+    it, so a window grown alone is exact ``grow`` pixels in from its cut
+    edges.
+    """
+    todo = foreground & (grown == 0)
     fill = np.empty_like(todo)
     kernel = np.ones((3, 3), np.uint8)
     for _ in range(grow):
@@ -74,8 +90,7 @@ def _grow_rows(
             break
         np.copyto(grown, dilated, where=fill)
         todo ^= fill
-    out[y0:y1] = grown[y0 - top : y1 - top]
-    return np.bincount(out[y0:y1].ravel().astype(np.int64, copy=False))
+    return grown
 
 
 def instances_from_masks(
@@ -117,7 +132,7 @@ def instances_from_masks(
     the GIL); each band overlaps its neighbours by ``grow`` rows, so the
     result does not depend on the banding.
     """
-    seeds, count, areas = _components(interior)
+    seeds, count, areas = components(interior)
     if min_seed > 1 and (areas[1:] < min_seed).any():
         # Dropped seeds leave gaps in the numbering; the final relabelling
         # below closes them (they grow nothing, so they have no pixels).
@@ -143,7 +158,7 @@ def instances_from_masks(
     sizes = np.zeros(count + 1, np.int64)
     for band in band_areas:
         sizes[: len(band)] += band
-    orphans, extra, orphan_sizes = _components(foreground & (grown == 0))
+    orphans, extra, orphan_sizes = components(foreground & (grown == 0))
     sizes = np.concatenate([sizes, orphan_sizes[1:]])
     keep = sizes >= max(min_size, 1)  # dropped seeds have no pixels
     keep[0] = False

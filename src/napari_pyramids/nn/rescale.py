@@ -6,17 +6,24 @@ across is run at ``scale = trained / d``:
 
 - ``scale < 1`` (large nuclei): ``k`` REDUCE steps of the Gaussian pyramid
   (octave ``k``, each halving the size after the Burt & Adelson blur), then a
-  fractional resample by a factor in (0.5, 1] (OpenCV ``INTER_AREA``) to the
-  exact size;
+  fractional resample by a factor in (0.5, 1] (an area average, as OpenCV's
+  ``INTER_AREA``) to the exact size;
 - ``scale > 1`` (small nuclei): a bilinear upsample.
 
 Maps computed at that working grid come back to the image grid by bilinear
 interpolation (probabilities; outlines stay smooth) or, for labels made on a
 finer grid, by sampling at the image's pixel centres. Both use the exact
 coordinate map of the forward resampling: REDUCE keeps sample ``2j`` (octave
-pixel ``j`` sits on image pixel ``j * 2**k``) and OpenCV's resize aligns
-pixel centres, so working pixel ``v`` sits at image pixel ``y`` with
+pixel ``j`` sits on image pixel ``j * 2**k``) and the resamples align pixel
+centres, so working pixel ``v`` sits at image pixel ``y`` with
 ``v = y * f / 2**k + (f - 1) / 2`` (``f``: the fractional factor per axis).
+
+The fractional area average and the bilinear way back are computed per axis
+from global coordinates (:meth:`Resampling.work_window`,
+:meth:`Resampling.image_window`), so a window of either equals that part of
+the whole result exactly: whole-slide segmentation
+(:mod:`napari_pyramids.nn.whole_slide`) makes them block by block and gets the
+labels of the in-memory path.
 
 numpy and OpenCV only.
 """
@@ -24,6 +31,7 @@ numpy and OpenCV only.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -31,11 +39,16 @@ import numpy as np
 
 from ..core.pyramid import reduce
 
-__all__ = ["TRAINED_DIAMETER", "Resampling"]
+__all__ = ["TRAINED_DIAMETER", "Resampling", "area_average"]
 
 #: Nucleus diameter (pixels) the shipped model is trained at; segmentation
 #: resamples images to it.
 TRAINED_DIAMETER = 20.0
+
+#: Rows or columns ``(start, stop)`` of a grid.
+Span = tuple[int, int]
+#: ``read(rows, cols)``: part of a grid (any leading axes), e.g. from disk.
+Reader = Callable[[Span, Span], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -103,24 +116,65 @@ class Resampling:
             return work  # astype made the copy
         for _ in range(self.octaves):
             work = reduce(work)
-        if work.shape != self.work_shape:
-            method = cv2.INTER_AREA if self.scale < 1 else cv2.INTER_LINEAR
-            work = cv2.resize(work, self.work_shape[::-1], interpolation=method)
-        return work
+        if work.shape == self.work_shape:
+            return work
+        if self.scale > 1:
+            return cv2.resize(
+                work, self.work_shape[::-1], interpolation=cv2.INTER_LINEAR
+            )
+        return self.work_window(_reader(work), *_whole(self.work_shape))
+
+    def work_window(self, read_octave: Reader, rows: Span, cols: Span) -> np.ndarray:
+        """Rows and columns of the working grid of a reduction, from its octave.
+
+        ``read_octave(rows, cols)`` returns part of the octave (the image after
+        :attr:`octaves` REDUCE steps, float). The fractional resample is an area
+        average (each working pixel the mean of the octave area it covers, as
+        OpenCV's ``INTER_AREA``), computed per axis from global coordinates, so
+        any window equals that part of the whole grid bit for bit: whole-slide
+        segmentation makes the working grid block by block.
+        """
+        octave = self._octave_shape()
+        weights = [
+            _area_weights(n, m, span)
+            for n, m, span in zip(octave, self.work_shape, (rows, cols), strict=True)
+        ]
+        return _separable(read_octave, weights)
 
     def map_to_image(self, work_map: np.ndarray) -> np.ndarray:
         """A float32 (h, w) map of the working grid, bilinearly on the image grid."""
         if self.identity:
             return work_map
-        (fy, oy), (fx, ox) = self._affine()
-        matrix = np.array([[fx, 0.0, ox], [0.0, fy, oy]], np.float64)
-        return cv2.warpAffine(
-            np.ascontiguousarray(work_map, np.float32),
-            matrix,
-            self.shape[::-1],
-            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-            borderMode=cv2.BORDER_REPLICATE,
-        )
+        return self.image_window(_reader(work_map), *_whole(self.shape))
+
+    def image_window(self, read_work: Reader, rows: Span, cols: Span) -> np.ndarray:
+        """Image rows and columns of a working-grid map, bilinearly (float32).
+
+        ``read_work(rows, cols)`` returns part of the map (``(..., h, w)``:
+        several maps at once). Each image pixel is interpolated from the two
+        working pixels either side of its working position per axis (the edge
+        pixel repeated beyond the grid), with weights from its global
+        coordinate, so any window equals that part of :meth:`map_to_image`
+        bit for bit.
+        """
+        weights = [
+            self._linear_weights(axis, span) for axis, span in enumerate((rows, cols))
+        ]
+        return _separable(read_work, weights, np.float32)
+
+    def _linear_weights(
+        self, axis: int, span: tuple[int, int]
+    ) -> tuple[int, np.ndarray, np.ndarray]:
+        """Working pixels and weights that interpolate image pixels ``span``."""
+        factor, offset = self._affine()[axis]
+        last = self.work_shape[axis] - 1
+        position = np.arange(*span) * factor + offset
+        below = np.floor(position)
+        frac = (position - below).astype(np.float32)
+        below = below.astype(np.intp)
+        idx = np.clip(np.stack([below, below + 1], axis=1), 0, last)
+        weights = np.stack([np.float32(1) - frac, frac], axis=1)
+        return int(idx.min()), idx, weights
 
     def labels_to_image(self, labels: np.ndarray) -> np.ndarray:
         """Labels of a working grid sampled at the image's pixel centres."""
@@ -203,3 +257,96 @@ class Resampling:
             flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
             borderMode=cv2.BORDER_REPLICATE,
         )
+
+
+def _reader(array: np.ndarray) -> Reader:
+    """A ``read(rows, cols)`` of an array in memory."""
+    return lambda rows, cols: array[..., rows[0] : rows[1], cols[0] : cols[1]]
+
+
+def _whole(shape: tuple[int, int]) -> tuple[Span, Span]:
+    """The rows and columns of a whole grid of ``shape``."""
+    return (0, shape[0]), (0, shape[1])
+
+
+#: Pixels per band of :func:`area_average` (a float64 copy of a band at a time).
+_BAND_PIXELS = 1 << 22
+
+
+def area_average(
+    read_rows: Callable[[tuple[int, int]], np.ndarray],
+    shape: tuple[int, int],
+    out_shape: tuple[int, int],
+) -> np.ndarray:
+    """An image area-averaged down to ``out_shape`` (float64), band by band.
+
+    ``read_rows((y0, y1))`` returns those rows of the image (all columns).
+    Each output pixel is the mean of the image area it covers (OpenCV's
+    ``INTER_AREA`` for shrinking), computed per axis from global coordinates
+    in a fixed order, so the result does not depend on the banding: the
+    same for an image in memory and one read from disk. Only for shrinking
+    (``out_shape <= shape`` on both axes).
+    """
+    (n_y, n_x), (m_y, m_x) = shape, out_shape
+    if m_y > n_y or m_x > n_x:
+        raise ValueError(f"area_average shrinks: {out_shape} is larger than {shape}")
+    _, idx_x, w_x = _area_weights(n_x, m_x, (0, m_x))
+    per_band = max(1, _BAND_PIXELS // max(1, math.ceil(n_y / m_y) * n_x))
+    parts = []
+    for j0 in range(0, m_y, per_band):
+        lo, idx_y, w_y = _area_weights(n_y, m_y, (j0, min(m_y, j0 + per_band)))
+        band = np.asarray(read_rows((lo, int(idx_y.max()) + 1))).astype(np.float64)
+        parts.append(
+            _apply_axis(_apply_axis(band, idx_x, w_x, -1), idx_y - lo, w_y, -2)
+        )
+    return np.concatenate(parts, axis=-2)
+
+
+def _area_weights(
+    n: int, m: int, span: tuple[int, int]
+) -> tuple[int, np.ndarray, np.ndarray]:
+    """Source pixels and weights of an area average of ``n`` samples to ``m``.
+
+    Output pixel ``j`` of ``span`` averages the source interval
+    ``[j n / m, (j + 1) n / m)``; a pixel partly inside counts by the part
+    inside. Returns the first source pixel used, and per output pixel the
+    source indices and weights (padded with weight 0 to one width).
+    """
+    step = n / m
+    out = np.arange(*span)
+    start, stop = out * step, (out + 1) * step
+    first = np.floor(start).astype(np.intp)
+    width = math.ceil(step) + 1
+    idx = first[:, None] + np.arange(width)
+    overlap = np.minimum(stop[:, None], idx + 1) - np.maximum(start[:, None], idx)
+    weights = np.clip(overlap, 0.0, None) / step
+    idx = np.minimum(idx, n - 1)  # padding past the end has weight 0
+    return int(first.min()), idx, weights
+
+
+def _separable(read, weights, dtype=None) -> np.ndarray:
+    """Resample the window that ``weights`` (per axis, as :func:`_area_weights`
+    gives them) reads, axis by axis (y, then x)."""
+    (lo_y, idx_y, w_y), (lo_x, idx_x, w_x) = weights
+    part = np.asarray(read((lo_y, int(idx_y.max()) + 1), (lo_x, int(idx_x.max()) + 1)))
+    if dtype is not None:
+        part = part.astype(dtype, copy=False)
+    return _apply_axis(_apply_axis(part, idx_y - lo_y, w_y, -2), idx_x - lo_x, w_x, -1)
+
+
+def _apply_axis(
+    part: np.ndarray, idx: np.ndarray, weights: np.ndarray, axis: int
+) -> np.ndarray:
+    """``sum_t weights[:, t] * part[idx[:, t]]`` along ``axis`` (-2 or -1).
+
+    Elementwise operations term by term in a fixed order, so each output
+    value depends only on its own inputs and weights (never on the window it
+    is part of). Leading axes (map channels) are carried along.
+    """
+    shape = [1] * part.ndim
+    shape[axis] = -1
+    weights = weights.astype(part.dtype, copy=False)
+    out = np.take(part, idx[:, 0], axis=axis) * weights[:, 0].reshape(shape)
+    for t in range(1, idx.shape[1]):
+        out += np.take(part, idx[:, t], axis=axis) * weights[:, t].reshape(shape)
+    return out
