@@ -34,10 +34,6 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from napari_pyramids.core.checks import (
-    as_real_array,
-    check_finite,
-)
 from napari_pyramids.core.pyramid import gaussian_pyramid
 from napari_pyramids.core.scale_search import iter_scaled_search
 from napari_pyramids.core.search_engine import (
@@ -46,13 +42,12 @@ from napari_pyramids.core.search_engine import (
     Match,
     OctaveTrace,
     _check_whole,
-    _Layout,
-    _scale_invariant,
     _Scorer,
     _Search,
     _shortlist,
     _template_scorer,
     image_levels,
+    prepared,
     zncc_map,
 )
 from napari_pyramids.progress import Cancel, Progress, drive
@@ -81,12 +76,7 @@ def iter_find_template(
 
     Widgets use it to report progress and to be cancelled between octaves.
     """
-    image = as_real_array(image, "image")
-    template = as_real_array(template, "template")
-    layout = _Layout(image, template, channel_axis)
-    check_finite(template, "template")
-    image = _scale_invariant(image, "image")
-    template = _scale_invariant(template, "template")
+    image, template, layout = prepared(image, template, channel_axis)
     _template_scorer(layout.internal(template))
     _check_whole("max_matches", max_matches, 1)
     _check_whole("candidates", candidates, 1)

@@ -427,6 +427,24 @@ class _Scorer:
         return tuple(int(i) for i in at), float(scores[at])
 
 
+def prepared(image, template, channel_axis):
+    """Image and template checked and ready to score, and their :class:`_Layout`.
+
+    Both must be real arrays of one layout, the template finite; each comes
+    back as :func:`_scale_invariant` makes it (NaN and inf refused, magnitudes
+    beyond float32's safe range scaled by a power of two).
+    """
+    image = as_real_array(image, "image")
+    template = as_real_array(template, "template")
+    layout = _Layout(image, template, channel_axis)
+    check_finite(template, "template")
+    return (
+        _scale_invariant(image, "image"),
+        _scale_invariant(template, "template"),
+        layout,
+    )
+
+
 def zncc_map(image, template, *, channel_axis: int | None = None) -> np.ndarray:
     """Exhaustive ZNCC of ``template`` at every position of ``image``.
 
@@ -453,12 +471,7 @@ def zncc_map(image, template, *, channel_axis: int | None = None) -> np.ndarray:
     ValueError
         If the template is larger than the image, flat, or holds NaN.
     """
-    image = as_real_array(image, "image")
-    template = as_real_array(template, "template")
-    layout = _Layout(image, template, channel_axis)
-    check_finite(template, "template")
-    image = _scale_invariant(image, "image")
-    template = _scale_invariant(template, "template")
+    image, template, layout = prepared(image, template, channel_axis)
     scores = _template_scorer(layout.internal(template))(layout.internal(image))
     scores = np.nan_to_num(scores, nan=0.0).astype(np.float32)
     return scores[0] if layout.ndim == 2 else scores
