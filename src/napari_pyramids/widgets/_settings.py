@@ -1,8 +1,9 @@
 """Settings napari keeps between sessions (npe2 ``contributions.configurations``).
 
 napari saves them to ``<config dir>/napari-pyramids.yaml`` and shows them in its
-preferences. Older napari versions have no plugin settings: widgets then work
-with their built-in defaults and remember nothing.
+preferences. Where napari has no settings registered for the plugin (its
+manifest not loaded by napari's plugin manager), widgets work with their
+built-in defaults and remember nothing.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ PLUGIN = "napari-pyramids"
 
 def plugin_settings(section: str):
     """The settings section ``section`` of napari-pyramids, or None if unavailable."""
-    try:
-        from napari.settings import get_plugin_settings
+    from napari.settings import get_plugin_settings  # napari >= 0.9
 
+    try:
         return getattr(get_plugin_settings(PLUGIN), section)
-    except (ImportError, KeyError, AttributeError):
+    except (KeyError, AttributeError):  # plugin or section not registered
         return None
 
 
