@@ -13,6 +13,7 @@ from napari_pyramids.nn.synthetic import classes_from_labels, make_nuclei_image
 from napari_pyramids.nn.train import (
     CropSampler,
     TrainingStopped,
+    contact_zone,
     main,
     pixel_weights,
     train,
@@ -100,6 +101,38 @@ def test_pixel_weights_favour_small_nuclei():
     assert plain[0, 0] == 1 and plain[30, 30] == 1 and plain[10, 30] == 2
     np.testing.assert_array_equal(balanced[labels != 1], plain[labels != 1])
     np.testing.assert_array_equal(balanced[labels == 1], 3 * plain[labels == 1])
+
+
+def test_contact_zone_is_where_two_nuclei_meet():
+    labels = np.zeros((12, 24), np.int32)
+    labels[2:10, 1:6] = 1
+    labels[2:10, 6:11] = 2  # touches 1 along column 5 | 6
+    labels[2:10, 17:22] = 3  # 6 px away from 2: meets nothing
+    zone = contact_zone(labels, radius=2)
+    # within 2 px (chessboard) of both 1 and 2: columns 4-7, rows 0-11
+    np.testing.assert_array_equal(np.flatnonzero(zone.any(axis=0)), [4, 5, 6, 7])
+    assert zone[:, 4:8].all()
+    assert not zone[:, 12:].any()
+    # background up to 2 * radius - 1 pixels wide between them counts too
+    apart = np.zeros((8, 16), np.int32)
+    apart[2:6, 1:5], apart[2:6, 8:12] = 1, 2  # columns 5-7 between them
+    zone = contact_zone(apart, radius=2)
+    np.testing.assert_array_equal(np.flatnonzero(zone.any(axis=0)), [6])
+    apart[2:6, 8:12], apart[2:6, 9:13] = 0, 2  # one column more: they do not meet
+    assert not contact_zone(apart, radius=2).any()
+
+
+def test_pixel_weights_weigh_contacts_up():
+    labels = np.zeros((12, 24), np.int32)
+    labels[2:10, 1:6], labels[2:10, 6:11] = 1, 2
+    classes = classes_from_labels(labels)
+    plain = pixel_weights(labels, classes, balance=False)
+    heavy = pixel_weights(labels, classes, balance=False, contact=4.0)
+    zone = contact_zone(labels)
+    np.testing.assert_array_equal(heavy[zone], 4 * plain[zone])
+    np.testing.assert_array_equal(heavy[~zone], plain[~zone])
+    with pytest.raises(ValueError, match="contact weight must be positive"):
+        pixel_weights(labels, classes, balance=False, contact=0.0)
 
 
 def test_training_smoke_and_save_load_round_trip(tmp_path, annotated):
