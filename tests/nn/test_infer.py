@@ -206,6 +206,44 @@ def test_diameter_estimate_follows_the_nucleus_size(model, scene):
     )
 
 
+def crowd(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """An embryo-like crowd: ~1800 packed 12 px nuclei filling one bright ellipse."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    height, width, radius = 600, 1200, 5
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    inside = ((yy - 300) / 200) ** 2 + ((xx - 600) / 450) ** 2 < 1
+    image = 0.25 * cv2.GaussianBlur(inside.astype(np.float32), (0, 0), 20)
+    labels = np.zeros((height, width), np.int32)
+    pitch = 2 * radius + 2.5
+    for row, y in enumerate(np.arange(0, height, pitch)):
+        for x in np.arange((row % 2) * pitch / 2, width, pitch):
+            centre = (round(x + rng.normal(0, 0.7)), round(y + rng.normal(0, 0.7)))
+            if inside[min(int(y), height - 1), min(int(x), width - 1)]:
+                cv2.circle(image, centre, radius, float(rng.uniform(0.7, 1.0)), -1)
+                cv2.circle(labels, centre, radius, int(labels.max()) + 1, -1)
+    image = cv2.GaussianBlur(image, (0, 0), 1.2)
+    return image + rng.normal(0, 0.02, image.shape).astype(np.float32), labels
+
+
+def test_diameter_estimate_sees_the_nuclei_of_a_crowd_not_the_crowd(model):
+    """A crowd of small nuclei seen as one blob at a coarse octave is not a nucleus.
+
+    At octave 3 the whole ellipse has the trained nucleus size; one octave
+    finer it breaks into nuclei, so no neighbouring scale confirms it.
+    """
+    from napari_pyramids.nn.data import nucleus_diameter
+    from napari_pyramids.nn.infer import estimate_diameter
+
+    image, truth = crowd()
+    true = nucleus_diameter(truth)
+    assert 10 < true < 13
+    assert estimate_diameter(image, model, device="cpu") == pytest.approx(
+        true, rel=0.25
+    )
+
+
 def test_values_beyond_float32_segment_like_the_original(model, scene):
     """float64 images scaled by 1e40 or 1e-300 give the same nuclei."""
     image = scene[0][:160, :192]

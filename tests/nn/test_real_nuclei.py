@@ -3,7 +3,8 @@
 Skipped where ``../shared/data/dsb2018-train`` is absent (a user's clone): the
 data are not part of the repository. Every image here is from the validation
 fold (:func:`napari_pyramids.nn.data.split_ids`), which no model or setting
-was trained or chosen on.
+was trained or chosen on, but the two embryo images of the diameter-estimate
+check (training fold: the check scores nothing, it reads a size).
 """
 
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 
 from napari_pyramids.core.pyramid import reduce
 from napari_pyramids.nn import load_model, segment
-from napari_pyramids.nn.data import list_ids, read_folder, split_ids
+from napari_pyramids.nn.data import list_ids, nucleus_diameter, read_folder, split_ids
 from napari_pyramids.nn.metrics import score_images
 
 SHARED = Path(__file__).resolve().parents[3] / "shared/data/dsb2018-train"
@@ -74,3 +75,18 @@ def test_segmentation_does_not_depend_on_the_nucleus_size(model, validation):
         for p in large
     )
     assert after >= before - 0.05
+
+
+#: Drosophila embryos of the training fold: over a thousand 10-12 px nuclei
+#: packed into one ellipse, which a coarse octave shows as one "nucleus".
+EMBRYOS = ("a102535b0e88374b", "cb4df20a83b2f38b")
+
+
+def test_diameter_estimate_reads_the_nuclei_of_an_embryo(model):
+    from napari_pyramids.nn.infer import estimate_diameter
+
+    assert set(EMBRYOS) <= set(split_ids(list_ids(SHARED))["train"])
+    for pair in read_folder(SHARED, EMBRYOS):
+        true = nucleus_diameter(pair.labels)
+        found = estimate_diameter(pair.image, model, device="cpu")
+        assert found == pytest.approx(true, rel=0.3), pair.id

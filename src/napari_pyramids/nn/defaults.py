@@ -18,6 +18,9 @@ RESCALE_TOLERANCE = 1.2
 GROW, MIN_SIZE, MIN_SEED = 20, 6, 4
 #: Side (working pixels) of the window the diameter estimate looks at.
 ESTIMATE_WINDOW = 384
+#: The estimate trusts a scale whose nucleus size (image pixels) a neighbouring
+#: scale measures within this factor.
+SIZE_AGREEMENT = 1.35
 #: Tiles of at most this many pixels square, sharing ``OVERLAP`` with each
 #: neighbour; the image-pooling branch sees the image block-averaged to at
 #: most ``CONTEXT_SIZE`` on its long side.

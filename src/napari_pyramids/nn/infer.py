@@ -52,6 +52,7 @@ from .defaults import (
     MIN_SIZE,
     OVERLAP,
     RESCALE_TOLERANCE,
+    SIZE_AGREEMENT,
     TILE_SIZE,
     check_threshold,
 )
@@ -677,6 +678,14 @@ def _estimate(
     smaller are missed or merged at coarse ones, so the size is read at the
     coarsest scale whose detections have a size the network was trained on,
     then measured once more at the scale that size calls for.
+
+    Real nuclei measure the same in image pixels at neighbouring scales,
+    while what a wrong scale makes of them does not: pieces of a large
+    nucleus stay near the trained size as the scale changes, and a crowd of
+    small nuclei (an embryo, a colony) seen as one blob breaks up one octave
+    finer. So the coarsest trained-size scale whose size a neighbouring
+    scale confirms (within :data:`SIZE_AGREEMENT`) wins; where none is
+    confirmed, the coarsest trained-size scale does.
     """
     value_range = percentile_range(image)
     low, high = TRAINED_DIAMETER / 1.6, TRAINED_DIAMETER * 1.6
@@ -690,9 +699,19 @@ def _estimate(
             found.append((scale, diameter, count))
     if not found:
         return TRAINED_DIAMETER
-    in_range = [f for f in found if low <= f[1] <= high and f[2] >= 3]
+    sizes = [diameter / scale for scale, diameter, _ in found]  # image pixels
+
+    def confirmed(i: int) -> bool:
+        return any(
+            0 <= j < len(found)
+            and abs(math.log(sizes[j] / sizes[i])) <= math.log(SIZE_AGREEMENT)
+            for j in (i - 1, i + 1)
+        )
+
+    in_range = [i for i, f in enumerate(found) if low <= f[1] <= high and f[2] >= 3]
     if in_range:
-        scale, diameter, _ = in_range[0]  # the coarsest
+        best = next((i for i in in_range if confirmed(i)), in_range[0])
+        scale, diameter, _ = found[best]  # the coarsest confirmed, else the coarsest
     else:
         scale, diameter, _ = min(
             found, key=lambda f: abs(math.log(f[1] / TRAINED_DIAMETER))
