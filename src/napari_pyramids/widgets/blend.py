@@ -12,18 +12,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, SpinBox
 
 from napari_pyramids.actions import Job
 from napari_pyramids.actions import blend as action
 from napari_pyramids.actions.blend import BlendSettings
-from napari_pyramids.core.pyramid import DEFAULT_MIN_SIZE
 from napari_pyramids.layers import layer_kind, mask_source_from_layer, source_from_layer
 from napari_pyramids.widgets._base import (
     JobWidget,
-    choices,
-    explain,
+    control,
     layer_picker,
+    levels_controls,
     pick_layer,
 )
 
@@ -50,7 +49,6 @@ class BlendWidget(JobWidget):
         super().__init__(viewer)
         import napari
 
-        defaults = BlendSettings()
         self.image_a = layer_picker(
             napari.layers.Image,
             "image A",
@@ -82,46 +80,16 @@ class BlendWidget(JobWidget):
             value=1,
             tooltip="the one label whose pixels take image A",
         )
-        self.method = ComboBox(
-            label="method",
-            choices=choices(BlendSettings, "method"),
-            value=defaults.method,
-        )
-        self.auto_levels = CheckBox(
-            text=f"all octaves down to {DEFAULT_MIN_SIZE} px", value=True
-        )
-        self.levels = SpinBox(label="levels", min=1, max=20, value=5)
-        self.feather_width = FloatSpinBox(
-            label="feather width (px)", min=0, max=1000, value=defaults.width
-        )
-        self.show_mask_octaves = CheckBox(
-            text="show mask octaves", value=defaults.show_mask_octaves
-        )
-        explain(
-            BlendSettings,
-            method=self.method,
-            levels=self.levels,
-            width=self.feather_width,
-            show_mask_octaves=self.show_mask_octaves,
-        )
-        self.auto_levels.tooltip = self.levels.tooltip
-        self.extend(
-            [
-                self.image_a,
-                self.image_b,
-                self.mask,
-                self.any_label,
-                self.label_value,
-                self.method,
-                self.auto_levels,
-                self.levels,
-                self.feather_width,
-                self.show_mask_octaves,
-            ]
-        )
+        self.method = control(BlendSettings, "method")
+        self.auto_levels, self.levels = levels_controls(BlendSettings, value=5)
+        self.feather_width = control(BlendSettings, "width")
+        self.show_mask_octaves = control(BlendSettings, "show_mask_octaves")
+        self.extend([self.image_a, self.image_b, self.mask, self.any_label])
+        self.extend([self.label_value, self.method, self.auto_levels, self.levels])
+        self.extend([self.feather_width, self.show_mask_octaves])
         self._finish()
-        for control in (self.mask, self.any_label, self.method, self.auto_levels):
-            control.changed.connect(self._sync)
+        for control_ in (self.mask, self.any_label, self.method, self.auto_levels):
+            control_.changed.connect(self._sync)
         self._sync()
 
     def layer_defaults(self) -> list:
@@ -137,12 +105,12 @@ class BlendWidget(JobWidget):
             pair = (self.image_a.value, self.image_b.value)
             return pick_layer(layers, MASK_TYPES, avoid=pair)
 
+        def image_b():
+            return pick_layer(layers, ["image"], avoid=[self.image_a.value])
+
         return [
             (self.image_a, lambda: pick_layer(layers, ["image"])),
-            (
-                self.image_b,
-                lambda: pick_layer(layers, ["image"], avoid=[self.image_a.value]),
-            ),
+            (self.image_b, image_b),
             (self.mask, mask),
         ]
 
@@ -167,12 +135,8 @@ class BlendWidget(JobWidget):
         self.feather_width.visible = self.method.value == "feather"
 
     def settings(self) -> BlendSettings:
-        return BlendSettings(
-            method=self.method.value,
-            levels=None if self.auto_levels.value else self.levels.value,
-            width=self.feather_width.value,
-            show_mask_octaves=self.show_mask_octaves.value,
-        )
+        levels = None if self.auto_levels.value else self.levels.value
+        return self.from_controls(BlendSettings, levels=levels)
 
     def prepare(self) -> Job:
         a = source_from_layer(self.image_a.value, role="image A")
