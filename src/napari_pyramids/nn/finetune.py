@@ -378,15 +378,8 @@ def finetune(
         returned (the scores say so).
     """
     events = finetune_steps(pairs, **options)
-    report = step_reporter(
-        events,
-        step_cap(finetune_steps, options),
-        progress=progress,
-        cancel=cancel,
-        on_loss=on_loss,
-        cancelled=FinetuneCancelled,
-        what="fine-tuning",
-    )
+    total = step_cap(finetune_steps, options)
+    report = step_reporter(events, total, progress, cancel, on_loss, FinetuneCancelled)
 
     def handle(event: Event) -> None:
         kind, step, value = event

@@ -438,12 +438,10 @@ def train_steps(
 def step_reporter(
     steps: Generator,
     total: int,
-    *,
     progress: Progress | None,
     cancel: Cancel | None,
     on_loss: Callable[[int, float], None] | None,
     cancelled: type[Cancelled],
-    what: str,
 ) -> Callable[[int, float], None]:
     """The callbacks of a training function, called after each training step.
 
@@ -461,7 +459,7 @@ def step_reporter(
             progress(step, total)
         if cancel is not None and (total == 0 or step < total) and cancel():
             steps.close()
-            raise cancelled(f"{what} cancelled at step {step}")
+            raise cancelled(f"cancelled at step {step}")
 
     return report
 
@@ -492,15 +490,8 @@ def train(
     (live plots). The other options are :func:`train_steps`'.
     """
     steps = train_steps(images, **options)
-    report = step_reporter(
-        steps,
-        step_cap(train, options),
-        progress=progress,
-        cancel=cancel,
-        on_loss=on_loss,
-        cancelled=TrainingStopped,
-        what="training",
-    )
+    total = step_cap(train, options)
+    report = step_reporter(steps, total, progress, cancel, on_loss, TrainingStopped)
     return drain(steps, lambda item: report(*item))
 
 

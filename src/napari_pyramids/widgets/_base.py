@@ -121,6 +121,17 @@ def layer_picker(layer_type, label: str, tooltip: str, **options):
     )
 
 
+def layer_choices(layers, kinds) -> list[tuple[str, object]]:
+    """``(text, layer)`` drop-down choices: the layers of each of ``kinds`` in
+    turn (the first kind first), each named with its kind."""
+    return [
+        (f"{layer.name} ({kind})", layer)
+        for kind in kinds
+        for layer in layers
+        if layer_kind(layer) == kind
+    ]
+
+
 def choices(settings_type, name: str) -> list[tuple[str, object]]:
     """A drop-down's ``(text, value)`` choices for option ``name`` of the settings."""
     return [(text, value) for value, text in choices_of(settings_type, name).items()]

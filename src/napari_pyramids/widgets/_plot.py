@@ -6,13 +6,12 @@ from __future__ import annotations
 class LivePlot:
     """A pyqtgraph plot on napari's dark canvas colour, with named curves.
 
-    ``curves`` maps each curve's key to its legend name, colour, line width
-    and any other pyqtgraph ``plot()`` options (a marker symbol, say);
-    :attr:`curves` holds each one as ``(item, xs, ys)``. :attr:`native` is the
-    Qt widget to add to a layout.
+    Each keyword names a curve: ``(legend name, colour, line width)`` and
+    optionally a marker symbol for its points (``"o"``). :attr:`curves` holds
+    each as ``(item, xs, ys)``; :attr:`native` is the Qt widget to lay out.
     """
 
-    def __init__(self, x_label: str, curves: dict[str, dict]):
+    def __init__(self, x_label: str, **curves: tuple):
         import pyqtgraph as pg
 
         self.native = pg.PlotWidget()
@@ -21,10 +20,11 @@ class LivePlot:
         self.native.addLegend(offset=(5, 5))
         self.native.setLabel("bottom", x_label)
         self.curves = {}
-        for key, options in curves.items():
-            options = dict(options)
-            pen = pg.mkPen(options.pop("color"), width=options.pop("width"))
-            self.curves[key] = (self.native.plot([], [], pen=pen, **options), [], [])
+        for key, (name, colour, width, *symbol) in curves.items():
+            marks = {"symbol": symbol[0], "symbolSize": 5} if symbol else {}
+            pen = pg.mkPen(colour, width=width)
+            item = self.native.plot([], [], pen=pen, name=name, **marks)
+            self.curves[key] = (item, [], [])
 
     def add(self, key: str, x: float, y: float) -> None:
         """Add the point ``(x, y)`` to curve ``key`` and redraw it."""

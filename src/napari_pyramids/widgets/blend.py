@@ -1,11 +1,7 @@
 """The Blend widget: two image layers and a mask in, a seamless blend out.
 
-The work is :func:`napari_pyramids.actions.blend.run`; this module gathers the
-layers and turns the controls into
-:class:`~napari_pyramids.actions.blend.BlendSettings`. The mask may be a Labels
-layer (one label or any), a Shapes layer (rasterised onto image A's grid) or an
-Image layer (scaled to [0, 1]); :mod:`napari_pyramids.layers` turns each into
-weights.
+:mod:`napari_pyramids.layers` turns the mask layer into weights on image A's
+grid; :func:`napari_pyramids.actions.blend.run` blends.
 """
 
 from __future__ import annotations
@@ -21,6 +17,7 @@ from napari_pyramids.layers import layer_kind, mask_source_from_layer, source_fr
 from napari_pyramids.widgets._base import (
     JobWidget,
     control,
+    layer_choices,
     layer_picker,
     levels_controls,
     pick_layer,
@@ -63,7 +60,7 @@ class BlendWidget(JobWidget):
         )
         self.mask = ComboBox(
             label="mask (A where set)",
-            choices=self._mask_layers,
+            choices=lambda *_: layer_choices(self._viewer.layers, MASK_TYPES),
             tooltip="where to take image A: a Labels layer, a Shapes layer "
             "(its shapes filled) or a grey Image layer (scaled to [0, 1])",
         )
@@ -73,13 +70,8 @@ class BlendWidget(JobWidget):
             tooltip="a Labels mask: every painted pixel takes A; untick to "
             "choose one label",
         )
-        self.label_value = SpinBox(
-            label="label",
-            min=1,
-            max=2**31 - 1,
-            value=1,
-            tooltip="the one label whose pixels take image A",
-        )
+        self.label_value = SpinBox(label="label", min=1, max=2**31 - 1, value=1)
+        self.label_value.tooltip = "the one label whose pixels take image A"
         self.method = control(BlendSettings, "method")
         self.auto_levels, self.levels = levels_controls(BlendSettings, value=5)
         self.feather_width = control(BlendSettings, "width")
@@ -112,16 +104,6 @@ class BlendWidget(JobWidget):
             (self.image_a, lambda: pick_layer(layers, ["image"])),
             (self.image_b, image_b),
             (self.mask, mask),
-        ]
-
-    def _mask_layers(self, *_) -> list:
-        """Labels, Shapes and Image layers of the viewer, labels first."""
-        layers = list(self._viewer.layers)
-        return [
-            (f"{layer.name} ({kind})", layer)
-            for kind in MASK_TYPES
-            for layer in layers
-            if layer_kind(layer) == kind
         ]
 
     def _sync(self, *_):

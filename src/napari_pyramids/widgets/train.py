@@ -1,9 +1,4 @@
-"""The Train nuclei model widget: fine-tune on painted labels, with a live plot.
-
-The work is :func:`napari_pyramids.actions.train.run`; this module gathers the
-image/labels pairs and the region, and plots loss and held-out score as they
-come. The trained model is listed in the Segment widget from then on.
-"""
+"""The Train nuclei model widget: painted pairs to a model, with a live plot."""
 
 from __future__ import annotations
 
@@ -56,12 +51,10 @@ class TrainWidget(JobWidget):
             "labels",
             "the nuclei painted on the image, one label each",
         )
-        self.add_pair = PushButton(
-            text="add pair", tooltip="keep this image / labels pair for the training"
-        )
-        self.clear_pairs = PushButton(
-            text="clear pairs", tooltip="forget the pairs added so far"
-        )
+        self.add_pair = PushButton(text="add pair")
+        self.add_pair.tooltip = "keep this image / labels pair for the training"
+        self.clear_pairs = PushButton(text="clear pairs")
+        self.clear_pairs.tooltip = "forget the pairs added so far"
         self.pairs_label = Label(value=NO_PAIRS)
         self.region = ComboBox(
             label="region",
@@ -69,14 +62,13 @@ class TrainWidget(JobWidget):
             tooltip="a Shapes layer whose shapes mark where the labels are complete; "
             "by default the box around the painted nuclei plus a margin",
         )
-        bases = lambda *_: model_names()  # noqa: E731 (magicgui passes the widget)
-        self.base = control(TrainSettings, "base", ComboBox, choices=bases)
+        self.base = control(
+            TrainSettings, "base", ComboBox, choices=lambda *_: model_names()
+        )
         self.time_limit = control(TrainSettings, "time_limit")
         self.model_name = control(TrainSettings, "name")
-        weights = "Weights (*.safetensors)"
-        self.save_to = control(
-            TrainSettings, "path", FileEdit, mode="w", filter=weights
-        )
+        weights = {"mode": "w", "filter": "Weights (*.safetensors)"}
+        self.save_to = control(TrainSettings, "path", FileEdit, **weights)
         self._pairs: list[tuple[str, str]] = []
         self.add_pair.changed.connect(self._on_add_pair)
         self.clear_pairs.changed.connect(self._on_clear_pairs)
@@ -85,11 +77,8 @@ class TrainWidget(JobWidget):
         self.extend([self.model_name, self.save_to])
         self._plot = LivePlot(
             "step",
-            {
-                "loss": {"name": "loss", "color": "#5aa9e6", "width": 1},
-                "score": {"name": "held-out AP@0.5", "color": "#f4a259", "width": 2}
-                | {"symbol": "o", "symbolSize": 5},
-            },
+            loss=("loss", "#5aa9e6", 1),
+            score=("held-out AP@0.5", "#f4a259", 2, "o"),
         )
         self._curves = self._plot.curves
         self.native.layout().addWidget(self._plot.native)
@@ -133,15 +122,12 @@ class TrainWidget(JobWidget):
         ]
         if any(n is None or n not in layers for pair in names for n in pair):
             raise ValueError("choose an image layer and the Labels layer painted on it")
-        shapes = None if self.region.value == NO_REGION else layers[self.region.value]
-        pairs, regions = [], []
-        for image_name, labels_name in names:
-            plane = action.grey_plane(source_from_layer(layers[image_name]))
-            pairs.append((plane, np.asarray(layers[labels_name].data)))
-            region = None if shapes is None else region_mask(shapes, layers[image_name])
-            regions.append(region)
+        planes = [action.grey_plane(source_from_layer(layers[i])) for i, _ in names]
+        pairs = [(p, np.asarray(layers[j].data)) for p, (_, j) in zip(planes, names)]
+        regions = None  # the painted nuclei's box and a margin
+        if self.region.value != NO_REGION:
+            shapes = layers[self.region.value]
+            regions = [region_mask(shapes, layers[i]) for i, _ in names]
         chosen = str(self.save_to.value or "")
-        settings = self.from_controls(
-            TrainSettings, path=chosen if chosen not in ("", ".") else None
-        )
-        return action.run(pairs, regions if shapes is not None else None, settings)
+        path = None if chosen in ("", ".") else chosen  # no file: the user models
+        return action.run(pairs, regions, self.from_controls(TrainSettings, path=path))
