@@ -192,12 +192,12 @@ def test_axes_and_units_offered_for_a_layer():
 def test_a_checkpoint_choice_needs_an_existing_file(tmp_path):
     assert segment.model_setting("nuclei") == "nuclei"
     with pytest.raises(ValueError, match="choose a weights file"):
-        segment.model_setting(None, None)
+        segment.model_setting(segment.CHECKPOINT, None)
     with pytest.raises(ValueError, match="choose a weights file"):
-        segment.model_setting(None, tmp_path / "missing.safetensors")
+        segment.model_setting(segment.CHECKPOINT, tmp_path / "missing.safetensors")
     weights = tmp_path / "mine.safetensors"
     weights.write_bytes(b"")
-    assert segment.model_setting(None, weights) == str(weights)
+    assert segment.model_setting(segment.CHECKPOINT, weights) == str(weights)
     assert segment.model_names()[0] == "nuclei"
 
 

@@ -182,6 +182,10 @@ def plane(source: Source, channel: int | None, axes: str = "yx"):
     return source.data
 
 
+#: The model choice that means a weights file (:func:`model_setting`).
+CHECKPOINT = "checkpoint file…"
+
+
 def model_names() -> list[str]:
     """The models to pick from by name: the shipped ones, then the user's own."""
     from napari_pyramids.nn import user_models
@@ -190,13 +194,18 @@ def model_names() -> list[str]:
     return [*REGISTRY, *user_models.user_models()]
 
 
-def model_setting(name: str | None, checkpoint: str | Path | None = None) -> str:
-    """The ``model`` setting for a model picked by ``name``, or for the weights
-    file ``checkpoint`` when ``name`` is None (it must exist)."""
-    if name is not None:
+def model_choices() -> list[str]:
+    """What a model drop-down offers: the models by name, then a weights file."""
+    return [*model_names(), CHECKPOINT]
+
+
+def model_setting(choice: str, checkpoint: str | Path | None = None) -> str:
+    """The ``model`` setting for a model picked by name, or for the weights file
+    ``checkpoint`` (which must exist) when the choice is :data:`CHECKPOINT`."""
+    if choice != CHECKPOINT:
         from napari_pyramids.nn import user_models
 
-        return user_models.resolve(name)
+        return user_models.resolve(choice)
     if checkpoint is None or not Path(checkpoint).is_file():
         raise ValueError("choose a weights file (.safetensors, .pt, .pth)")
     return str(checkpoint)

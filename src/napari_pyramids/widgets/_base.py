@@ -114,11 +114,23 @@ def levels_controls(settings_type, **options) -> tuple[CheckBox, SpinBox]:
     return auto, levels
 
 
-def layer_picker(layer_type, label: str, tooltip: str, **options):
-    """A drop-down of the viewer's layers of ``layer_type``, with its tooltip."""
+def layer_picker(kind: str, label: str, tooltip: str, **options):
+    """A drop-down of the viewer's layers of ``kind`` ("image", "labels",
+    "shapes"), with its tooltip; ``nullable=True`` also offers no layer."""
+    from napari import layers
+
+    layer_type = getattr(layers, kind.capitalize())
+    if options.get("nullable"):
+        layer_type = layer_type | None
     return create_widget(
         annotation=layer_type, label=label, options={"tooltip": tooltip, **options}
     )
+
+
+def live_choices(function, *args):
+    """A drop-down's choices as ``function(*args)``, asked again at every refresh
+    (napari refreshes them when layers come and go, and on ``reset_choices``)."""
+    return lambda *_: function(*args)
 
 
 def layer_choices(layers, kinds) -> list[tuple[str, object]]:

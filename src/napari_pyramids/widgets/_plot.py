@@ -26,12 +26,16 @@ class LivePlot:
             item = self.native.plot([], [], pen=pen, name=name, **marks)
             self.curves[key] = (item, [], [])
 
-    def add(self, key: str, x: float, y: float) -> None:
-        """Add the point ``(x, y)`` to curve ``key`` and redraw it."""
-        item, xs, ys = self.curves[key]
-        xs.append(x)
-        ys.append(y)
-        item.setData(xs, ys)
+    def add(self, x: float, **values: float | None) -> None:
+        """Add the point ``(x, value)`` to each curve named, and redraw it; a
+        value of None adds nothing to its curve."""
+        for key, y in values.items():
+            if y is None:
+                continue
+            item, xs, ys = self.curves[key]
+            xs.append(x)
+            ys.append(y)
+            item.setData(xs, ys)
 
     def clear(self) -> None:
         """Empty every curve (a new run starts)."""

@@ -20,6 +20,7 @@ from napari_pyramids.widgets._base import (
     layer_choices,
     layer_picker,
     levels_controls,
+    live_choices,
     pick_layer,
 )
 
@@ -44,31 +45,27 @@ class BlendWidget(JobWidget):
 
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__(viewer)
-        import napari
-
         self.image_a = layer_picker(
-            napari.layers.Image,
+            "image",
             "image A",
             "the image shown where the mask is set; the "
             "result lies on its grid (by default the latest image layer)",
         )
         self.image_b = layer_picker(
-            napari.layers.Image,
+            "image",
             "image B",
             "the image shown where the mask is not set, "
             "same shape as A (by default the latest other image layer)",
         )
         self.mask = ComboBox(
             label="mask (A where set)",
-            choices=lambda *_: layer_choices(self._viewer.layers, MASK_TYPES),
+            choices=live_choices(layer_choices, viewer.layers, MASK_TYPES),
             tooltip="where to take image A: a Labels layer, a Shapes layer "
             "(its shapes filled) or a grey Image layer (scaled to [0, 1])",
         )
-        self.any_label = CheckBox(
-            text="any label (all painted pixels)",
-            value=True,
-            tooltip="a Labels mask: every painted pixel takes A; untick to "
-            "choose one label",
+        self.any_label = CheckBox(text="any label (all painted pixels)", value=True)
+        self.any_label.tooltip = (
+            "a Labels mask: every painted pixel takes A; untick to choose one label"
         )
         self.label_value = SpinBox(label="label", min=1, max=2**31 - 1, value=1)
         self.label_value.tooltip = "the one label whose pixels take image A"
@@ -85,12 +82,8 @@ class BlendWidget(JobWidget):
         self._sync()
 
     def layer_defaults(self) -> list:
-        """A: the latest image; B: the latest other one; mask: labels or shapes.
-
-        On *Cat and coffee* (coffee, then cat, then the mask) that is A = cat,
-        B = coffee and the blend mask. An image layer is the mask's default
-        only when there is no Labels or Shapes layer.
-        """
+        """A: the latest image; B: the latest other one; mask: labels or shapes
+        (an image only without either): on *Cat and coffee*, cat, coffee, mask."""
         layers = self.input_layers()
 
         def mask():

@@ -43,10 +43,8 @@ class PyramidWidget(JobWidget):
 
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__(viewer)
-        import napari
-
         self.image = layer_picker(
-            napari.layers.Image,
+            "image",
             "image",
             "the image layer to build the pyramid of (by default the latest one)",
         )

@@ -56,19 +56,15 @@ class SearchWidget(JobWidget):
 
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__(viewer)
-        import napari
-
-        self.image = layer_picker(
-            napari.layers.Image, "search in", "the image layer to search"
-        )
+        self.image = layer_picker("image", "search in", "the image layer to search")
         self.template_image = layer_picker(
-            napari.layers.Image,
+            "image",
             "template from",
             "the image layer the template is cut from "
             "(the searched image or another one)",
         )
         self.rectangle = layer_picker(
-            napari.layers.Shapes | None,
+            "shapes",
             "rectangle",
             "a Shapes layer whose last rectangle is the template; "
             '----- takes the whole "template from" layer',

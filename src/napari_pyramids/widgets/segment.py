@@ -9,17 +9,21 @@ from magicgui.widgets import CheckBox, ComboBox, FileEdit
 
 from napari_pyramids.actions import Job
 from napari_pyramids.actions import segment as action
-from napari_pyramids.actions.segment import SegmentSettings
+from napari_pyramids.actions.segment import CHECKPOINT, SegmentSettings
 from napari_pyramids.layers import source_from_layer
 from napari_pyramids.nn.rescale import TRAINED_DIAMETER
-from napari_pyramids.widgets._base import JobWidget, control, layer_picker, offer
+from napari_pyramids.widgets._base import (
+    JobWidget,
+    control,
+    layer_picker,
+    live_choices,
+    offer,
+)
 from napari_pyramids.widgets._settings import remember
 
 if TYPE_CHECKING:
     import napari
 
-#: The model choice that reads a weights file instead of a registered model.
-CHECKPOINT = "checkpoint file…"
 RGB_CHANNELS = {"red": 0, "green": 1, "blue": 2}
 
 
@@ -39,16 +43,15 @@ class SegmentWidget(JobWidget):
 
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__(viewer)
-        import napari
-
         self.image = layer_picker(
-            napari.layers.Image,
+            "image",
             "image",
             "the fluorescence image layer to segment (by default the latest one)",
         )
         channels = [("choose the nuclear stain…", None), *RGB_CHANNELS.items()]
         self.channel = control(SegmentSettings, "channel", ComboBox, choices=channels)
-        self.model = control(SegmentSettings, "model", ComboBox, choices=self._models)
+        models = live_choices(action.model_choices)
+        self.model = control(SegmentSettings, "model", ComboBox, choices=models)
         weights = "Weights (*.safetensors *.pt *.pth)"
         self.checkpoint = FileEdit(label="checkpoint", mode="r", filter=weights)
         devices = action.device_choices()
@@ -78,17 +81,12 @@ class SegmentWidget(JobWidget):
             "features table, and npp.measure from the console)",
         )
         self.append(self.save_csv)
-        remember(
-            "segment", self.device, "device", valid=self.device.choices.__contains__
-        )
+        here = self.device.choices  # a device saved on another machine may be missing
+        remember("segment", self.device, "device", valid=here.__contains__)
         remember("segment", self.tile_size, "tile_size")
         for changes in (self.image, self.model, self.estimate, self.axes):
             changes.changed.connect(self._sync)
         self._sync()
-
-    def _models(self, *_) -> list[str]:
-        """Shipped models, the user's trained ones (Train widget), a file."""
-        return [*action.model_names(), CHECKPOINT]
 
     def _sync(self, *_):
         """Show the controls that apply: RGB channel, checkpoint file, diameter."""
@@ -104,17 +102,14 @@ class SegmentWidget(JobWidget):
         offer(self.unit, units, self.unit.value if self.unit.value in units else "px")
 
     def settings(self) -> SegmentSettings:
-        name = None if self.model.value == CHECKPOINT else self.model.value
         diameter = None
-        if not self.estimate.value:
-            source = source_from_layer(self.image.value)
-            diameter = action.diameter_in_pixels(
-                self.diameter.value, self.unit.value, source
-            )
+        if not self.estimate.value:  # given, in pixels or in the layer's unit
+            source, unit = source_from_layer(self.image.value), self.unit.value
+            diameter = action.diameter_in_pixels(self.diameter.value, unit, source)
         axes = self.axes.value or "yx"
         return self.from_controls(
             SegmentSettings,
-            model=action.model_setting(name, self.checkpoint.value),
+            model=action.model_setting(self.model.value, self.checkpoint.value),
             diameter=diameter,
             min_size=self.min_size.value or None,
             axes=axes,

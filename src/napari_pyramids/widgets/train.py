@@ -12,7 +12,7 @@ from napari_pyramids.actions import train as action
 from napari_pyramids.actions.segment import model_names
 from napari_pyramids.actions.train import TrainSettings, TrainStep
 from napari_pyramids.layers import layer_kind, region_mask, source_from_layer
-from napari_pyramids.widgets._base import JobWidget, control, layer_picker
+from napari_pyramids.widgets._base import JobWidget, control, layer_picker, live_choices
 from napari_pyramids.widgets._plot import LivePlot
 
 if TYPE_CHECKING:
@@ -39,17 +39,11 @@ class TrainWidget(JobWidget):
 
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__(viewer)
-        import napari
-
         self.image = layer_picker(
-            napari.layers.Image,
-            "image",
-            "an image layer with nuclei painted in the labels layer",
+            "image", "image", "an image layer with nuclei painted in the labels layer"
         )
         self.labels_layer = layer_picker(
-            napari.layers.Labels,
-            "labels",
-            "the nuclei painted on the image, one label each",
+            "labels", "labels", "the nuclei painted on the image, one label each"
         )
         self.add_pair = PushButton(text="add pair")
         self.add_pair.tooltip = "keep this image / labels pair for the training"
@@ -62,9 +56,8 @@ class TrainWidget(JobWidget):
             tooltip="a Shapes layer whose shapes mark where the labels are complete; "
             "by default the box around the painted nuclei plus a margin",
         )
-        self.base = control(
-            TrainSettings, "base", ComboBox, choices=lambda *_: model_names()
-        )
+        bases = live_choices(model_names)
+        self.base = control(TrainSettings, "base", ComboBox, choices=bases)
         self.time_limit = control(TrainSettings, "time_limit")
         self.model_name = control(TrainSettings, "name")
         weights = {"mode": "w", "filter": "Weights (*.safetensors)"}
@@ -104,9 +97,7 @@ class TrainWidget(JobWidget):
 
     def _on_train_step(self, step: Step) -> None:
         if isinstance(step, TrainStep):
-            for key, value in (("loss", step.loss), ("score", step.score)):
-                if value is not None:
-                    self._plot.add(key, step.step, value)
+            self._plot.add(step.step, loss=step.loss, score=step.score)
 
     def _start_worker(self, job: Job):
         self._plot.clear()
@@ -116,10 +107,8 @@ class TrainWidget(JobWidget):
 
     def prepare(self) -> Job:
         layers = self._viewer.layers
-        image, labels = self.image.value, self.labels_layer.value
-        names = self._pairs or [
-            (getattr(image, "name", None), getattr(labels, "name", None))
-        ]
+        chosen = (self.image.value, self.labels_layer.value)
+        names = self._pairs or [tuple(getattr(c, "name", None) for c in chosen)]
         if any(n is None or n not in layers for pair in names for n in pair):
             raise ValueError("choose an image layer and the Labels layer painted on it")
         planes = [action.grey_plane(source_from_layer(layers[i])) for i, _ in names]
