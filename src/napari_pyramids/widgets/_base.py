@@ -72,15 +72,15 @@ def control(settings_type, name: str, widget_type=None, **options):
     type follows the setting's (:data:`CONTROL_TYPES`) unless ``widget_type``
     is given, and ``options`` (magicgui's) override any of the above.
     """
-    meta = field_of(settings_type, name).metadata
+    setting = field_of(settings_type, name)
+    meta = setting.metadata
     derived = {"name": name, "tooltip": meta["help"], "label": meta.get("label")}
     if "limits" in meta:
         derived["min"], derived["max"] = meta["limits"]
     if "step" in meta:
         derived["step"] = meta["step"]
-    default = field_of(settings_type, name).default
-    if default is not None:
-        derived["value"] = default
+    if setting.default is not None:
+        derived["value"] = setting.default
     if "choices" in meta:
         derived["choices"] = choices(settings_type, name)
     kind = widget_type or (ComboBox if "choices" in meta else None)
@@ -150,7 +150,8 @@ def choices(settings_type, name: str) -> list[tuple[str, object]]:
 
 
 def offer(combo, choices: list, value) -> None:
-    """Give a drop-down ``choices``, and then ``value``, unless it has them."""
+    """Give a drop-down new ``choices`` and then ``value``; one that has these
+    choices already keeps its value (the user's pick)."""
     if list(combo.choices) != list(choices):
         combo.choices = choices
         combo.value = value
@@ -247,11 +248,11 @@ class JobWidget(Container):
             return []
         return [(image, lambda: pick_layer(self.input_layers(), ["image"]))]
 
-    def source_of(self, picker, role: str = "image"):
+    def source_of(self, picker):
         """The :class:`~napari_pyramids.layers.Source` of the layer ``picker``
         shows, or None while there is none (or it is empty: Run will say so)."""
         try:
-            return source_from_layer(picker.value, role=role)
+            return source_from_layer(picker.value)
         except (TypeError, ValueError):
             return None
 
