@@ -77,8 +77,8 @@ class BlendWidget(JobWidget):
         self.extend([self.label_value, self.method, self.auto_levels, self.levels])
         self.extend([self.feather_width, self.show_mask_octaves])
         self._finish()
-        for control_ in (self.mask, self.any_label, self.method, self.auto_levels):
-            control_.changed.connect(self._sync)
+        for changes in (self.mask, self.any_label, self.method, self.auto_levels):
+            changes.changed.connect(self._sync)
         self._sync()
 
     def layer_defaults(self) -> list:
