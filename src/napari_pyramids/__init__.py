@@ -29,8 +29,9 @@ The public API (a contract: tests, docs and users depend on these names)::
     npp.measure(labels, image, scale=...)     # per-nucleus table (pandas)
     npp.nn.ASPP, npp.nn.SpatialPyramidPooling, npp.nn.PyramidPoolingModule
     # gaussian_pyramid / laplacian_pyramid given a dask or zarr array return dask arrays
-    # blend, find_template, segment, write_ome_zarr take progress(done, total) and
-    # cancel() -> bool callbacks (napari_pyramids.progress); iter_* are their generators
+    # blend, find_template, segment, write_ome_zarr, finetune take progress(done,
+    # total) and cancel() -> bool callbacks (napari_pyramids.progress); iter_* are
+    # their generators; finetune also takes on_loss(step, loss), on_score(step, ap50)
 
 ``import napari_pyramids`` stays light: torch, Qt and napari load only when a
 name that needs them is first used (module ``__getattr__``, PEP 562).

@@ -141,3 +141,83 @@ def test_segment_action_takes_a_dask_plane_block_by_block(tmp_path, monkeypatch)
     np.testing.assert_array_equal(np.asarray(levels[0]), want)
     (folder,) = (tmp_path / "napari-pyramids-labels").iterdir()
     assert result.count == want.max() and str(folder) in result.summary
+
+
+def test_settings_carry_what_a_control_needs():
+    """Label, range and step live with the setting; a GUI reads them from there."""
+    from napari_pyramids.actions import field_of, setting
+
+    tile = field_of(segment.SegmentSettings, "tile_size").metadata
+    assert (tile["label"], tile["limits"], tile["step"]) == (
+        "tile size",
+        (128, 8192),
+        64,
+    )
+    assert field_of(pyramid.PyramidSettings, "min_size").metadata.keys() == {"help"}
+    with pytest.raises(KeyError, match="no setting 'tiles'"):
+        field_of(segment.SegmentSettings, "tiles")
+    # a range is a hint for a control, not a check: scripts may go beyond it
+    assert segment.SegmentSettings(tile_size=64).tile_size == 64
+    assert setting(3, "a number of things", label="n").metadata == {
+        "help": "a number of things",
+        "label": "n",
+    }
+
+
+def test_octaves_made_is_what_run_builds():
+    source = _source(np.zeros((100, 64), np.float32))
+    settings = pyramid.PyramidSettings()
+    n_levels = pyramid.octaves_made(source, settings)
+    assert n_levels == 4  # 64 -> 32 -> 16 -> 8: the last side of at least 8 px
+    result = run_to_completion(pyramid.run(source, settings))
+    assert len(result.layers) == n_levels - 1  # Gaussian octave 0 is the image
+
+
+def test_axes_and_units_offered_for_a_layer():
+    plane, volume = _source(np.zeros((8, 8))), _source(np.zeros((3, 8, 8)))
+    assert segment.axes_choices(None) == (["yx"], "yx")
+    assert segment.axes_choices(plane) == (["yx"], "yx")
+    assert segment.axes_choices(volume) == (["zyx", "tyx"], "zyx")
+    movie = Source(np.zeros((3, 8, 8)), "m", (1.0,) * 3, (0.0,) * 3, None)
+    movie = dataclasses.replace(movie, axes_meta={"axis_labels": ("t", "y", "x")})
+    assert segment.axes_choices(movie) == (["zyx", "tyx"], "tyx")
+    rgb = _source(np.zeros((8, 8, 3)), channel_axis=-1)
+    assert not segment.is_stack(rgb) and segment.is_stack(volume)
+    assert segment.unit_choices(None) == segment.unit_choices(plane) == ["px"]
+    microns = dataclasses.replace(plane, axes_meta={"units": ("um", "um")})
+    assert segment.unit_choices(microns) == ["px", "um"]
+    assert segment.diameter_in_pixels(10.0, "um", microns) == 20.0  # 0.5 um pixels
+
+
+def test_a_checkpoint_choice_needs_an_existing_file(tmp_path):
+    assert segment.model_setting("nuclei") == "nuclei"
+    with pytest.raises(ValueError, match="choose a weights file"):
+        segment.model_setting(segment.CHECKPOINT, None)
+    with pytest.raises(ValueError, match="choose a weights file"):
+        segment.model_setting(segment.CHECKPOINT, tmp_path / "missing.safetensors")
+    weights = tmp_path / "mine.safetensors"
+    weights.write_bytes(b"")
+    assert segment.model_setting(segment.CHECKPOINT, weights) == str(weights)
+    assert segment.model_names()[0] == "nuclei"
+
+
+def test_measurements_are_written_from_the_last_labels_layer(tmp_path):
+    layers = pytest.importorskip("napari.layers")
+    with pytest.raises(ValueError, match="segment an image first"):
+        segment.save_measurements([], tmp_path / "m.csv")
+    labels = np.zeros((4, 4), np.uint8)
+    first = layers.Labels(labels, features={"label": [1]})
+    last = layers.Labels(labels, features={"label": [1, 2]})
+    added = [first, last, layers.Image(np.zeros((4, 4)))]
+    path = segment.save_measurements(added, tmp_path / "m.csv")
+    assert path.read_text().splitlines() == ["label", "1", "2"]
+
+
+def test_training_takes_one_grey_plane():
+    plane = RNG.random((16, 16))
+    out = train.grey_plane(_source(plane))
+    np.testing.assert_array_equal(out, plane)
+    with pytest.raises(ValueError, match="not one 2-D grey image"):
+        train.grey_plane(_source(np.zeros((16, 16, 3)), "rgb", channel_axis=-1))
+    with pytest.raises(ValueError, match="not one 2-D grey image"):
+        train.grey_plane(_source(np.zeros((4, 16, 16)), "stack"))

@@ -10,6 +10,7 @@ from napari_pyramids.nn.finetune import FinetuneCancelled, default_region, finet
 from napari_pyramids.nn.synthetic import make_nuclei_image
 from napari_pyramids.nn.train import CropSampler
 from napari_pyramids.nn.weights import save_model
+from napari_pyramids.progress import Cancelled
 
 
 @pytest.fixture(scope="module")
@@ -22,15 +23,20 @@ def test_finetune_returns_a_model_that_segments_and_saves(pair, tmp_path):
     before = image.copy(), labels.copy()
     base = load_model("nuclei")
     base_state = {k: v.clone() for k, v in base.state_dict().items()}
-    seen = []
+    seen, losses, scores = [], [], []
     model = finetune(
         [(image, labels)],
         base=base,
         steps=4,
         time_limit=60,
-        progress=lambda step, loss: seen.append(step),
+        progress=lambda done, total: seen.append((done, total)),
+        on_loss=lambda step, loss: losses.append(step),
+        on_score=lambda step, ap50: scores.append((step, ap50)),
     )
-    assert seen == [1, 2, 3, 4]
+    assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert losses == [1, 2, 3, 4]
+    assert scores[0][0] == 0 and scores[-1][0] == 4
+    assert all(0 <= ap50 <= 1 for _, ap50 in scores)
     record = model.finetune_record
     assert record.steps == 4 and record.pairs[0]["shape"] == [160, 160]
     assert 0 <= record.holdout_ap50_before <= record.holdout_ap50_after <= 1
@@ -92,8 +98,9 @@ def test_default_region_is_the_painted_box_with_a_margin():
 
 def test_cancel_returns_nothing(pair):
     image, labels = pair
-    with pytest.raises(FinetuneCancelled):
+    with pytest.raises(FinetuneCancelled, match="at step 1") as cancelled:
         finetune([(image, labels)], steps=50, cancel=lambda: True)
+    assert isinstance(cancelled.value, Cancelled)
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ from napari_pyramids.nn.train import (
     train,
 )
 from napari_pyramids.nn.weights import save_model
+from napari_pyramids.progress import Cancelled
 
 SHARED = Path(__file__).resolve().parents[3] / "shared/data/dsb2018-train"
 TINY = dict(widths=(4, 8, 8, 8), aspp_channels=8)
@@ -219,28 +220,66 @@ def test_a_cut_off_run_resumes_from_its_checkpoint(tmp_path, annotated, capsys):
     start = CompactDeepLab(**TINY)
     steps_seen = []
     options = dict(init=start, steps=4, checkpoint=checkpoint, checkpoint_every=2)
-    with pytest.raises(TrainingStopped, match="at step 3"):
+    with pytest.raises(TrainingStopped, match="at step 3") as stopped:
         _small_run(
             annotated,
             **options,
             cancel=lambda: len(steps_seen) == 3,
-            on_step=lambda step, loss: steps_seen.append(step),
+            progress=lambda done, total: steps_seen.append((done, total)),
         )
+    assert isinstance(stopped.value, Cancelled)
+    assert steps_seen == [(1, 4), (2, 4), (3, 4)]
     assert torch.load(checkpoint, weights_only=True)["step"] == 2
-    resumed = []
-    model = _small_run(annotated, **options, on_step=lambda s, _: resumed.append(s))
+    resumed, losses = [], []
+    model = _small_run(
+        annotated,
+        **options,
+        progress=lambda done, _: resumed.append(done),
+        on_loss=lambda step, loss: losses.append((step, loss)),
+    )
     assert resumed == [3, 4] and "resumed" in capsys.readouterr().out
+    assert [s for s, _ in losses] == [3, 4]
+    assert all(np.isfinite(loss) and loss > 0 for _, loss in losses)
     assert torch.load(checkpoint, weights_only=True)["step"] == 4
     assert not [p for p in tmp_path.iterdir() if "partial" in p.name]
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
+def test_cancel_is_asked_after_every_step_but_the_last(annotated):
+    """As :func:`napari_pyramids.progress.drive` does: the last step's work stays."""
+    done, asked = [], []
+    _small_run(
+        annotated,
+        steps=3,
+        progress=lambda step, _: done.append(step),
+        cancel=lambda: asked.append(done[-1]) or False,
+    )
+    assert done == [1, 2, 3] and asked == [1, 2]
+
+
 def test_time_limit_ends_training_early(annotated):
     steps = []
     _small_run(
-        annotated, steps=50, time_limit=0.0, on_step=lambda s, _: steps.append(s)
+        annotated,
+        steps=50,
+        time_limit=0.0,
+        progress=lambda done, total: steps.append((done, total)),
     )
-    assert steps == [1]
+    assert steps == [(1, 50)]
+
+
+def test_a_time_limit_alone_reports_total_0_and_can_be_cancelled(annotated):
+    """With ``steps=None`` the last step is not known: total 0, cancel always asked."""
+    seen = []
+    with pytest.raises(TrainingStopped, match="at step 2"):
+        _small_run(
+            annotated,
+            steps=None,
+            time_limit=600.0,
+            progress=lambda done, total: seen.append((done, total)),
+            cancel=lambda: len(seen) == 2,
+        )
+    assert seen == [(1, 0), (2, 0)]
 
 
 def test_cli_refuses_to_overwrite_a_cut_off_run(tmp_path, capsys):

@@ -12,17 +12,29 @@ from napari_pyramids.layers import LayerDataTuple
 from napari_pyramids.progress import drain
 
 
-def setting(default: Any, help: str, *, choices: dict | None = None) -> Any:
+def setting(
+    default: Any,
+    help: str,
+    *,
+    choices: dict | None = None,
+    label: str | None = None,
+    limits: tuple[float, float] | None = None,
+    step: float | None = None,
+) -> Any:
     """A settings field: its default, its help text and, for an option, its choices.
 
     ``help`` says what the setting does in a sentence a user understands (the
     widget shows it as the control's tooltip); ``choices`` maps each allowed
     value to the words a drop-down shows for it, and :class:`Settings` refuses
-    any other value.
+    any other value. ``label`` names the setting in a few words (a control's
+    label), ``limits`` and ``step`` are the range a control offers and its
+    increment: a hint for a GUI, not a check (scripts may go beyond it).
     """
     metadata = {"help": help}
     if choices is not None:
         metadata["choices"] = dict(choices)
+    hints = {"label": label, "limits": limits, "step": step}
+    metadata.update({key: value for key, value in hints.items() if value is not None})
     return field(default=default, metadata=metadata)
 
 
@@ -52,10 +64,17 @@ def help_texts(settings_type) -> dict[str, str]:
     return {f.name: f.metadata["help"] for f in dataclasses.fields(settings_type)}
 
 
+def field_of(settings_type, name: str) -> dataclasses.Field:
+    """The dataclass field of setting ``name`` (its default and metadata)."""
+    fields = {f.name: f for f in dataclasses.fields(settings_type)}
+    if name not in fields:
+        raise KeyError(f"{settings_type.__name__} has no setting {name!r}")
+    return fields[name]
+
+
 def choices_of(settings_type, name: str) -> dict:
     """The allowed values of option ``name`` and the words shown for each."""
-    fields = {f.name: f for f in dataclasses.fields(settings_type)}
-    return fields[name].metadata["choices"]
+    return field_of(settings_type, name).metadata["choices"]
 
 
 @dataclass(frozen=True)

@@ -37,19 +37,26 @@ class BlendSettings(Settings):
         "(Burt & Adelson), no seam and no ghosts; feather: one blurred mask "
         "for all; hard cut: the mask as it is",
         choices=METHODS,
+        label="method",
     )
     levels: int | None = setting(
         None,
         "pyramid levels, level 0 included: more levels join the coarse colours "
         f"more smoothly; by default all down to {DEFAULT_MIN_SIZE} pixels",
+        label="levels",
+        limits=(1, 20),
     )
     width: float = setting(
         DEFAULT_FEATHER_WIDTH,
         "feather: how many pixels the weight takes to go from one image to the "
         "other across the mask border",
+        label="feather width (px)",
+        limits=(0, 1000),
     )
     show_mask_octaves: bool = setting(
-        False, "also add the mask's Gaussian pyramid: the weight of each band"
+        False,
+        "also add the mask's Gaussian pyramid: the weight of each band",
+        label="show mask octaves",
     )
 
 

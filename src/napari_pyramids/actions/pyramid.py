@@ -29,6 +29,17 @@ OUTPUTS = {
     "multiscale": "one multiscale layer",
     "stack": "equal-size stack (slider)",
 }
+#: What an output's layers look like in napari, where that needs saying.
+OUTPUT_NOTES = {
+    "multiscale": (
+        "napari draws multiscale levels as if area-averaged (napari #6320): coarse\n"
+        "levels may look shifted by up to half a coarse pixel. Octave layers are exact."
+    ),
+    "octaves": (
+        "Coarse octaves overhang the top-left edge by half a coarse "
+        "pixel: each is centred on the pixel REDUCE kept (README)."
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -40,11 +51,14 @@ class PyramidSettings(Settings):
         "Gaussian: the image ever more blurred, halved at each octave; "
         "Laplacian: the detail each octave adds (band-pass), plus the residual",
         choices=KINDS,
+        label="pyramid",
     )
     levels: int | None = setting(
         None,
         "number of octaves, the image (octave 0) included; by default all "
         f"until the smallest side would drop below {DEFAULT_MIN_SIZE} pixels",
+        label="levels",
+        limits=(1, 20),
     )
     output: str = setting(
         "octaves",
@@ -52,16 +66,21 @@ class PyramidSettings(Settings):
         "(napari draws it up to half a coarse pixel off), or an equal-size "
         "stack with a slider",
         choices=OUTPUTS,
+        label="show as",
     )
     reduce_z: bool = setting(
-        False, "halve z too, for volumes with cubic voxels (else z is kept)"
+        False,
+        "halve z too, for volumes with cubic voxels (else z is kept)",
+        label="reduce z too (isotropic volume)",
     )
     min_size: int = setting(
         DEFAULT_MIN_SIZE,
         "with automatic levels: the smallest side an octave may have, in pixels",
     )
     keep_dtype: bool = setting(
-        True, "Gaussian octaves of an integer image (uint8, uint16) keep its dtype"
+        True,
+        "Gaussian octaves of an integer image (uint8, uint16) keep its dtype",
+        label="Gaussian octaves keep the image dtype",
     )
 
 
@@ -73,18 +92,23 @@ def run(source: Source, settings: PyramidSettings) -> Job:
             f"{OUTPUTS['multiscale']!r}, computed chunk by chunk as you view it; "
             f"{OUTPUTS[settings.output]!r} would load it whole"
         )
-    n_levels = pyramid_depth(
-        source.data.shape,
-        settings.levels,
-        channel_axis=source.channel_axis,
-        reduce_z=settings.reduce_z,
-        min_size=settings.min_size,
-    )
+    n_levels = octaves_made(source, settings)
     if n_levels < 2:
         raise ValueError(_one_level_message(source, settings))
     return Job(
         description=f"{settings.kind.capitalize()} pyramid of {source.name}",
         steps=_pyramid_steps(source, settings, n_levels),
+    )
+
+
+def octaves_made(source: Source, settings: PyramidSettings) -> int:
+    """How many octaves (the image included) the pyramid of ``source`` has."""
+    return pyramid_depth(
+        source.data.shape,
+        settings.levels,
+        channel_axis=source.channel_axis,
+        reduce_z=settings.reduce_z,
+        min_size=settings.min_size,
     )
 
 

@@ -31,27 +31,36 @@ class SearchSettings(Settings):
     max_matches: int = setting(
         1,
         "how many places to report at most; overlapping matches count as one",
+        label="max matches",
+        limits=(1, 500),
     )
     min_score: float | None = setting(
         0.5,
         "leave out matches whose ZNCC (1: identical up to brightness and "
         "contrast, 0: unrelated) is below this",
+        label="min score",
+        limits=(-1.0, 1.0),
     )
     scales: tuple[float, float] | None = setting(
         None,
         "search the template at every scale in this range of object size / "
         "template size (0.5-2: the object may be half to twice the template's "
         "size); none: at its own size only",
+        label="scales",
+        limits=(0.25, 4.0),
+        step=0.05,
     )
     show_trace: bool = setting(
         True,
         "add the candidates examined at each octave, coloured by their score",
+        label="show search trace",
     )
     compare_exhaustive: bool = setting(
         True,
         "also time OpenCV's exhaustive search over the whole image, to see "
         "what coarse-to-fine saves (at one scale only: over a range of scales "
         "it would compare unlike work)",
+        label="time exhaustive search (OpenCV)",
     )
 
 

@@ -14,7 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from napari_pyramids.actions.base import Job, Result, Settings, Step, setting
-from napari_pyramids.layers import Source, labels_layer, layer_name, map_layer
+from napari_pyramids.layers import (
+    Source,
+    labels_layer,
+    layer_kind,
+    layer_name,
+    map_layer,
+)
 from napari_pyramids.nn.defaults import (
     CORE_THRESHOLD,
     MIN_SIZE,
@@ -34,20 +40,30 @@ class SegmentSettings(Settings):
     """What to run."""
 
     model: str = setting(
-        "nuclei", "the model: a registered name (the shipped nuclei) or a weights file"
+        "nuclei",
+        "the model: a registered name (the shipped nuclei) or a weights file",
+        label="model",
     )
     device: str = setting(
-        "auto", "where the network runs: auto picks CUDA, then Apple MPS, then the CPU"
+        "auto",
+        "where the network runs: auto picks CUDA, then Apple MPS, then the CPU",
+        label="device",
     )
     tile_size: int = setting(
         TILE_SIZE,
         "the image is segmented in tiles of at most this many pixels square: "
         "smaller tiles use less memory",
+        label="tile size",
+        limits=(128, 8192),
+        step=64,
     )
     threshold: float = setting(
         CORE_THRESHOLD,
         "core probability above which a pixel seeds a nucleus: higher splits "
         "touching nuclei more, lower finds more faint ones",
+        label="core threshold",
+        limits=(0.05, 0.95),
+        step=0.05,
     )
     diameter: float | None = setting(
         None,
@@ -55,32 +71,44 @@ class SegmentSettings(Settings):
         f"pyramid) so nuclei have the size the model was trained on "
         f"({TRAINED_DIAMETER:g} px); none: the model estimates it from a quick "
         "look at a few octaves of the image",
+        label="nucleus diameter",
+        limits=(0.5, 100_000.0),
+        step=1.0,
     )
     min_size: int | None = setting(
         None,
         f"nuclei with fewer pixels are dropped; none: {MIN_SIZE} px at the "
         "trained size, scaled with the nucleus diameter",
+        label="smallest nucleus (px)",
+        limits=(0, 100_000),
     )
     channel: int | None = setting(
-        None, "RGB images: the channel with the nuclear stain (blue for DAPI, Hoechst)"
+        None,
+        "RGB images: the channel with the nuclear stain (blue for DAPI, Hoechst)",
+        label="channel",
     )
     probabilities: bool = setting(
-        False, "also add the interior and boundary probability maps"
+        False,
+        "also add the interior and boundary probability maps",
+        label="add probabilities",
     )
     branches: bool = setting(
         False,
         "also add one map per ASPP branch (each atrous rate and the image "
         "pooling): how strongly each context size responds",
+        label="show ASPP branches",
     )
     axes: str = setting(
         "yx",
         "what the layer's dimensions are: z-stacks get one id per nucleus "
         "through z, time-lapses one set of ids per frame",
         choices=dict(zip(AXES, AXES)),
+        label="axes",
     )
     link: bool = setting(
         False,
         "time-lapses: a nucleus keeps its id from frame to frame while it overlaps",
+        label="link nuclei through time",
     )
 
     def check(self) -> None:
@@ -152,6 +180,73 @@ def plane(source: Source, channel: int | None, axes: str = "yx"):
             "tzyx)"
         )
     return source.data
+
+
+#: The model choice that means a weights file (:func:`model_setting`).
+CHECKPOINT = "checkpoint file…"
+
+
+def model_names() -> list[str]:
+    """The models to pick from by name: the shipped ones, then the user's own."""
+    from napari_pyramids.nn import user_models
+    from napari_pyramids.nn.weights import REGISTRY
+
+    return [*REGISTRY, *user_models.user_models()]
+
+
+def model_choices() -> list[str]:
+    """What a model drop-down offers: the models by name, then a weights file."""
+    return [*model_names(), CHECKPOINT]
+
+
+def model_setting(choice: str, checkpoint: str | Path | None = None) -> str:
+    """The ``model`` setting for a model picked by name, or for the weights file
+    ``checkpoint`` (which must exist) when the choice is :data:`CHECKPOINT`."""
+    if choice != CHECKPOINT:
+        from napari_pyramids.nn import user_models
+
+        return user_models.resolve(choice)
+    if checkpoint is None or not Path(checkpoint).is_file():
+        raise ValueError("choose a weights file (.safetensors, .pt, .pth)")
+    return str(checkpoint)
+
+
+def device_choices() -> list[tuple[str, str]]:
+    """``(text, device)`` for each device here; "auto" says which it picks."""
+    from napari_pyramids.nn.infer import available_devices, resolve_device
+
+    auto = str(resolve_device("auto"))
+    return [(f"auto ({auto})" if d == "auto" else d, d) for d in available_devices()]
+
+
+def is_stack(source: Source | None) -> bool:
+    """Whether ``source`` has stack axes (z, t) before y, x: not one plane."""
+    return source is not None and not source.rgb and source.spatial_ndim > 2
+
+
+def axes_choices(source: Source | None) -> tuple[list[str], str]:
+    """The ``axes`` settings that fit ``source`` and the likely one (a plane: yx)."""
+    if not is_stack(source):
+        return ["yx"], "yx"
+    fitting = [a for a in AXES if len(a) == source.spatial_ndim]
+    return fitting or ["yx"], default_axes(source)
+
+
+def unit_choices(source: Source | None) -> list[str]:
+    """The units a diameter may be given in: pixels, and the layer's own unit."""
+    unit = None if source is None else physical_unit(source)
+    return ["px"] if unit is None else ["px", unit]
+
+
+def save_measurements(layers, path: str | Path) -> Path:
+    """Write the per-nucleus table of the last Labels layer in ``layers`` (a
+    run's napari layers, whose features are the measurements) to a CSV file."""
+    tables = [layer.features for layer in layers if layer_kind(layer) == "labels"]
+    if not tables:
+        raise ValueError("segment an image first: there are no labels to measure")
+    path = Path(path)
+    tables[-1].to_csv(path, index=False)
+    return path
 
 
 def default_axes(source: Source) -> str:

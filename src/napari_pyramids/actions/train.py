@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from napari_pyramids.actions.base import Job, Result, Settings, Step, setting
+from napari_pyramids.layers import Source
 
 #: Seconds between two loss reports: every step would keep a GUI thread (and
 #: the GIL) so busy drawing that training slows several times over.
@@ -34,20 +37,28 @@ class TrainSettings(Settings):
     """What to train and where to keep it."""
 
     name: str = setting(
-        "my nuclei", "the new model's name, as the Segment widget will list it"
+        "my nuclei",
+        "the new model's name, as the Segment widget will list it",
+        label="name",
     )
     base: str = setting(
         "nuclei",
         "the model to start from: a registered name, a user model's name or a "
         "weights file",
+        label="base model",
     )
     time_limit: int = setting(
-        180, "seconds of training; the held-out score picks the best weights"
+        180,
+        "seconds of training; the held-out score picks the best weights",
+        label="time budget (s)",
+        limits=(5, 24 * 3600),
+        step=30,
     )
     path: str | None = setting(
         None,
         "the .safetensors file to save to; none: napari-pyramids' user models "
         "folder. Either way the model is listed in Segment",
+        label="save to",
     )
 
     def check(self) -> None:
@@ -63,6 +74,16 @@ class TrainResult(Result):
 
     record: Any = None
     path: Path | None = None
+
+
+def grey_plane(source: Source) -> np.ndarray:
+    """The pixels of ``source`` if it is one 2-D grey image, as training takes."""
+    if source.rgb or source.spatial_ndim != 2:
+        raise ValueError(
+            f"{source.name!r} is not one 2-D grey image; add the nuclear stain "
+            "channel (or plane) as its own layer first"
+        )
+    return np.asarray(source.data)
 
 
 def run(pairs, regions, settings: TrainSettings) -> Job:

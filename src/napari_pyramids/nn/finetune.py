@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..progress import Cancelled, drain
+from ..progress import Cancel, Cancelled, Progress, drain
 from ..signatures import forwards_options
 from .data import AnnotatedImage, nucleus_diameter
 from .metrics import match_counts
 from .model import CompactDeepLab
-from .train import train_steps
+from .train import step_cap, step_reporter, train_steps
 
 __all__ = [
     "FinetuneCancelled",
@@ -322,9 +322,10 @@ def finetune_steps(
 def finetune(
     pairs: Sequence[tuple[np.ndarray, np.ndarray]],
     *,
-    progress: Callable[[int, float], None] | None = None,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+    on_loss: Callable[[int, float], None] | None = None,
     on_score: Callable[[int, float], None] | None = None,
-    cancel: Callable[[], bool] | None = None,
     **options: Any,
 ) -> CompactDeepLab:
     """Fine-tune ``base`` on painted nuclei; return the better of before and after.
@@ -353,13 +354,20 @@ def finetune(
         aside, the scores are on the training nuclei (the record says so).
     seed, lr
         Random seed of the crops; peak learning rate.
-    progress : callable(step, loss), optional
-        Called after every training step.
+    progress : callable(done, total), optional
+        Called after every training step (:mod:`napari_pyramids.progress`):
+        ``done`` steps of ``total``, the ``steps`` cap, or 0 when only
+        ``time_limit`` bounds the training (the default; training may also
+        end before the cap when the time is spent).
+    cancel : callable() -> bool, optional
+        Checked after every training step but the last; True stops the
+        training and raises :class:`FinetuneCancelled` (a
+        :class:`~napari_pyramids.progress.Cancelled`).
+    on_loss : callable(step, loss), optional
+        Called with every training step's loss (live plots).
     on_score : callable(step, ap50), optional
         Called with the held-out AP@0.5 before training (step 0) and at each
         look during it (live plots).
-    cancel : callable() -> bool, optional
-        Checked after every step; True raises :class:`FinetuneCancelled`.
 
     Returns
     -------
@@ -370,15 +378,15 @@ def finetune(
         returned (the scores say so).
     """
     events = finetune_steps(pairs, **options)
+    total = step_cap(finetune_steps, options)
+    report = step_reporter(events, total, progress, cancel, on_loss, FinetuneCancelled)
 
     def handle(event: Event) -> None:
         kind, step, value = event
-        callback = progress if kind == "loss" else on_score
-        if callback is not None:
-            callback(step, value)
-        if kind == "loss" and cancel is not None and cancel():
-            events.close()
-            raise FinetuneCancelled(f"fine-tuning cancelled at step {step}")
+        if kind == "loss":
+            report(step, value)
+        elif on_score is not None:
+            on_score(step, value)
 
     return drain(events, handle)
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import inspect
 import math
 import sys
 import time
@@ -42,7 +43,7 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..files import write_atomically
-from ..progress import Cancelled, drain
+from ..progress import Cancel, Cancelled, Progress, drain
 from ..signatures import forwards_options
 from .data import AnnotatedImage, nucleus_diameter, read_folder, split_ids
 from .model import CompactDeepLab
@@ -467,32 +468,64 @@ def train_steps(
     return result.eval()
 
 
+def step_reporter(
+    steps: Generator,
+    total: int,
+    progress: Progress | None,
+    cancel: Cancel | None,
+    on_loss: Callable[[int, float], None] | None,
+    cancelled: type[Cancelled],
+) -> Callable[[int, float], None]:
+    """The callbacks of a training function, called after each training step.
+
+    The returned ``report(step, loss)`` hands the loss to ``on_loss``, calls
+    ``progress(step, total)`` and then asks ``cancel()`` (after every step but
+    a known last one); True closes ``steps`` and raises ``cancelled``. This
+    is :func:`napari_pyramids.progress.drive`'s protocol, with ``total`` 0
+    when only a time limit bounds the training (the last step is not known).
+    """
+
+    def report(step: int, loss: float) -> None:
+        if on_loss is not None:
+            on_loss(step, loss)
+        if progress is not None:
+            progress(step, total)
+        if cancel is not None and (total == 0 or step < total) and cancel():
+            steps.close()
+            raise cancelled(f"cancelled at step {step}")
+
+    return report
+
+
+def step_cap(function: Callable, options: dict[str, Any]) -> int:
+    """The ``steps`` a call of ``function`` with ``options`` is capped at; 0: none."""
+    default = inspect.signature(function).parameters["steps"].default
+    return int(options.get("steps", default) or 0)
+
+
 @forwards_options(train_steps)
 def train(
     images: Sequence[AnnotatedImage] = (),
     *,
-    on_step: Callable[[int, float], None] | None = None,
-    cancel: Callable[[], bool] | None = None,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+    on_loss: Callable[[int, float], None] | None = None,
     **options: Any,
 ) -> CompactDeepLab:
     """:func:`train_steps` run to the end; returns the trained model (eval mode).
 
-    ``on_step(step, loss)`` is called after every step (progress, live
-    plots); ``cancel()`` is checked after every step, and True stops the
-    training and raises :class:`TrainingStopped`. The other options are
-    :func:`train_steps`'.
+    The callbacks follow :mod:`napari_pyramids.progress`:
+    ``progress(done, total)`` after every step, ``total`` being ``steps``
+    (training may end sooner when ``time_limit`` is spent) or 0 with
+    ``steps=None`` (only the time limit bounds it); ``cancel()`` after every
+    step but the last, True stopping the training with
+    :class:`TrainingStopped`. ``on_loss(step, loss)`` gets each step's loss
+    (live plots). The other options are :func:`train_steps`'.
     """
     steps = train_steps(images, **options)
-
-    def handle(item: tuple[int, float]) -> None:
-        step, loss = item
-        if on_step is not None:
-            on_step(step, loss)
-        if cancel is not None and cancel():
-            steps.close()
-            raise TrainingStopped(f"training cancelled at step {step}")
-
-    return drain(steps, handle)
+    total = step_cap(train, options)
+    report = step_reporter(steps, total, progress, cancel, on_loss, TrainingStopped)
+    return drain(steps, lambda item: report(*item))
 
 
 def evaluate(

@@ -13,8 +13,9 @@ The Run button turns into Cancel while a job runs and into "Cancelling..."
 once asked; results are added only when a job finishes, so a cancelled or
 failed run leaves the viewer as it was. Errors become napari notifications.
 Layers whose names already exist are updated in place, so re-runs do not pile
-layers up. Every control that stands for a setting shows that setting's help
-text as its tooltip (:func:`explain`).
+layers up. A control that stands for a setting is made from that setting
+(:func:`control`: its label, default, range and help text as tooltip) and
+read back into the settings by name (:meth:`JobWidget.from_controls`).
 
 Layer drop-downs start on sensible layers and follow the viewer: as napari's
 own layer pickers and most plugins do, each picks the most recent layer of the
@@ -25,9 +26,22 @@ added or removed, until the user chooses one by hand.
 
 from __future__ import annotations
 
+import dataclasses
 import time
+import types
+import typing
 
-from magicgui.widgets import Container, Label, PushButton, create_widget
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FloatSpinBox,
+    Label,
+    LineEdit,
+    PushButton,
+    SpinBox,
+    create_widget,
+)
 from qtpy.QtCore import QEvent, QObject, QTimer
 
 from napari_pyramids.actions import (
@@ -35,29 +49,112 @@ from napari_pyramids.actions import (
     Result,
     Step,
     choices_of,
-    help_texts,
+    field_of,
     run_to_completion,
 )
-from napari_pyramids.layers import add_layer_tuples, is_result, layer_kind
+from napari_pyramids.core.pyramid import DEFAULT_MIN_SIZE
+from napari_pyramids.layers import (
+    add_layer_tuples,
+    is_result,
+    layer_kind,
+    source_from_layer,
+)
+
+#: The control for a setting of each type (options get a drop-down).
+CONTROL_TYPES = {bool: CheckBox, int: SpinBox, float: FloatSpinBox, str: LineEdit}
 
 
-def explain(settings_type, **controls) -> None:
-    """Give each control (by setting name) its setting's help text as tooltip."""
-    texts = help_texts(settings_type)
-    for name, control in controls.items():
-        control.tooltip = texts[name]
+def control(settings_type, name: str, widget_type=None, **options):
+    """The control of setting ``name``: named like it, its value the default.
+
+    Its label, range (``min``, ``max``) and ``step`` are the setting's, its
+    tooltip the setting's help; an option with choices is a drop-down. The
+    type follows the setting's (:data:`CONTROL_TYPES`) unless ``widget_type``
+    is given, and ``options`` (magicgui's) override any of the above.
+    """
+    setting = field_of(settings_type, name)
+    meta = setting.metadata
+    derived = {"name": name, "tooltip": meta["help"], "label": meta.get("label")}
+    if "limits" in meta:
+        derived["min"], derived["max"] = meta["limits"]
+    if "step" in meta:
+        derived["step"] = meta["step"]
+    if setting.default is not None:
+        derived["value"] = setting.default
+    if "choices" in meta:
+        derived["choices"] = choices(settings_type, name)
+    kind = widget_type or (ComboBox if "choices" in meta else None)
+    kind = kind or CONTROL_TYPES.get(_value_type(settings_type, name))
+    if kind is None:
+        raise TypeError(f"{name!r} needs a widget_type: no control fits its type")
+    return kind(**{**derived, **options})
 
 
-def layer_picker(layer_type, label: str, tooltip: str, **options):
-    """A drop-down of the viewer's layers of ``layer_type``, with its tooltip."""
+def _value_type(settings_type, name: str):
+    """The type of setting ``name``, less an optional ``| None``."""
+    hint = typing.get_type_hints(settings_type)[name]
+    if isinstance(hint, types.UnionType):
+        kinds = [kind for kind in typing.get_args(hint) if kind is not type(None)]
+        hint = kinds[0] if len(kinds) == 1 else hint
+    return hint
+
+
+def levels_controls(settings_type, **options) -> tuple[CheckBox, SpinBox]:
+    """An "all octaves" box and the ``levels`` control it stands in for.
+
+    With the box ticked the settings get ``levels=None`` (every octave down
+    to :data:`~napari_pyramids.core.pyramid.DEFAULT_MIN_SIZE` pixels).
+    """
+    levels = control(settings_type, "levels", **options)
+    auto = CheckBox(
+        text=f"all octaves down to {DEFAULT_MIN_SIZE} px",
+        value=True,
+        tooltip=levels.tooltip,
+    )
+    return auto, levels
+
+
+def layer_picker(kind: str, label: str, tooltip: str, **options):
+    """A drop-down of the viewer's layers of ``kind`` ("image", "labels",
+    "shapes"), with its tooltip; ``nullable=True`` also offers no layer."""
+    from napari import layers
+
+    layer_type = getattr(layers, kind.capitalize())
+    if options.get("nullable"):
+        layer_type = layer_type | None
     return create_widget(
         annotation=layer_type, label=label, options={"tooltip": tooltip, **options}
     )
 
 
+def live_choices(function, *args):
+    """A drop-down's choices as ``function(*args)``, asked again at every refresh
+    (napari refreshes them when layers come and go, and on ``reset_choices``)."""
+    return lambda *_: function(*args)
+
+
+def layer_choices(layers, kinds) -> list[tuple[str, object]]:
+    """``(text, layer)`` drop-down choices: the layers of each of ``kinds`` in
+    turn (the first kind first), each named with its kind."""
+    return [
+        (f"{layer.name} ({kind})", layer)
+        for kind in kinds
+        for layer in layers
+        if layer_kind(layer) == kind
+    ]
+
+
 def choices(settings_type, name: str) -> list[tuple[str, object]]:
     """A drop-down's ``(text, value)`` choices for option ``name`` of the settings."""
     return [(text, value) for value, text in choices_of(settings_type, name).items()]
+
+
+def offer(combo, choices: list, value) -> None:
+    """Give a drop-down new ``choices`` and then ``value``; one that has these
+    choices already keeps its value (the user's pick)."""
+    if list(combo.choices) != list(choices):
+        combo.choices = choices
+        combo.value = value
 
 
 def pick_layer(layers, kinds, *, avoid=(), where=None):
@@ -150,6 +247,52 @@ class JobWidget(Container):
         if image is None:
             return []
         return [(image, lambda: pick_layer(self.input_layers(), ["image"]))]
+
+    def source_of(self, picker):
+        """The :class:`~napari_pyramids.layers.Source` of the layer ``picker``
+        shows, or None while there is none (or it is empty: Run will say so)."""
+        try:
+            return source_from_layer(picker.value)
+        except (TypeError, ValueError):
+            return None
+
+    def from_controls(self, settings_type, **values):
+        """``settings_type`` from the controls named like its fields and ``values``.
+
+        ``values`` holds the settings a control does not give as they are
+        (a choice that means None, a unit to convert); fields with neither
+        keep their defaults.
+        """
+        names = {f.name for f in dataclasses.fields(settings_type)} - set(values)
+        read = {c.name: c.value for c in self if c.name in names}
+        return settings_type(**read, **values)
+
+    def save_button(self, what: str, file_type: str, save, tooltip: str):
+        """A "save ``what`` (``file_type``)…" button: asks for a file, calls
+        ``save(path)`` (which returns the path written) and says where.
+
+        A ValueError or OSError from ``save`` becomes a notification.
+        """
+        button = PushButton(text=f"save {what} ({file_type})…", tooltip=tooltip)
+
+        def ask(*_):
+            from qtpy.QtWidgets import QFileDialog
+
+            path, _ = QFileDialog.getSaveFileName(
+                self.native,
+                f"Save {what}",
+                f"{what}.{file_type.lower()}",
+                f"{file_type} (*.{file_type.lower()})",
+            )
+            if not path:
+                return
+            try:
+                self._set_status(f"{what.capitalize()} saved to {save(path)}")
+            except (ValueError, OSError) as err:
+                self._report_error(err)
+
+        button.changed.connect(ask)
+        return button
 
     def input_layers(self) -> list:
         """The viewer's layers less the plugin's results (which stay choosable)."""

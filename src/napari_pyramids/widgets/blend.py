@@ -1,29 +1,26 @@
 """The Blend widget: two image layers and a mask in, a seamless blend out.
 
-The work is :func:`napari_pyramids.actions.blend.run`; this module gathers the
-layers and turns the controls into
-:class:`~napari_pyramids.actions.blend.BlendSettings`. The mask may be a Labels
-layer (one label or any), a Shapes layer (rasterised onto image A's grid) or an
-Image layer (scaled to [0, 1]); :mod:`napari_pyramids.layers` turns each into
-weights.
+:mod:`napari_pyramids.layers` turns the mask layer into weights on image A's
+grid; :func:`napari_pyramids.actions.blend.run` blends.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, SpinBox
 
 from napari_pyramids.actions import Job
 from napari_pyramids.actions import blend as action
 from napari_pyramids.actions.blend import BlendSettings
-from napari_pyramids.core.pyramid import DEFAULT_MIN_SIZE
 from napari_pyramids.layers import layer_kind, mask_source_from_layer, source_from_layer
 from napari_pyramids.widgets._base import (
     JobWidget,
-    choices,
-    explain,
+    control,
+    layer_choices,
     layer_picker,
+    levels_controls,
+    live_choices,
     pick_layer,
 )
 
@@ -48,112 +45,58 @@ class BlendWidget(JobWidget):
 
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__(viewer)
-        import napari
-
-        defaults = BlendSettings()
         self.image_a = layer_picker(
-            napari.layers.Image,
+            "image",
             "image A",
             "the image shown where the mask is set; the "
             "result lies on its grid (by default the latest image layer)",
         )
         self.image_b = layer_picker(
-            napari.layers.Image,
+            "image",
             "image B",
             "the image shown where the mask is not set, "
             "same shape as A (by default the latest other image layer)",
         )
         self.mask = ComboBox(
             label="mask (A where set)",
-            choices=self._mask_layers,
+            choices=live_choices(layer_choices, viewer.layers, MASK_TYPES),
             tooltip="where to take image A: a Labels layer, a Shapes layer "
             "(its shapes filled) or a grey Image layer (scaled to [0, 1])",
         )
-        self.any_label = CheckBox(
-            text="any label (all painted pixels)",
-            value=True,
-            tooltip="a Labels mask: every painted pixel takes A; untick to "
-            "choose one label",
+        self.any_label = CheckBox(text="any label (all painted pixels)", value=True)
+        self.any_label.tooltip = (
+            "a Labels mask: every painted pixel takes A; untick to choose one label"
         )
-        self.label_value = SpinBox(
-            label="label",
-            min=1,
-            max=2**31 - 1,
-            value=1,
-            tooltip="the one label whose pixels take image A",
-        )
-        self.method = ComboBox(
-            label="method",
-            choices=choices(BlendSettings, "method"),
-            value=defaults.method,
-        )
-        self.auto_levels = CheckBox(
-            text=f"all octaves down to {DEFAULT_MIN_SIZE} px", value=True
-        )
-        self.levels = SpinBox(label="levels", min=1, max=20, value=5)
-        self.feather_width = FloatSpinBox(
-            label="feather width (px)", min=0, max=1000, value=defaults.width
-        )
-        self.show_mask_octaves = CheckBox(
-            text="show mask octaves", value=defaults.show_mask_octaves
-        )
-        explain(
-            BlendSettings,
-            method=self.method,
-            levels=self.levels,
-            width=self.feather_width,
-            show_mask_octaves=self.show_mask_octaves,
-        )
-        self.auto_levels.tooltip = self.levels.tooltip
-        self.extend(
-            [
-                self.image_a,
-                self.image_b,
-                self.mask,
-                self.any_label,
-                self.label_value,
-                self.method,
-                self.auto_levels,
-                self.levels,
-                self.feather_width,
-                self.show_mask_octaves,
-            ]
-        )
+        self.label_value = SpinBox(label="label", min=1, max=2**31 - 1, value=1)
+        self.label_value.tooltip = "the one label whose pixels take image A"
+        self.method = control(BlendSettings, "method")
+        self.auto_levels, self.levels = levels_controls(BlendSettings, value=5)
+        self.feather_width = control(BlendSettings, "width")
+        self.show_mask_octaves = control(BlendSettings, "show_mask_octaves")
+        self.extend([self.image_a, self.image_b, self.mask, self.any_label])
+        self.extend([self.label_value, self.method, self.auto_levels, self.levels])
+        self.extend([self.feather_width, self.show_mask_octaves])
         self._finish()
-        for control in (self.mask, self.any_label, self.method, self.auto_levels):
-            control.changed.connect(self._sync)
+        for changes in (self.mask, self.any_label, self.method, self.auto_levels):
+            changes.changed.connect(self._sync)
         self._sync()
 
     def layer_defaults(self) -> list:
-        """A: the latest image; B: the latest other one; mask: labels or shapes.
-
-        On *Cat and coffee* (coffee, then cat, then the mask) that is A = cat,
-        B = coffee and the blend mask. An image layer is the mask's default
-        only when there is no Labels or Shapes layer.
-        """
+        """A: the latest image; B: the latest other one; mask: labels or shapes
+        (an image only without either): on *Cat and coffee*, cat, coffee, mask."""
         layers = self.input_layers()
 
         def mask():
             pair = (self.image_a.value, self.image_b.value)
             return pick_layer(layers, MASK_TYPES, avoid=pair)
 
+        def image_b():
+            return pick_layer(layers, ["image"], avoid=[self.image_a.value])
+
         return [
             (self.image_a, lambda: pick_layer(layers, ["image"])),
-            (
-                self.image_b,
-                lambda: pick_layer(layers, ["image"], avoid=[self.image_a.value]),
-            ),
+            (self.image_b, image_b),
             (self.mask, mask),
-        ]
-
-    def _mask_layers(self, *_) -> list:
-        """Labels, Shapes and Image layers of the viewer, labels first."""
-        layers = list(self._viewer.layers)
-        return [
-            (f"{layer.name} ({kind})", layer)
-            for kind in MASK_TYPES
-            for layer in layers
-            if layer_kind(layer) == kind
         ]
 
     def _sync(self, *_):
@@ -167,12 +110,8 @@ class BlendWidget(JobWidget):
         self.feather_width.visible = self.method.value == "feather"
 
     def settings(self) -> BlendSettings:
-        return BlendSettings(
-            method=self.method.value,
-            levels=None if self.auto_levels.value else self.levels.value,
-            width=self.feather_width.value,
-            show_mask_octaves=self.show_mask_octaves.value,
-        )
+        levels = None if self.auto_levels.value else self.levels.value
+        return self.from_controls(BlendSettings, levels=levels)
 
     def prepare(self) -> Job:
         a = source_from_layer(self.image_a.value, role="image A")

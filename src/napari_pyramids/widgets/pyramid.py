@@ -9,26 +9,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from magicgui.widgets import CheckBox, ComboBox, Label, SpinBox
+from magicgui.widgets import Label
 
 from napari_pyramids.actions import Job
 from napari_pyramids.actions import pyramid as action
 from napari_pyramids.actions.pyramid import PyramidSettings
-from napari_pyramids.core.pyramid import DEFAULT_MIN_SIZE, pyramid_depth
 from napari_pyramids.layers import source_from_layer
-from napari_pyramids.widgets._base import JobWidget, choices, explain, layer_picker
+from napari_pyramids.widgets._base import (
+    JobWidget,
+    control,
+    layer_picker,
+    levels_controls,
+)
 
 if TYPE_CHECKING:
     import napari
-
-MULTISCALE_NOTE = (
-    "napari draws multiscale levels as if area-averaged (napari #6320): coarse\n"
-    "levels may look shifted by up to half a coarse pixel. Octave layers are exact."
-)
-OCTAVES_NOTE = (
-    "Coarse octaves overhang the top-left edge by half a coarse "
-    "pixel: each is centred on the pixel REDUCE kept (README)."
-)
 
 
 class PyramidWidget(JobWidget):
@@ -48,111 +43,53 @@ class PyramidWidget(JobWidget):
 
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__(viewer)
-        import napari
-
-        defaults = PyramidSettings()
         self.image = layer_picker(
-            napari.layers.Image,
+            "image",
             "image",
             "the image layer to build the pyramid of (by default the latest one)",
         )
-        self.kind = ComboBox(
-            label="pyramid",
-            choices=choices(PyramidSettings, "kind"),
-            value=defaults.kind,
+        self.kind = control(PyramidSettings, "kind")
+        self.auto_levels, self.levels = levels_controls(
+            PyramidSettings, value=4, enabled=False
         )
-        self.auto_levels = CheckBox(
-            text=f"all octaves down to {DEFAULT_MIN_SIZE} px", value=True
-        )
-        self.levels = SpinBox(label="levels", min=1, max=20, value=4, enabled=False)
-        self.output = ComboBox(
-            label="show as",
-            choices=choices(PyramidSettings, "output"),
-            value=defaults.output,
-        )
-        self.reduce_z = CheckBox(
-            text="reduce z too (isotropic volume)", value=defaults.reduce_z
-        )
-        self.keep_dtype = CheckBox(
-            text="Gaussian octaves keep the image dtype", value=defaults.keep_dtype
-        )
-        explain(
-            PyramidSettings,
-            kind=self.kind,
-            levels=self.levels,
-            output=self.output,
-            reduce_z=self.reduce_z,
-            keep_dtype=self.keep_dtype,
-        )
-        self.auto_levels.tooltip = self.levels.tooltip
+        self.output = control(PyramidSettings, "output")
+        self.reduce_z = control(PyramidSettings, "reduce_z")
+        self.keep_dtype = control(PyramidSettings, "keep_dtype")
         self._note = Label(value="")
         self._note.native.setWordWrap(True)
-        self.extend(
-            [
-                self.image,
-                self.kind,
-                self.auto_levels,
-                self.levels,
-                self.output,
-                self.reduce_z,
-                self.keep_dtype,
-            ]
-        )
+        self.extend([self.image, self.kind, self.auto_levels, self.levels])
+        self.extend([self.output, self.reduce_z, self.keep_dtype])
         self._finish()
         self.append(self._note)
-        for control in (
-            self.auto_levels,
-            self.output,
-            self.kind,
-            self.image,
-            self.reduce_z,
-        ):
-            control.changed.connect(self._sync)
+        for changes in (self.auto_levels, self.output, self.kind, self.reduce_z):
+            changes.changed.connect(self._sync)
+        self.image.changed.connect(self._sync)
         self._sync()
 
     def _sync(self, *_):
         """Show only the options that apply to the current choices."""
+        source = self.source_of(self.image)
+        lazy = source is not None and source.is_lazy
         self.levels.enabled = not self.auto_levels.value
         self.keep_dtype.enabled = self.kind.value == "gaussian"
         self.reduce_z.visible = self._is_volume()
-        if self._is_lazy():  # out-of-core data: only the lazy multiscale output
+        if lazy:  # out-of-core data: only the lazy multiscale output
             self.output.value = "multiscale"
-        self.output.enabled = not self._is_lazy()
-        notes = {"multiscale": MULTISCALE_NOTE, "octaves": OCTAVES_NOTE}
-        self._note.value = notes.get(self.output.value, "")
-        if self.auto_levels.value:
-            self.levels.value = self._octaves_made() or self.levels.value
-
-    def _octaves_made(self) -> int | None:
-        """How many octaves "all octaves" makes of the chosen image (None: no image)."""
-        try:
-            source = source_from_layer(self.image.value)
-        except (TypeError, ValueError):  # no or empty layer: Run will say so
-            return None
-        return pyramid_depth(
-            source.data.shape,
-            None,
-            channel_axis=source.channel_axis,
-            reduce_z=bool(self.reduce_z.value and self._is_volume()),
-        )
+        self.output.enabled = not lazy
+        self._note.value = action.OUTPUT_NOTES.get(self.output.value, "")
+        if self.auto_levels.value and source is not None:
+            made = action.octaves_made(source, self.settings())
+            self.levels.value = made or self.levels.value
 
     def _is_volume(self) -> bool:
         layer = self.image.value
         return layer is not None and layer.ndim >= 3
 
-    def _is_lazy(self) -> bool:
-        try:
-            return source_from_layer(self.image.value).is_lazy
-        except (TypeError, ValueError):  # no or empty layer: Run will say so
-            return False
-
     def settings(self) -> PyramidSettings:
-        return PyramidSettings(
-            kind=self.kind.value,
+        return self.from_controls(
+            PyramidSettings,
             levels=None if self.auto_levels.value else self.levels.value,
-            output=self.output.value,
             reduce_z=bool(self.reduce_z.value and self._is_volume()),
-            keep_dtype=self.keep_dtype.value,
         )
 
     def prepare(self) -> Job:

@@ -10,18 +10,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import (
-    CheckBox,
-    FloatRangeSlider,
-    FloatSlider,
-    SpinBox,
-)
+from magicgui.widgets import FloatRangeSlider, FloatSlider
 
 from napari_pyramids.actions import Job
 from napari_pyramids.actions import search as action
 from napari_pyramids.actions.search import SearchSettings
 from napari_pyramids.layers import rectangle_crop, source_from_layer
-from napari_pyramids.widgets._base import JobWidget, explain, layer_picker, pick_layer
+from napari_pyramids.widgets._base import JobWidget, control, layer_picker, pick_layer
 
 if TYPE_CHECKING:
     import napari
@@ -61,58 +56,30 @@ class SearchWidget(JobWidget):
 
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__(viewer)
-        import napari
-
-        defaults = SearchSettings()
-        self.image = layer_picker(
-            napari.layers.Image, "search in", "the image layer to search"
-        )
+        self.image = layer_picker("image", "search in", "the image layer to search")
         self.template_image = layer_picker(
-            napari.layers.Image,
+            "image",
             "template from",
             "the image layer the template is cut from "
             "(the searched image or another one)",
         )
         self.rectangle = layer_picker(
-            napari.layers.Shapes | None,
+            "shapes",
             "rectangle",
             "a Shapes layer whose last rectangle is the template; "
             '----- takes the whole "template from" layer',
             nullable=True,
         )
-        self.max_matches = SpinBox(
-            label="max matches", min=1, max=500, value=defaults.max_matches
+        self.max_matches = control(SearchSettings, "max_matches")
+        self.min_score = control(SearchSettings, "min_score", FloatSlider)
+        self.scales = control(
+            SearchSettings, "scales", FloatRangeSlider, value=(1.0, 1.0)
         )
-        self.min_score = FloatSlider(
-            label="min score", min=-1.0, max=1.0, value=defaults.min_score
-        )
-        self.scales = FloatRangeSlider(
-            label="scales", min=0.25, max=4.0, step=0.05, value=(1.0, 1.0)
-        )
-        self.show_trace = CheckBox(text="show search trace", value=defaults.show_trace)
-        self.compare = CheckBox(
-            text="time exhaustive search (OpenCV)", value=defaults.compare_exhaustive
-        )
-        explain(
-            SearchSettings,
-            max_matches=self.max_matches,
-            min_score=self.min_score,
-            scales=self.scales,
-            show_trace=self.show_trace,
-            compare_exhaustive=self.compare,
-        )
-        self.extend(
-            [
-                self.image,
-                self.template_image,
-                self.rectangle,
-                self.max_matches,
-                self.min_score,
-                self.scales,
-                self.show_trace,
-                self.compare,
-            ]
-        )
+        self.show_trace = control(SearchSettings, "show_trace")
+        self.compare = control(SearchSettings, "compare_exhaustive")
+        self.extend([self.image, self.template_image, self.rectangle])
+        self.extend([self.max_matches, self.min_score, self.scales])
+        self.extend([self.show_trace, self.compare])
         self._finish()
 
     def layer_defaults(self) -> list:
@@ -140,13 +107,8 @@ class SearchWidget(JobWidget):
         return np.asarray(source.data[rectangle_crop(source, self.rectangle.value)])
 
     def settings(self) -> SearchSettings:
-        return SearchSettings(
-            max_matches=self.max_matches.value,
-            min_score=self.min_score.value,
-            scales=search_scales(self.scales.value),
-            show_trace=self.show_trace.value,
-            compare_exhaustive=self.compare.value,
-        )
+        scales = search_scales(self.scales.value)
+        return self.from_controls(SearchSettings, scales=scales)
 
     def prepare(self) -> Job:
         source = source_from_layer(self.image.value)

@@ -1,46 +1,26 @@
-"""The Train nuclei model widget: fine-tune on painted labels, with a live plot.
-
-The work is :func:`napari_pyramids.actions.train.run`; this module gathers the
-image/labels pairs, the region, the base model, the time budget and the name,
-and plots loss and held-out score as they come. The trained model is saved to
-the user models folder and listed in the Segment widget from then on.
-"""
+"""The Train nuclei model widget: painted pairs to a model, with a live plot."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import (
-    ComboBox,
-    FileEdit,
-    Label,
-    LineEdit,
-    PushButton,
-    SpinBox,
-)
+from magicgui.widgets import ComboBox, FileEdit, Label, PushButton
 
 from napari_pyramids.actions import Job, Step
 from napari_pyramids.actions import train as action
+from napari_pyramids.actions.segment import model_names
 from napari_pyramids.actions.train import TrainSettings, TrainStep
-from napari_pyramids.layers import region_mask, source_from_layer
-from napari_pyramids.widgets._base import JobWidget, explain, layer_picker
+from napari_pyramids.layers import layer_kind, region_mask, source_from_layer
+from napari_pyramids.widgets._base import JobWidget, control, layer_picker, live_choices
+from napari_pyramids.widgets._plot import LivePlot
 
 if TYPE_CHECKING:
     import napari
 
 #: The region choice that means "the painted nuclei's box plus a margin".
 NO_REGION = "painted nuclei (box + margin)"
-
-
-def _plane(layer) -> np.ndarray:
-    source = source_from_layer(layer)
-    if source.rgb or source.spatial_ndim != 2:
-        raise ValueError(
-            f"{layer.name!r} is not one 2-D grey image; add the nuclear stain "
-            "channel (or plane) as its own layer first"
-        )
-    return np.asarray(source.data)
+NO_PAIRS = "pairs: (the selected image and labels)"
 
 
 class TrainWidget(JobWidget):
@@ -59,164 +39,84 @@ class TrainWidget(JobWidget):
 
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__(viewer)
-        import napari
-
         self.image = layer_picker(
-            napari.layers.Image,
-            "image",
-            "an image layer with nuclei painted in the labels layer",
+            "image", "image", "an image layer with nuclei painted in the labels layer"
         )
         self.labels_layer = layer_picker(
-            napari.layers.Labels,
-            "labels",
-            "the nuclei painted on the image, one label each",
+            "labels", "labels", "the nuclei painted on the image, one label each"
         )
         self.add_pair = PushButton(text="add pair")
-        self.clear_pairs = PushButton(
-            text="clear pairs", tooltip="forget the pairs added so far"
-        )
-        self.pairs_label = Label(value="pairs: (the selected image and labels)")
-        self.region = ComboBox(label="region", choices=self._region_choices)
-        self.base = ComboBox(label="base model", choices=self._base_choices)
-        self.time_limit = SpinBox(
-            label="time budget (s)",
-            min=5,
-            max=24 * 3600,
-            step=30,
-            value=TrainSettings.time_limit,
-        )
-        self.model_name = LineEdit(label="name", value=TrainSettings.name)
-        self.save_to = FileEdit(
-            label="save to", mode="w", filter="Weights (*.safetensors)"
-        )
-        explain(
-            TrainSettings,
-            name=self.model_name,
-            base=self.base,
-            time_limit=self.time_limit,
-            path=self.save_to,
-        )
-        self.region.tooltip = (
-            "a Shapes layer whose shapes mark where the labels are complete; "
-            "by default the box around the painted nuclei plus a margin"
-        )
         self.add_pair.tooltip = "keep this image / labels pair for the training"
+        self.clear_pairs = PushButton(text="clear pairs")
+        self.clear_pairs.tooltip = "forget the pairs added so far"
+        self.pairs_label = Label(value=NO_PAIRS)
+        self.region = ComboBox(
+            label="region",
+            choices=self._regions,
+            tooltip="a Shapes layer whose shapes mark where the labels are complete; "
+            "by default the box around the painted nuclei plus a margin",
+        )
+        bases = live_choices(model_names)
+        self.base = control(TrainSettings, "base", ComboBox, choices=bases)
+        self.time_limit = control(TrainSettings, "time_limit")
+        self.model_name = control(TrainSettings, "name")
+        weights = {"mode": "w", "filter": "Weights (*.safetensors)"}
+        self.save_to = control(TrainSettings, "path", FileEdit, **weights)
         self._pairs: list[tuple[str, str]] = []
         self.add_pair.changed.connect(self._on_add_pair)
         self.clear_pairs.changed.connect(self._on_clear_pairs)
-        self.extend(
-            [
-                self.image,
-                self.labels_layer,
-                self.add_pair,
-                self.clear_pairs,
-                self.pairs_label,
-                self.region,
-                self.base,
-                self.time_limit,
-                self.model_name,
-                self.save_to,
-            ]
+        self.extend([self.image, self.labels_layer, self.add_pair, self.clear_pairs])
+        self.extend([self.pairs_label, self.region, self.base, self.time_limit])
+        self.extend([self.model_name, self.save_to])
+        self._plot = LivePlot(
+            "step",
+            loss=("loss", "#5aa9e6", 1),
+            score=("held-out AP@0.5", "#f4a259", 2, "o"),
         )
-        self._plot, self._curves = self._make_plot()
-        self.native.layout().addWidget(self._plot)
+        self._curves = self._plot.curves
+        self.native.layout().addWidget(self._plot.native)
         self._finish()
 
-    # ------------------------------------------------------------ choices
-    def _region_choices(self, *_):
-        import napari
-
-        shapes = [
-            (layer.name, layer.name)
-            for layer in self._viewer.layers
-            if isinstance(layer, napari.layers.Shapes)
-        ]
-        return [(NO_REGION, NO_REGION), *shapes]
-
-    def _base_choices(self, *_):
-        from napari_pyramids.nn import user_models
-        from napari_pyramids.nn.weights import REGISTRY
-
-        return [*REGISTRY, *user_models.user_models()]
+    def _regions(self, *_) -> list[str]:
+        layers = self._viewer.layers
+        return [NO_REGION, *(s.name for s in layers if layer_kind(s) == "shapes")]
 
     def _on_add_pair(self, *_):
         image, labels = self.image.value, self.labels_layer.value
         if image is None or labels is None:
             self._set_status("choose an image and a Labels layer first")
             return
-        pair = (image.name, labels.name)
-        if pair not in self._pairs:
-            self._pairs.append(pair)
-        self.pairs_label.value = "pairs: " + "; ".join(
-            f"{i} + {lab}" for i, lab in self._pairs
-        )
+        if (image.name, labels.name) not in self._pairs:
+            self._pairs.append((image.name, labels.name))
+        shown = "; ".join(f"{i} + {lab}" for i, lab in self._pairs)
+        self.pairs_label.value = f"pairs: {shown}"
 
     def _on_clear_pairs(self, *_):
         self._pairs.clear()
-        self.pairs_label.value = "pairs: (the selected image and labels)"
-
-    # --------------------------------------------------------------- plot
-    def _make_plot(self):
-        import pyqtgraph as pg
-
-        plot = pg.PlotWidget()
-        plot.setMinimumHeight(160)
-        plot.setBackground("#262930")  # napari's dark canvas colour
-        plot.addLegend(offset=(5, 5))
-        plot.setLabel("bottom", "step")
-        loss = plot.plot([], [], pen=pg.mkPen("#5aa9e6", width=1), name="loss")
-        score = plot.plot(
-            [],
-            [],
-            pen=pg.mkPen("#f4a259", width=2),
-            symbol="o",
-            symbolSize=5,
-            name="held-out AP@0.5",
-        )
-        return plot, {"loss": (loss, [], []), "score": (score, [], [])}
+        self.pairs_label.value = NO_PAIRS
 
     def _on_train_step(self, step: Step) -> None:
-        if not isinstance(step, TrainStep):
-            return
-        for key, value in (("loss", step.loss), ("score", step.score)):
-            if value is None:
-                continue
-            curve, xs, ys = self._curves[key]
-            xs.append(step.step)
-            ys.append(value)
-            curve.setData(xs, ys)
+        if isinstance(step, TrainStep):
+            self._plot.add(step.step, loss=step.loss, score=step.score)
 
     def _start_worker(self, job: Job):
-        for curve, xs, ys in self._curves.values():
-            xs.clear()
-            ys.clear()
-            curve.setData([], [])
+        self._plot.clear()
         worker = super()._start_worker(job)
         worker.yielded.connect(self._on_train_step)
         return worker
 
-    # ---------------------------------------------------------------- job
     def prepare(self) -> Job:
         layers = self._viewer.layers
-        names = self._pairs or [
-            (
-                getattr(self.image.value, "name", None),
-                getattr(self.labels_layer.value, "name", None),
-            )
-        ]
+        chosen = (self.image.value, self.labels_layer.value)
+        names = self._pairs or [tuple(getattr(c, "name", None) for c in chosen)]
         if any(n is None or n not in layers for pair in names for n in pair):
             raise ValueError("choose an image layer and the Labels layer painted on it")
-        pairs, regions = [], []
-        shapes = None if self.region.value == NO_REGION else layers[self.region.value]
-        for image_name, labels_name in names:
-            image_layer, labels_layer = layers[image_name], layers[labels_name]
-            pairs.append((_plane(image_layer), np.asarray(labels_layer.data)))
-            regions.append(None if shapes is None else region_mask(shapes, image_layer))
-        chosen = self.save_to.value
-        settings = TrainSettings(
-            name=self.model_name.value,
-            base=self.base.value,
-            time_limit=self.time_limit.value,
-            path=str(chosen) if chosen and str(chosen) not in ("", ".") else None,
-        )
-        return action.run(pairs, regions if shapes is not None else None, settings)
+        planes = [action.grey_plane(source_from_layer(layers[i])) for i, _ in names]
+        pairs = [(p, np.asarray(layers[j].data)) for p, (_, j) in zip(planes, names)]
+        regions = None  # the painted nuclei's box and a margin
+        if self.region.value != NO_REGION:
+            shapes = layers[self.region.value]
+            regions = [region_mask(shapes, layers[i]) for i, _ in names]
+        chosen = str(self.save_to.value or "")
+        path = None if chosen in ("", ".") else chosen  # no file: the user models
+        return action.run(pairs, regions, self.from_controls(TrainSettings, path=path))
