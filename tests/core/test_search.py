@@ -232,6 +232,28 @@ def test_bad_arrays():
         npp.find_template(RNG.random((4, 5, 40, 40)), RNG.random((2, 2, 8, 8)))
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("where", [(0, 0), (63, 62), (17, 40)])
+@pytest.mark.parametrize(
+    "kwargs", [{}, {"levels": 1}, {"scales": (0.8, 1.25)}, {"levels": 2}]
+)
+def test_nan_or_inf_anywhere_in_the_image_is_refused(bad, where, kwargs):
+    """One bad pixel, at a corner, an edge or inside, is found (the image's
+    coarsest pyramid level is checked, not the image itself)."""
+    for dtype in (np.float32, np.float64):
+        image = RNG.random((64, 63)).astype(dtype)
+        template = image[20:36, 10:26].copy()
+        image[where] = bad
+        with pytest.raises(ValueError, match="1 NaN or infinite"):
+            npp.find_template(image, template, **kwargs)
+    if "scales" in kwargs:
+        return  # scale search takes 2-D images only
+    volume = RNG.random((6, 40, 40))
+    volume[5, 39, 0] = bad
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        npp.find_template(volume, volume[1:4, 5:20, 5:20].copy(), **kwargs)
+
+
 @pytest.mark.parametrize("scale", [1e20, 1e30, 1e-30, 1e-35])
 def test_zncc_does_not_depend_on_the_intensity_scale(scale):
     # float32 sums of squares overflowed (every window "flat") or underflowed

@@ -76,7 +76,7 @@ def iter_find_template(
 
     Widgets use it to report progress and to be cancelled between octaves.
     """
-    image, template, layout = prepared(image, template, channel_axis)
+    image, template, layout = prepared(image, template, channel_axis, pyramid=True)
     _template_scorer(layout.internal(template))
     _check_whole("max_matches", max_matches, 1)
     _check_whole("candidates", candidates, 1)
