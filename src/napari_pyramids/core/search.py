@@ -111,9 +111,12 @@ def iter_find_template(
     rest = positions[followed:]
     positions, values = positions[:followed], values[:followed]
     parents = np.full(len(positions), -1)
+    descent = search.descend(scorers, top, positions)
     trace = []
     for k in range(top, -1, -1):
-        if k < top:
+        if k < top and descent:  # the best few reached a perfect score
+            positions, values, parents = descent[top - 1 - k]
+        elif k < top:
             positions, values, parents = search.refine(k, scorers[k], positions)
         if k == 0 and top > 0:
             positions, values, parents = search.check(

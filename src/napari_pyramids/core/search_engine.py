@@ -616,6 +616,9 @@ DOUBT_GROWTH = 0.15
 #: tolerance "same peak" allows, so a winner this good needs no check.
 SAME_PEAK = 1e-4
 
+#: Candidates of the start octave followed alone first (:meth:`_Search.descend`).
+DESCENT = 4
+
 #: When the windows left in doubt read more than this share of the image's
 #: pixels, one exhaustive pass over the image is cheaper than many small ones.
 EXHAUSTIVE_SHARE = 0.25
@@ -664,13 +667,39 @@ class _Search:
             top -= 1  # too many look-alikes to follow: search one octave finer
         return top, positions[: self.most], values[: self.most], coarse
 
-    def refine(self, k, scorer, positions):
-        """Candidates of the next coarser octave refined at octave ``k``."""
+    def refine(self, k, scorer, positions, least=None):
+        """Candidates of the next coarser octave refined at octave ``k``: those
+        within FOLLOW of the best, at least ``least`` (``2 * max_matches``)."""
         positions, values, parents = _refine(
             self.levels[k], scorer, positions * self.factor, self.radius
         )
-        keep = _shortlist(values, 2 * self.max_matches, self.most, FOLLOW)
+        least = 2 * self.max_matches if least is None else least
+        keep = _shortlist(values, least, self.most, FOLLOW)
         return positions[:keep], values[:keep], parents[:keep]
+
+    def descend(self, scorers, top, positions):
+        """The best DESCENT start candidates alone, refined down to octave 0
+        (:meth:`refine`): each finer octave's ``(positions, scores, parents)``,
+        coarsest first,
+        when they end on a match that nothing can beat (see :meth:`_settled`),
+        else None.
+
+        A template cut from the searched image scores a perfect 1 where it was
+        cut, and there the start octave's best few almost always lead to it:
+        the others need not be followed, and no check is needed either, since
+        no ZNCC exceeds 1. Otherwise the breadth-first refinement starts over,
+        at the cost of these few windows.
+        """
+        found = positions[:DESCENT]
+        steps = []
+        for k in range(top - 1, -1, -1):
+            steps.append(self.refine(k, scorers[k], found, self.max_matches))
+            found = steps[-1][0]
+            if not len(found):
+                return None
+        if not steps or not self._settled(steps[-1], scorers[0]):
+            return None
+        return steps
 
     def check(self, scorers, coarse, top, rest, found):
         """Octave-0 candidates ``found`` after the check that nothing was missed.
