@@ -326,9 +326,10 @@ def _rough_variance(plane: np.ndarray, shape, mean_square: float):
     size = shape[0] * shape[1]
     s1, s2 = _box_moments(plane, shape)
     var = cv2.subtract(s2, cv2.multiply(s1, s1, scale=1 / size))
-    flat = var <= FLAT_TOLERANCE**2 * size * mean_square
-    flat |= var <= s2 * np.float32(_ROUGH_FLAT)
-    return var, flat
+    limit = cv2.max(
+        cv2.multiply(s2, _ROUGH_FLAT), FLAT_TOLERANCE**2 * size * mean_square
+    )
+    return var, var <= limit
 
 
 def _correlate(plane: np.ndarray, kernel: np.ndarray) -> np.ndarray:
@@ -924,6 +925,13 @@ def _quadratic_fit(n: int) -> np.ndarray:
     return np.linalg.pinv(design)
 
 
+@functools.cache
+def _upper(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the upper triangle of an ``n x n`` matrix, in the order of
+    :func:`_quadratic_fit`'s ``x_i x_j`` terms."""
+    return np.triu_indices(n)
+
+
 def _maximum(hessian, gradient):
     """Where the quadratic with this Hessian and gradient (at 0) is largest, or
     None when it has no maximum (Hessian not negative definite). One and two
@@ -959,7 +967,7 @@ def _vertex(scores, centre, free):
         coef = _quadratic_fit(n) @ values
         gradient = coef[1 : n + 1]
         hessian = np.zeros((n, n))
-        hessian[np.triu_indices(n)] = coef[n + 1 :]
+        hessian[_upper(n)] = coef[n + 1 :]
         hessian = hessian + hessian.T  # 2 c_ii on the diagonal, c_ij off it
         shift = _maximum(hessian, gradient)
         if shift is not None and np.all(np.abs(shift) <= 1):
