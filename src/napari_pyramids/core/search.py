@@ -34,7 +34,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from napari_pyramids.core.pyramid import gaussian_pyramid
+from napari_pyramids.core.pyramid import pyramid_plan
 from napari_pyramids.core.scale_search import iter_scaled_search
 from napari_pyramids.core.search_engine import (
     FOLLOW,
@@ -97,10 +97,10 @@ def iter_find_template(
         )
     kw = dict(channel_axis=channel_axis, reduce_z=reduce_z and layout.ndim == 3)
     # The template decides the depth: its coarsest octave keeps >= min_size px.
-    tpl_levels = gaussian_pyramid(template, levels, min_size=min_size, **kw)
-    scorers = [
-        _Scorer(layout.internal(t), rough=k > 0) for k, t in enumerate(tpl_levels)
-    ]
+    # Its pyramid is made as the image's is, so the octaves correspond exactly.
+    _, depth = pyramid_plan(template.shape, levels, min_size=min_size, **kw)
+    tpl_levels = image_levels(template, depth, layout, kw["reduce_z"])
+    scorers = [_Scorer(t, rough=k > 0) for k, t in enumerate(tpl_levels)]
     while len(scorers) > 1 and scorers[-1].flat:
         scorers.pop()  # pure fine texture is flat when reduced: start finer
     img_levels = image_levels(image, len(scorers), layout, kw["reduce_z"])
