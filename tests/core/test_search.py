@@ -135,6 +135,24 @@ def test_trace_is_consistent_with_the_result(camera):
         assert np.all((octave.scores >= -1) & (octave.scores <= 1))
 
 
+def test_a_perfect_match_is_followed_alone(camera):
+    """A template cut from the searched image: the start octave's best few lead
+    to a ZNCC of 1, which nothing can beat, so only they are followed down and
+    no check is made; with noise added the full refinement and check run."""
+    from napari_pyramids.core.search_engine import DESCENT
+
+    template = camera[300:364, 120:184].copy()
+    (match,) = npp.find_template(camera, template)
+    assert match.position == (300, 120) and match.score == pytest.approx(1, abs=1e-5)
+    assert all(len(o.scores) <= DESCENT for o in match.trace[1:])
+    assert (match.trace[-1].parents >= 0).all()  # nothing from the check
+    noisy = (camera + RNG.normal(0, 8, camera.shape)).astype(np.float32)
+    (match,) = npp.find_template(noisy, template)
+    assert match.position == (300, 120) and match.score < 1 - 1e-4
+    exhaustive = cv2.matchTemplate(noisy, template, cv2.TM_CCOEFF_NORMED).max()
+    assert match.score >= exhaustive - 1e-4
+
+
 def test_levels_one_is_exhaustive(camera):
     template = camera[10:40, 20:60].copy()
     (match,) = npp.find_template(camera, template, levels=1)
