@@ -20,7 +20,9 @@ Each trial scale starts with an exhaustive pass at the octave where its
 template keeps at least ``min_size`` pixels along its shorter side; the best
 candidates go down octave by octave, refined in position (a hill climb, as at
 one scale) and in scale (a hill climb over the neighbouring trial scales of that
-octave).
+octave). Scales are compared by the ZNCC of the sub-pixel peak: fitted at the
+coarser octaves, scored at octave 0 with the template resampled so that its
+corner lies on the fitted peak (see :meth:`_ScaleClimb.peak`).
 
 Spacing
 -------
@@ -295,7 +297,8 @@ class _ScaleClimb:
     """Refines candidates at one octave in position and scale.
 
     Scales are compared by the ZNCC of the sub-pixel peak (the vertex of a
-    quadratic through the 3x3 scores around the best whole pixel): at whole
+    quadratic through the 3x3 scores around the best whole pixel; at octave 0
+    scored there, see :meth:`peak`): at whole
     pixels, how well the resampled template's grid happens to fall on the
     image's changes with the scale by as much as a few percent of scale error
     costs, which makes integer scores too rough to climb on.
