@@ -241,9 +241,10 @@ def _scale_invariant(x: np.ndarray, name: str, nan_check: bool = True) -> np.nda
 
 def _extremes(x: np.ndarray) -> tuple[float, float]:
     """Smallest and largest value of ``x``: one OpenCV pass for contiguous
-    float32 and float64 arrays (NaN skipped, NaN only where all are NaN),
-    numpy's two passes otherwise (NaN propagated)."""
-    if x.dtype in (np.float32, np.float64) and x.flags.c_contiguous and x.size:
+    float32 and float64 arrays of fewer than 2**31 values (NaN skipped, NaN
+    only where all are NaN), numpy's two passes otherwise (NaN propagated)."""
+    floats = x.dtype in (np.float32, np.float64)
+    if floats and x.flags.c_contiguous and 0 < x.size < 2**31:
         low, high, _, _ = cv2.minMaxLoc(x.reshape(-1, x.shape[-1] if x.ndim else 1))
         return float(low), float(high)
     return float(x.min()), float(x.max())
@@ -681,9 +682,8 @@ class _Search:
     def descend(self, scorers, top, positions):
         """The best DESCENT start candidates alone, refined down to octave 0
         (:meth:`refine`): each finer octave's ``(positions, scores, parents)``,
-        coarsest first,
-        when they end on a match that nothing can beat (see :meth:`_settled`),
-        else None.
+        coarsest first, when they end on a match that nothing can beat (see
+        :meth:`_settled`), else None.
 
         A template cut from the searched image scores a perfect 1 where it was
         cut, and there the start octave's best few almost always lead to it:
