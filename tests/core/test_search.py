@@ -135,6 +135,24 @@ def test_trace_is_consistent_with_the_result(camera):
         assert np.all((octave.scores >= -1) & (octave.scores <= 1))
 
 
+def test_a_perfect_match_is_followed_alone(camera):
+    """A template cut from the searched image: the start octave's best few lead
+    to a ZNCC of 1, which nothing can beat, so only they are followed down and
+    no check is made; with noise added the full refinement and check run."""
+    from napari_pyramids.core.search_engine import DESCENT
+
+    template = camera[300:364, 120:184].copy()
+    (match,) = npp.find_template(camera, template)
+    assert match.position == (300, 120) and match.score == pytest.approx(1, abs=1e-5)
+    assert all(len(o.scores) <= DESCENT for o in match.trace[1:])
+    assert (match.trace[-1].parents >= 0).all()  # nothing from the check
+    noisy = (camera + RNG.normal(0, 8, camera.shape)).astype(np.float32)
+    (match,) = npp.find_template(noisy, template)
+    assert match.position == (300, 120) and match.score < 1 - 1e-4
+    exhaustive = cv2.matchTemplate(noisy, template, cv2.TM_CCOEFF_NORMED).max()
+    assert match.score >= exhaustive - 1e-4
+
+
 def test_levels_one_is_exhaustive(camera):
     template = camera[10:40, 20:60].copy()
     (match,) = npp.find_template(camera, template, levels=1)
@@ -230,6 +248,28 @@ def test_bad_arrays():
         npp.find_template(RNG.random((40, 40)), np.zeros((0, 8)))
     with pytest.raises(ValueError, match="2-D"):
         npp.find_template(RNG.random((4, 5, 40, 40)), RNG.random((2, 2, 8, 8)))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("where", [(0, 0), (63, 62), (17, 40)])
+@pytest.mark.parametrize(
+    "kwargs", [{}, {"levels": 1}, {"scales": (0.8, 1.25)}, {"levels": 2}]
+)
+def test_nan_or_inf_anywhere_in_the_image_is_refused(bad, where, kwargs):
+    """One bad pixel, at a corner, an edge or inside, is found (the image's
+    coarsest pyramid level is checked, not the image itself)."""
+    for dtype in (np.float32, np.float64):
+        image = RNG.random((64, 63)).astype(dtype)
+        template = image[20:36, 10:26].copy()
+        image[where] = bad
+        with pytest.raises(ValueError, match="1 NaN or infinite"):
+            npp.find_template(image, template, **kwargs)
+    if "scales" in kwargs:
+        return  # scale search takes 2-D images only
+    volume = RNG.random((6, 40, 40))
+    volume[5, 39, 0] = bad
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        npp.find_template(volume, volume[1:4, 5:20, 5:20].copy(), **kwargs)
 
 
 @pytest.mark.parametrize("scale", [1e20, 1e30, 1e-30, 1e-35])

@@ -20,7 +20,9 @@ Each trial scale starts with an exhaustive pass at the octave where its
 template keeps at least ``min_size`` pixels along its shorter side; the best
 candidates go down octave by octave, refined in position (a hill climb, as at
 one scale) and in scale (a hill climb over the neighbouring trial scales of that
-octave).
+octave). Scales are compared by the ZNCC of the sub-pixel peak: fitted at the
+coarser octaves, scored at octave 0 with the template resampled so that its
+corner lies on the fitted peak (see :meth:`_ScaleClimb.peak`).
 
 Spacing
 -------
@@ -135,27 +137,33 @@ class _Templates:
         """Longer side at log2 scale ``u`` and octave ``k``, in pixels."""
         return max(self.sides) * 2.0 ** (u - k)
 
-    def __call__(self, u: float, k: int) -> _Scorer:
+    def __call__(self, u: float, k: int, shift=None) -> _Scorer:
+        """Scorer of the template at log2 scale ``u`` and octave ``k``; with a
+        ``shift``, one for a corner that far (``(dy, dx)``, level-0 pixels)
+        beyond the integer position scored (not cached)."""
         key = (u, k)
-        if key not in self.cache:
-            scale = 2.0**u
-            # at octave 0 an enlarged template has the coarser sampling: the
-            # image gets its blur instead (variance 1/4 pixel squared per pixel)
-            blur = 0.5 * math.sqrt(scale**2 - 1) if k == 0 and scale > 1 else 0
-            self.cache[key] = _Scorer(
-                self.resampled(scale, k)[None], rough=k > 0, blur=blur
-            )
-        return self.cache[key]
+        if shift is None and key in self.cache:
+            return self.cache[key]
+        scale = 2.0**u
+        # at octave 0 an enlarged template has the coarser sampling: the
+        # image gets its blur instead (variance 1/4 pixel squared per pixel)
+        blur = 0.5 * math.sqrt(scale**2 - 1) if k == 0 and scale > 1 else 0
+        scorer = _Scorer(self.resampled(scale, k, shift)[None], rough=k > 0, blur=blur)
+        if shift is None:
+            self.cache[key] = scorer
+        return scorer
 
-    def resampled(self, scale: float, k: int) -> np.ndarray:
-        """The template as the object at ``scale`` looks at octave ``k``.
+    def resampled(self, scale: float, k: int, shift=None) -> np.ndarray:
+        """The template as the object at ``scale`` looks at octave ``k``, its
+        corner ``shift`` (level-0 pixels, ``(dy, dx)``; none by default) beyond
+        its first pixel.
 
-        Pixel ``i`` samples template coordinate ``i * 2**k / scale`` (the pyramid's
-        alignment). Before sampling, a Gaussian blur gives the template what
-        the image has and it lacks: the octave's blur (variance (4**k - 1) / 3
-        level-0 pixels squared, the binomial kernel's, in template pixels
-        divided by ``scale**2``) and, for an object smaller than the template,
-        the coarser sampling of the image (variance 1/4 pixel squared per pixel).
+        Pixel ``i`` samples template coordinate ``(i - shift / 2**k) * 2**k /
+        scale`` (the pyramid's alignment). Before sampling, a Gaussian blur gives the
+        template what the image has and it lacks: the octave's blur (variance (4**k - 1)
+        / 3 level-0 pixels squared, the binomial kernel's, in template pixels divided by
+        ``scale**2``) and, for an object smaller than the template, the coarser sampling
+        of the image (variance 1/4 pixel squared per pixel).
         """
         f = scale / 2.0**k
         var = (4.0**k - 1) / 3 / scale**2 + 0.25 * max(0.0, 1 / scale**2 - 1)
@@ -165,7 +173,8 @@ class _Templates:
                 src, (0, 0), math.sqrt(var), borderType=cv2.BORDER_REFLECT_101
             )
         h, w = (math.floor((n - 1) * f + 1e-9) + 1 for n in self.sides)
-        matrix = np.array([[1 / f, 0, 0], [0, 1 / f, 0]])
+        dy, dx = (0.0, 0.0) if shift is None else (d / 2.0**k for d in shift)
+        matrix = np.array([[1 / f, 0, -dx / f], [0, 1 / f, -dy / f]])
         flags = cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP
         channels = src.shape[-1] if src.ndim == 3 else 1
         planes = [src] if channels <= 4 else [src[..., c] for c in range(channels)]
@@ -288,7 +297,8 @@ class _ScaleClimb:
     """Refines candidates at one octave in position and scale.
 
     Scales are compared by the ZNCC of the sub-pixel peak (the vertex of a
-    quadratic through the 3x3 scores around the best whole pixel): at whole
+    quadratic through the 3x3 scores around the best whole pixel; at octave 0
+    scored there, see :meth:`peak`): at whole
     pixels, how well the resampled template's grid happens to fall on the
     image's changes with the scale by as much as a few percent of scale error
     costs, which makes integer scores too rough to climb on.
@@ -302,9 +312,25 @@ class _ScaleClimb:
 
     def peak(self, k, start, u, radius, examined):
         """``(position, peak ZNCC)`` of the climb from ``start`` at log2 scale
-        ``u`` (None where every window in reach is flat)."""
+        ``u`` (None where every window in reach is flat).
+
+        At octave 0 the peak's ZNCC is scored, not fitted: the template
+        resampled with its corner at the sub-pixel peak is scored at the whole
+        pixel. For sharp texture (bricks) the quadratic misses the peak by as
+        much as neighbouring scales differ, so fitted peaks rise and fall with
+        how far the best corner lies from a whole pixel, and the climb over
+        scales stops on the wrong rise.
+        """
         examined.add(float(u))
-        return _peak(self.search.levels[k], self.templates(float(u), k), start, radius)
+        level = self.search.levels[k]
+        found = _peak(level, self.templates(float(u), k), start, radius)
+        if found is None or k > 0 or not np.any(found[2]):
+            return None if found is None else found[:2]
+        position, value, shift = found
+        scorer = self.templates(float(u), 0, tuple(shift[1:]))
+        window = tuple(slice(p, p + n) for p, n in zip(position, scorer.shape))
+        score = float(scorer(level[window]).ravel()[0])
+        return position, score if np.isfinite(score) else value
 
     def __call__(self, k, starts, us, examined, least):
         """Candidates from octave ``k + 1`` (``starts`` already in octave-``k``
@@ -359,9 +385,9 @@ _TRIAL_RADIUS = 2
 
 def _peak(level, scorer, start, radius):
     """Hill climb from ``start`` (windows of +-``radius``, moved while the best
-    lies on a window's edge): the best whole-pixel position and the ZNCC of
-    the sub-pixel peak around it, from the same window's scores; None where
-    every window in reach is flat."""
+    lies on a window's edge): the best whole-pixel position, the ZNCC of the
+    sub-pixel peak around it and the peak's offset from that position, from
+    the same window's scores; None where every window in reach is flat."""
     last = np.array([n - t for n, t in zip(level.shape[:3], scorer.shape)])
     centre = np.clip(np.asarray(start), 0, last)
     best = None
@@ -388,6 +414,8 @@ def _peak(level, scorer, start, radius):
     position, scores, at = best
     value = float(scores[at])
     free = [ax for ax in range(3) if 0 < at[ax] < scores.shape[ax] - 1]
+    shift = np.zeros(3)
     if free:
-        value = min(value + _vertex(scores, at, free)[1], 1.0)
-    return position, value
+        shift[free], gain = _vertex(scores, at, free)
+        value = min(value + gain, 1.0)
+    return position, value, shift

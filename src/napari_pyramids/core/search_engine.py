@@ -216,24 +216,38 @@ class _Layout:
 _SAFE_PEAK = (2.0**-40, 2.0**40)
 
 
-def _scale_invariant(x: np.ndarray, name: str) -> np.ndarray:
+def _scale_invariant(x: np.ndarray, name: str, nan_check: bool = True) -> np.ndarray:
     """``x`` times the power of two that brings its largest magnitude into [1, 2),
     when that magnitude is out of :data:`_SAFE_PEAK`; else ``x`` itself. Raises
-    for NaN or infinite values (the one pass over ``x`` finds them too).
+    for infinite values and, unless ``nan_check`` is False, for NaN.
 
     ZNCC does not change when an input is multiplied by a positive number, and
     a power of two changes no rounding, so scores are those of the unscaled
     data where float32 could hold its sums. 8- and 16-bit images never need it.
+    ``nan_check=False`` is for an image whose Gaussian pyramid is checked
+    instead (:func:`image_levels`): OpenCV's one-pass extremes skip NaN.
     """
     if x.dtype.itemsize <= 2 and np.issubdtype(x.dtype, np.integer):
         return x
-    peak = max(abs(float(x.max())), abs(float(x.min())))
-    if not math.isfinite(peak):
+    low, high = _extremes(x)
+    peak = max(abs(low), abs(high))
+    if not math.isfinite(peak) or nan_check:
         check_finite(x, name)
     if peak == 0 or _SAFE_PEAK[0] <= peak < _SAFE_PEAK[1]:
         return x
     floats = x if np.issubdtype(x.dtype, np.floating) else x.astype(np.float64)
     return np.ldexp(floats, -math.floor(math.log2(peak)))
+
+
+def _extremes(x: np.ndarray) -> tuple[float, float]:
+    """Smallest and largest value of ``x``: one OpenCV pass for contiguous
+    float32 and float64 arrays of fewer than 2**31 values (NaN skipped, NaN
+    only where all are NaN), numpy's two passes otherwise (NaN propagated)."""
+    floats = x.dtype in (np.float32, np.float64)
+    if floats and x.flags.c_contiguous and 0 < x.size < 2**31:
+        low, high, _, _ = cv2.minMaxLoc(x.reshape(-1, x.shape[-1] if x.ndim else 1))
+        return float(low), float(high)
+    return float(x.min()), float(x.max())
 
 
 def _template_scorer(template: np.ndarray) -> _Scorer:
@@ -295,13 +309,28 @@ _ROUGH_FLAT = 1e-5
 
 def _box_moments(plane: np.ndarray, shape: tuple[int, int]):
     """Float32 sums of ``plane`` and ``plane**2`` over every ``shape`` window, as
-    ``(1, h, w)`` arrays (OpenCV box filters; see :class:`_Scorer`'s ``rough``)."""
+    ``(h, w)`` arrays (OpenCV box filters; see :class:`_Scorer`'s ``rough``)."""
     th, tw = shape
     h, w = plane.shape[0] - th + 1, plane.shape[1] - tw + 1
     options = dict(normalize=False, anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)
     sums = cv2.boxFilter(plane, cv2.CV_32F, (tw, th), **options)[:h, :w]
     squares = cv2.sqrBoxFilter(plane, cv2.CV_32F, (tw, th), **options)[:h, :w]
-    return sums[None], squares[None]
+    return sums, squares
+
+
+def _rough_variance(plane: np.ndarray, shape, mean_square: float):
+    """``(n * variance, flat)`` of every ``shape`` window of a centred float32
+    grey ``plane`` whose mean square before centring was ``mean_square``: box
+    moments in float32, and a window is flat where its variance is below
+    FLAT_TOLERANCE of that RMS value or below what float32 sums resolve
+    (_ROUGH_FLAT of the window's own mean square)."""
+    size = shape[0] * shape[1]
+    s1, s2 = _box_moments(plane, shape)
+    var = cv2.subtract(s2, cv2.multiply(s1, s1, scale=1 / size))
+    limit = cv2.max(
+        cv2.multiply(s2, _ROUGH_FLAT), FLAT_TOLERANCE**2 * size * mean_square
+    )
+    return var, var <= limit
 
 
 def _correlate(plane: np.ndarray, kernel: np.ndarray) -> np.ndarray:
@@ -400,12 +429,9 @@ class _Scorer:
         r = np.subtract(region, mean, dtype=np.float32)
         mean_square = float(np.vdot(r, r)) / r.size + mean * mean
         if self.rough:
-            s1, var = _box_moments(r[0, :, :, 0], self.shape[1:])
-        else:
-            s1, var = _window_moments(r, self.shape)
+            return self._rough(r[0, :, :, 0], mean_square)[None]
+        s1, var = _window_moments(r, self.shape)
         tolerance = FLAT_TOLERANCE**2 * self.size * mean_square
-        if self.rough:  # float32 sums: variances below their rounding are noise
-            tolerance = np.maximum(var * _ROUGH_FLAT, tolerance)
         s1 *= s1
         s1 /= self.size
         var -= s1  # n * variance of each window
@@ -414,6 +440,19 @@ class _Scorer:
         var *= self.norm
         with np.errstate(divide="ignore", invalid="ignore"):
             score = np.divide(_ccorr(r, self.zero_mean), var)
+        score[flat] = np.nan
+        return np.clip(score, -1.0, 1.0, out=score)
+
+    def _rough(self, plane: np.ndarray, mean_square: float) -> np.ndarray:
+        """ZNCC map of a centred grey plane from float32 moments (fewer passes
+        over the map than the exact path: OpenCV's element-wise operations)."""
+        var, flat = _rough_variance(plane, self.shape[1:], mean_square)
+        denominator = cv2.sqrt(var)  # NaN where var < 0: flat anyway
+        score = cv2.divide(
+            _correlate(plane, self.zero_mean[0, :, :, 0]),
+            denominator,
+            scale=1 / self.norm,
+        )
         score[flat] = np.nan
         return np.clip(score, -1.0, 1.0, out=score)
 
@@ -427,19 +466,21 @@ class _Scorer:
         return tuple(int(i) for i in at), float(scores[at])
 
 
-def prepared(image, template, channel_axis):
+def prepared(image, template, channel_axis, pyramid: bool = False):
     """Image and template checked and ready to score, and their :class:`_Layout`.
 
     Both must be real arrays of one layout, the template finite; each comes
     back as :func:`_scale_invariant` makes it (NaN and inf refused, magnitudes
-    beyond float32's safe range scaled by a power of two).
+    beyond float32's safe range scaled by a power of two). ``pyramid``: the
+    image's NaN are found by :func:`image_levels` in its coarsest level, which
+    saves a pass over the image.
     """
     image = as_real_array(image, "image")
     template = as_real_array(template, "template")
     layout = _Layout(image, template, channel_axis)
     check_finite(template, "template")
     return (
-        _scale_invariant(image, "image"),
+        _scale_invariant(image, "image", nan_check=not pyramid),
         _scale_invariant(template, "template"),
         layout,
     )
@@ -518,27 +559,33 @@ def _check_whole(name: str, value, least: int) -> None:
 
 
 def image_levels(image, n: int, layout, reduce_z: bool = False) -> list[np.ndarray]:
-    """The image's Gaussian pyramid, ``n`` levels in the internal layout.
+    """The image's Gaussian pyramid, ``n`` levels in the internal layout; raises
+    if the image holds NaN or infinite values.
 
     2-D images with at most 4 channels go straight through ``cv2.pyrDown``, the
     REDUCE step :func:`~napari_pyramids.core.pyramid.gaussian_pyramid` uses; a
-    search has checked its input for NaN and huge values already and does not
+    search has scaled huge values down already (:func:`prepared`) and does not
     need that function's bit-for-bit agreement between blocks and whole images,
-    which costs a second pass per level. Volumes and more channels go through
-    ``gaussian_pyramid``.
+    which costs a second pass per level. Every REDUCE weight is positive and
+    every pixel feeds the next level, so a NaN anywhere ends up in the coarsest
+    level: checking that one is checking the image. Volumes and more channels go
+    through ``gaussian_pyramid``.
     """
     internal = layout.internal(image)
     if layout.ndim == 3 or internal.shape[-1] > 4:
         levels = gaussian_pyramid(
             image, n, channel_axis=layout.channel_axis, reduce_z=reduce_z
         )
-        return [layout.internal(level) for level in levels]
-    plane = internal[0] if internal.shape[-1] > 1 else internal[0, ..., 0]
-    work = plane.astype(float_dtype(plane.dtype), copy=False)
-    out = [internal]
-    for _ in range(1, n):
-        work = cv2.pyrDown(work)
-        out.append(work.reshape((1,) + work.shape[:2] + (-1,)))
+        out = [layout.internal(level) for level in levels]
+    else:
+        plane = internal[0] if internal.shape[-1] > 1 else internal[0, ..., 0]
+        work = plane.astype(float_dtype(plane.dtype), copy=False)
+        out = [internal]
+        for _ in range(1, n):
+            work = cv2.pyrDown(work)
+            out.append(work.reshape((1,) + work.shape[:2] + (-1,)))
+    if np.issubdtype(out[-1].dtype, np.floating) and not np.isfinite(out[-1]).all():
+        check_finite(image, "image")
     return out
 
 
@@ -570,6 +617,9 @@ DOUBT_GROWTH = 0.15
 #: Scores this close to the best possible (1) cannot be beaten by more than the
 #: tolerance "same peak" allows, so a winner this good needs no check.
 SAME_PEAK = 1e-4
+
+#: Candidates of the start octave followed alone first (:meth:`_Search.descend`).
+DESCENT = 4
 
 #: When the windows left in doubt read more than this share of the image's
 #: pixels, one exhaustive pass over the image is cheaper than many small ones.
@@ -619,13 +669,38 @@ class _Search:
             top -= 1  # too many look-alikes to follow: search one octave finer
         return top, positions[: self.most], values[: self.most], coarse
 
-    def refine(self, k, scorer, positions):
-        """Candidates of the next coarser octave refined at octave ``k``."""
+    def refine(self, k, scorer, positions, least=None):
+        """Candidates of the next coarser octave refined at octave ``k``: those
+        within FOLLOW of the best, at least ``least`` (``2 * max_matches``)."""
         positions, values, parents = _refine(
             self.levels[k], scorer, positions * self.factor, self.radius
         )
-        keep = _shortlist(values, 2 * self.max_matches, self.most, FOLLOW)
+        least = 2 * self.max_matches if least is None else least
+        keep = _shortlist(values, least, self.most, FOLLOW)
         return positions[:keep], values[:keep], parents[:keep]
+
+    def descend(self, scorers, top, positions):
+        """The best DESCENT start candidates alone, refined down to octave 0
+        (:meth:`refine`): each finer octave's ``(positions, scores, parents)``,
+        coarsest first, when they end on a match that nothing can beat (see
+        :meth:`_settled`), else None.
+
+        A template cut from the searched image scores a perfect 1 where it was
+        cut, and there the start octave's best few almost always lead to it:
+        the others need not be followed, and no check is needed either, since
+        no ZNCC exceeds 1. Otherwise the breadth-first refinement starts over,
+        at the cost of these few windows.
+        """
+        found = positions[:DESCENT]
+        steps = []
+        for k in range(top - 1, -1, -1):
+            steps.append(self.refine(k, scorers[k], found, self.max_matches))
+            found = steps[-1][0]
+            if not len(found):
+                return None
+        if not steps or not self._settled(steps[-1], scorers[0]):
+            return None
+        return steps
 
     def check(self, scorers, coarse, top, rest, found):
         """Octave-0 candidates ``found`` after the check that nothing was missed.
@@ -808,12 +883,8 @@ def _exhaustive(level, scorer, count):
     plane = np.subtract(plane, mean, dtype=np.float32)
     template = scorer.zero_mean[0, :, :, 0]
     scores = cv2.matchTemplate(plane, template, cv2.TM_CCOEFF_NORMED)
-    s1, s2 = _box_moments(plane, template.shape)
     mean_square = float(np.vdot(plane, plane)) / plane.size + mean * mean
-    tolerance = np.maximum(
-        s2 * _ROUGH_FLAT, FLAT_TOLERANCE**2 * scorer.size * mean_square
-    )
-    scores[(s2 - s1 * s1 / scorer.size <= tolerance)[0]] = np.nan
+    scores[_rough_variance(plane, template.shape, mean_square)[1]] = np.nan
     positions = _local_maxima(scores[None], count)
     return _refine(level, scorer, positions, 1)
 
@@ -854,6 +925,13 @@ def _quadratic_fit(n: int) -> np.ndarray:
     return np.linalg.pinv(design)
 
 
+@functools.cache
+def _upper(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the upper triangle of an ``n x n`` matrix, in the order of
+    :func:`_quadratic_fit`'s ``x_i x_j`` terms."""
+    return np.triu_indices(n)
+
+
 def _maximum(hessian, gradient):
     """Where the quadratic with this Hessian and gradient (at 0) is largest, or
     None when it has no maximum (Hessian not negative definite). One and two
@@ -889,7 +967,7 @@ def _vertex(scores, centre, free):
         coef = _quadratic_fit(n) @ values
         gradient = coef[1 : n + 1]
         hessian = np.zeros((n, n))
-        hessian[np.triu_indices(n)] = coef[n + 1 :]
+        hessian[_upper(n)] = coef[n + 1 :]
         hessian = hessian + hessian.T  # 2 c_ii on the diagonal, c_ij off it
         shift = _maximum(hessian, gradient)
         if shift is not None and np.all(np.abs(shift) <= 1):
@@ -964,11 +1042,11 @@ def _refine(level, scorer, starts, radius):
     last = [n - t for n, t in zip(level.shape[:3], scorer.shape)]
     found = [None] * len(starts)
     alone = range(len(starts))
-    # side by side, a cut wastes the template's width minus one of positions:
-    # worth it for templates up to twice the window's width, or for many starts
-    # (then one call saves more than the waste costs)
-    narrow = scorer.shape[2] <= 2 * (2 * radius + 1) or len(starts) >= _MANY
-    if scorer.plain and narrow and len(starts) > 1 and min(last[1:]) >= 2 * radius:
+    # side by side, a cut wastes the template's width minus one of positions;
+    # one call instead of one per start saves more than that costs from three
+    # starts on for templates up to five windows wide, and for many starts
+    narrow = scorer.shape[2] <= 5 * (2 * radius + 1) or len(starts) >= _MANY
+    if scorer.plain and narrow and len(starts) > 2 and min(last[1:]) >= 2 * radius:
         alone = _climb_together(level, scorer, np.asarray(starts), radius, last, found)
     for i in alone:
         found[i] = _climb(level, scorer, starts[i], radius, last)
