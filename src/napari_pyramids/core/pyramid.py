@@ -63,7 +63,13 @@ DEFAULT_MIN_SIZE = 8
 # ------------------------------------------------------------------ checking
 def float_dtype(dtype: np.dtype) -> np.dtype:
     """The float dtype work is done in: float64 for float64 and for integers
-    wider than 16 bits (float32 would round them), float32 for the rest."""
+    wider than 16 bits (float32 would round them), float32 for the rest.
+
+    float64 filters integers exactly up to 2**51 in magnitude; beyond, the
+    REDUCE sums round, so 64-bit integers larger than that may come back one
+    unit off (a relative error of 2**-52; never a wrap-around: the cast back
+    clips at the dtype's bounds).
+    """
     dtype = np.dtype(dtype)
     wide_int = np.issubdtype(dtype, np.integer) and dtype.itemsize > 2
     return np.dtype(np.float64 if dtype == np.float64 or wide_int else np.float32)
