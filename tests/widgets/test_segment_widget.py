@@ -46,6 +46,16 @@ def test_defaults_are_the_segment_defaults(viewer):
     assert SegmentWidget(viewer).threshold.value == CORE_THRESHOLD
 
 
+def test_smallest_nucleus_zero_is_auto_and_says_so(viewer, nuclei):
+    """0 stands for the default scaled with the diameter."""
+    viewer.add_image(nuclei, name="cells")
+    widget = SegmentWidget(viewer)
+    assert widget.min_size.value == 0 and "0: auto" in widget.min_size.label
+    assert widget.settings().min_size is None
+    widget.min_size.value = 30
+    assert widget.settings().min_size == 30
+
+
 def test_probabilities_and_branches_are_aligned_layers(viewer, qtbot, nuclei):
     src = viewer.add_image(nuclei, name="cells", scale=SCALE, translate=TRANSLATE)
     widget = SegmentWidget(viewer)

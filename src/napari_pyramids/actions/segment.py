@@ -79,7 +79,7 @@ class SegmentSettings(Settings):
         None,
         f"nuclei with fewer pixels are dropped; none: {MIN_SIZE} px at the "
         "trained size, scaled with the nucleus diameter",
-        label="smallest nucleus (px)",
+        label="smallest nucleus (px, 0: auto)",
         limits=(0, 100_000),
     )
     channel: int | None = setting(
