@@ -6,7 +6,8 @@ Run from the repository root::
 
 Scores every pair of core threshold (``threshold``) and background threshold
 (``infer.FOREGROUND_BELOW``) of a small grid, then, at the best pair, a few
-smallest seeds (``infer.MIN_SEED``) and resampling tolerances
+smallest seeds (``infer.MIN_SEED``), smallest nuclei (``infer.MIN_SIZE``, at
+the trained size) and resampling tolerances
 (``infer.RESCALE_TOLERANCE``), by pooled mAP and AP@0.5 on the
 tuning fold of :func:`napari_pyramids.nn.data.split_ids`, with the diameter
 estimated as a user's run would. The shipped defaults are the best row; the
@@ -34,6 +35,7 @@ def main() -> None:
         "--tolerances", type=float, nargs="+", default=[1.0, 1.1, 1.2, 1.35]
     )
     parser.add_argument("--min-seeds", type=int, nargs="+", default=[2, 4, 8])
+    parser.add_argument("--min-sizes", type=int, nargs="+", default=[6, 12, 20, 30, 40])
     args = parser.parse_args()
 
     import torch
@@ -72,6 +74,13 @@ def main() -> None:
         s = score(threshold=core).summary()
         print(f"smallest seed {min_seed} px: AP50 {s['ap50']:.3f} mAP {s['map']:.3f}")
     infer.MIN_SEED = defaults.MIN_SEED
+    for min_size in args.min_sizes:
+        infer.MIN_SIZE = min_size
+        s = score(threshold=core).summary()
+        print(
+            f"smallest nucleus {min_size} px: AP50 {s['ap50']:.3f} mAP {s['map']:.3f}"
+        )
+    infer.MIN_SIZE = defaults.MIN_SIZE
     for tolerance in args.tolerances:
         infer.RESCALE_TOLERANCE = tolerance
         s = score(threshold=core).summary()

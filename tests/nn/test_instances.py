@@ -10,11 +10,15 @@ from napari_pyramids.nn.synthetic import classes_from_labels, make_dataset
 
 
 def test_ground_truth_classes_give_back_the_instances():
-    """Post-processing fed the true class map recovers the nuclei (F1 > 0.95)."""
+    """Post-processing fed the true class map recovers the nuclei (F1 > 0.95).
+
+    The generated nuclei are 6-90 px across, not rescaled to the trained
+    size the default smallest nucleus is meant for, so none is dropped here.
+    """
     totals = dict(tp=0, fp=0, fn=0)
     for _, labels in make_dataset(4, (128, 128), 77):
         classes = classes_from_labels(labels)
-        pred = instances_from_masks(classes == 1, classes > 0)
+        pred = instances_from_masks(classes == 1, classes > 0, min_size=6)
         counts = match_counts(labels, pred, (0.5,))
         for key in totals:
             totals[key] += int(getattr(counts, key)[0])

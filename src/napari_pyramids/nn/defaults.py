@@ -15,7 +15,7 @@ FOREGROUND_BELOW = 0.3
 RESCALE_TOLERANCE = 1.2
 #: Instance extraction at the trained nucleus size (pixels): how far seeds grow
 #: over the rim, the smallest nucleus kept, the smallest core that seeds one.
-GROW, MIN_SIZE, MIN_SEED = 20, 6, 4
+GROW, MIN_SIZE, MIN_SEED = 20, 30, 4
 #: Side (working pixels) of the window the diameter estimate looks at.
 ESTIMATE_WINDOW = 384
 #: The estimate trusts a scale whose nucleus size (image pixels) a neighbouring
