@@ -33,6 +33,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import napari
+    from napari.utils.colormaps import DirectLabelColormap
 
     from napari_pyramids.nn.data import read_image
 
@@ -48,6 +49,9 @@ def main() -> None:
     widget.run(blocking=True)
     labels = viewer.layers[-1]
     labels.contour = 2  # outlines: the nuclei stay visible
+    # one bright colour: some of napari's random label colours are too dark
+    # to see on a fluorescence image, which would read as missed nuclei
+    labels.colormap = DirectLabelColormap(color_dict={None: "yellow", 0: "transparent"})
     save_window(viewer, args.out, (1400, 860))
     print(widget.status)
     viewer.close()
