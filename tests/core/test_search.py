@@ -197,6 +197,16 @@ def test_iter_find_template_yields_each_octave(camera):
 
 
 # ----------------------------------------------------------------- bad input
+@pytest.mark.parametrize("shape", [(64, 64), (62, 63), (61, 61)])
+def test_template_about_the_image_size(camera, shape):
+    """Coarse maps of one to four positions score like larger ones (OpenCV
+    would read a scalar beside such a map as four channels)."""
+    image = camera[100:164, 200:264]
+    (match,) = npp.find_template(image, image[: shape[0], : shape[1]])
+    assert match.position == (0, 0)
+    assert match.score == pytest.approx(1.0, abs=1e-4)
+
+
 def test_template_larger_than_image():
     with pytest.raises(ValueError, match="larger than the image"):
         npp.find_template(np.ones((20, 20)), RNG.random((30, 10)))

@@ -327,9 +327,9 @@ def _rough_variance(plane: np.ndarray, shape, mean_square: float):
     size = shape[0] * shape[1]
     s1, s2 = _box_moments(plane, shape)
     var = cv2.subtract(s2, cv2.multiply(s1, s1, scale=1 / size))
-    limit = cv2.max(
-        cv2.multiply(s2, _ROUGH_FLAT), FLAT_TOLERANCE**2 * size * mean_square
-    )
+    # NumPy, not OpenCV, where a scalar meets a map: OpenCV reads a scalar as
+    # four channels and answers a 1x1 map with a 4x1 one
+    limit = np.maximum(s2 * _ROUGH_FLAT, FLAT_TOLERANCE**2 * size * mean_square)
     return var, var <= limit
 
 
