@@ -197,6 +197,16 @@ def test_iter_find_template_yields_each_octave(camera):
 
 
 # ----------------------------------------------------------------- bad input
+@pytest.mark.parametrize("shape", [(64, 64), (62, 63), (61, 61)])
+def test_template_about_the_image_size(camera, shape):
+    """Coarse maps of one to four positions score like larger ones (OpenCV
+    would read a scalar beside such a map as four channels)."""
+    image = camera[100:164, 200:264]
+    (match,) = npp.find_template(image, image[: shape[0], : shape[1]])
+    assert match.position == (0, 0)
+    assert match.score == pytest.approx(1.0, abs=1e-4)
+
+
 def test_template_larger_than_image():
     with pytest.raises(ValueError, match="larger than the image"):
         npp.find_template(np.ones((20, 20)), RNG.random((30, 10)))
@@ -326,6 +336,35 @@ def test_the_check_adds_octave_zero_candidates():
     (match,) = npp.find_template(image, template, candidates=1)
     assert match.score >= exhaustive_best(image, template) - 1e-4
     assert (match.trace[-1].parents == -1).any()
+
+
+def test_the_check_scores_only_the_tiles_left_in_doubt():
+    """Doubtful windows too many to score one by one, all in one part of the
+    image: the exhaustive passes over the runs of tiles holding them find the
+    best of those windows, read less than the image, and leave the rest out."""
+    from napari_pyramids.core import search_engine as engine
+
+    rng = np.random.default_rng(5)
+    image = cv2.GaussianBlur(rng.normal(0, 1, (512, 512)), (0, 0), 1.5)
+    image = image.astype(np.float32)
+    template = image[300:332, 340:372]
+    level = image[None, :, :, None]
+    scorer = engine._Scorer(template[None, :, :, None])
+    coarse = np.zeros((1, 121, 121), np.float32)  # octave 2 of the 512² image
+    coarse[0, 60:100, 70:110] = 1.0  # doubt: corners 240-400 x 280-440 (+-2)
+    scale = np.array([1, 4, 4])
+    doubt = np.argwhere(engine._grown(coarse)[1] >= 0.5)
+    runs = engine._doubtful_runs(doubt, scale, 2, scorer.shape, level.shape[:3])
+    assert runs is not None
+    assert sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in runs) < image.size / 2
+    positions, values, _ = engine._doubtful(level, scorer, coarse, scale, 0.5, 12)
+    exact = npp.zncc_map(image, template)
+    lo, hi = doubt.min(axis=0)[1:] * 4 - 2, doubt.max(axis=0)[1:] * 4 + 2
+    best = exact[lo[0] : hi[0] + 1, lo[1] : hi[1] + 1].max()
+    assert values[0] == pytest.approx(best, abs=1e-5)
+    assert tuple(positions[0][1:]) == (300, 340)
+    for y, x in positions[:, 1:]:  # every candidate comes from a run
+        assert any(y0 <= y < y1 and x0 <= x < x1 for y0, y1, x0, x1 in runs)
 
 
 # ---------------------------------------------------------------- sub-pixel

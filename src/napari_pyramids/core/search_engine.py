@@ -327,9 +327,9 @@ def _rough_variance(plane: np.ndarray, shape, mean_square: float):
     size = shape[0] * shape[1]
     s1, s2 = _box_moments(plane, shape)
     var = cv2.subtract(s2, cv2.multiply(s1, s1, scale=1 / size))
-    limit = cv2.max(
-        cv2.multiply(s2, _ROUGH_FLAT), FLAT_TOLERANCE**2 * size * mean_square
-    )
+    # NumPy, not OpenCV, where a scalar meets a map: OpenCV reads a scalar as
+    # four channels and answers a 1x1 map with a 4x1 one
+    limit = np.maximum(s2 * _ROUGH_FLAT, FLAT_TOLERANCE**2 * size * mean_square)
     return var, var <= limit
 
 
@@ -849,11 +849,14 @@ def _doubtful(level, scorer, coarse, scale, threshold, count):
     ``coarse`` is the start octave's ZNCC map, ``scale`` its level-0 pixels per
     pixel per axis. Coarse position ``q`` stands for the level-0 positions that
     round to it (``q * scale +- scale / 2``) and its score is the maximum over
-    its 3x3 neighbourhood. Those windows are scored (climbing on where the best
-    lies on a window's edge, see :func:`_refine`); when the pixels they read
-    add up to more than EXHAUSTIVE_SHARE of the image, the whole image is
-    scored instead (:func:`_exhaustive`) and its ``count`` best local maxima
-    are the candidates.
+    its 3x3 neighbourhood. Every one of those level-0 positions is scored, in
+    whichever of three ways reads the fewest pixels: a window around each
+    (climbing on where the best lies on a window's edge, see :func:`_refine`)
+    while they add up to less than EXHAUSTIVE_SHARE of the image; else one
+    exhaustive pass (:func:`_exhaustive`) over each run of neighbouring image
+    tiles holding doubtful positions (:func:`_doubtful_runs`), or over the whole
+    image when the runs would read more. An exhaustive pass contributes its
+    ``count`` best local maxima.
     """
     _, grown = _grown(coarse)
     doubt = np.argwhere(grown >= threshold)
@@ -861,7 +864,46 @@ def _doubtful(level, scorer, coarse, scale, threshold, count):
     cut = np.prod(np.minimum(2 * radius + np.array(scorer.shape), level.shape[:3]))
     if len(doubt) * cut < EXHAUSTIVE_SHARE * np.prod(level.shape[:3]):
         return _refine(level, scorer, doubt * scale, radius)
-    return _exhaustive(level, scorer, count)
+    runs = _doubtful_runs(doubt, scale, radius, scorer.shape, level.shape[:3])
+    if runs is None:
+        return _exhaustive(level, scorer, count)
+    found = []
+    for y0, y1, x0, x1 in runs:
+        positions, values, parents = _exhaustive(level[:, y0:y1, x0:x1], scorer, count)
+        found.append((positions + np.array([0, y0, x0]), values, parents))
+    return _merge(*found)
+
+
+#: Side of the tiles of :func:`_doubtful_runs`, in template sides: larger tiles
+#: read less twice (neighbouring passes overlap by a template), smaller ones
+#: leave out more of the image around scattered doubtful positions.
+_TILE = 4
+
+
+def _doubtful_runs(doubt, scale, radius, shape, extent):
+    """Image regions ``(y0, y1, x0, x1)`` (level-0, all of z) that hold every
+    template window at the level-0 positions that coarse positions ``doubt``
+    stand for (``doubt * scale +- radius``), as runs of neighbouring tiles of
+    _TILE template sides along x, one tile row each; None when the runs would
+    read at least as many pixels as the whole image does."""
+    _, th, tw = shape
+    _, h, w = extent
+    side = _TILE * max(th, tw)
+    at = doubt[:, 1:] * scale[1:]
+    rows, cols = at[:, 0] // side, at[:, 1] // side
+    marked = np.zeros((int(rows.max()) + 1, int(cols.max()) + 1), bool)
+    marked[rows, cols] = True
+    runs, pixels = [], 0
+    for r, line in enumerate(marked):
+        padded = np.concatenate([[False], line, [False]])
+        edges = np.flatnonzero(padded[1:] != padded[:-1]).reshape(-1, 2)
+        for c0, c1 in edges:
+            y0, x0 = max(r * side - radius, 0), max(c0 * side - radius, 0)
+            y1 = min((r + 1) * side + radius + th - 1, h)
+            x1 = min(c1 * side + radius + tw - 1, w)
+            runs.append((y0, y1, x0, x1))
+            pixels += (y1 - y0) * (x1 - x0)
+    return runs if pixels < h * w else None
 
 
 def _exhaustive(level, scorer, count):
