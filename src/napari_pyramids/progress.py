@@ -13,7 +13,8 @@ Long computations come in two forms:
   between steps; when ``cancel()`` returns True the work stops and a
   :class:`Cancelled` error (or a subclass naming the computation) is raised.
 
-:func:`drive` is the one place that turns a generator into the function form;
+:func:`drive` is the one place that turns a generator into the function form
+(its callbacks are :func:`reporter`'s, which training loops call themselves);
 :func:`drain` and :func:`map_steps` are the places that unwrap
 ``StopIteration.value``. Nothing here imports anything but the standard library.
 """
@@ -32,6 +33,7 @@ __all__ = [
     "drive",
     "function_form",
     "map_steps",
+    "reporter",
 ]
 
 R = TypeVar("R")
@@ -91,15 +93,38 @@ def drive(
     closes the generator (so it cleans up) and raises ``cancelled``.
     """
 
+    report = reporter(steps, progress, cancel, cancelled)
+
     def on_step(item) -> None:
-        done, total = item if count is None else count(item)
-        if progress is not None:
-            progress(done, total)
-        if cancel is not None and done < total and cancel():
-            steps.close()
-            raise cancelled(f"cancelled after {done} of {total} steps")
+        report(*(item if count is None else count(item)))
 
     return drain(steps, on_step)
+
+
+def reporter(
+    steps: Generator,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+    cancelled: type[Cancelled] = Cancelled,
+) -> Callable[[int, int], None]:
+    """``report(done, total)``: :func:`drive`'s callbacks, for a loop over ``steps``
+    that counts its steps itself (training, whose items are losses).
+
+    ``report`` calls ``progress(done, total)``, then asks ``cancel()`` unless
+    the step was the last (``done == total``; a ``total`` of 0 means the last
+    step is not known, so it asks every time); True closes ``steps`` (so it
+    cleans up) and raises ``cancelled``.
+    """
+
+    def report(done: int, total: int) -> None:
+        if progress is not None:
+            progress(done, total)
+        if cancel is not None and (total == 0 or done < total) and cancel():
+            steps.close()
+            of = f", after {done} of {total} steps" if total else ""
+            raise cancelled(f"cancelled at step {done}{of}")
+
+    return report
 
 
 def function_form(

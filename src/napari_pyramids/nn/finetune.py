@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..progress import Cancel, Cancelled, Progress, drain
+from ..progress import Cancel, Cancelled, Progress, drain, reporter
 from ..signatures import forwards_options
 from .data import AnnotatedImage, nucleus_diameter
 from .metrics import match_counts
 from .model import CompactDeepLab
-from .train import step_cap, step_reporter, train_steps
+from .train import step_cap, train_steps
 
 __all__ = [
     "FinetuneCancelled",
@@ -379,14 +379,15 @@ def finetune(
     """
     events = finetune_steps(pairs, **options)
     total = step_cap(finetune_steps, options)
-    report = step_reporter(events, total, progress, cancel, on_loss, FinetuneCancelled)
+    report = reporter(events, progress, cancel, FinetuneCancelled)
 
     def handle(event: Event) -> None:
         kind, step, value = event
+        callback = on_loss if kind == "loss" else on_score
+        if callback is not None:
+            callback(step, value)
         if kind == "loss":
-            report(step, value)
-        elif on_score is not None:
-            on_score(step, value)
+            report(step, total)
 
     return drain(events, handle)
 

@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..files import write_atomically
-from ..progress import Cancel, Cancelled, Progress, drain
+from ..progress import Cancel, Cancelled, Progress, drain, reporter
 from ..signatures import forwards_options
 from .data import AnnotatedImage, nucleus_diameter, read_folder, split_ids
 from .model import CompactDeepLab
@@ -468,35 +468,6 @@ def train_steps(
     return result.eval()
 
 
-def step_reporter(
-    steps: Generator,
-    total: int,
-    progress: Progress | None,
-    cancel: Cancel | None,
-    on_loss: Callable[[int, float], None] | None,
-    cancelled: type[Cancelled],
-) -> Callable[[int, float], None]:
-    """The callbacks of a training function, called after each training step.
-
-    The returned ``report(step, loss)`` hands the loss to ``on_loss``, calls
-    ``progress(step, total)`` and then asks ``cancel()`` (after every step but
-    a known last one); True closes ``steps`` and raises ``cancelled``. This
-    is :func:`napari_pyramids.progress.drive`'s protocol, with ``total`` 0
-    when only a time limit bounds the training (the last step is not known).
-    """
-
-    def report(step: int, loss: float) -> None:
-        if on_loss is not None:
-            on_loss(step, loss)
-        if progress is not None:
-            progress(step, total)
-        if cancel is not None and (total == 0 or step < total) and cancel():
-            steps.close()
-            raise cancelled(f"cancelled at step {step}")
-
-    return report
-
-
 def step_cap(function: Callable, options: dict[str, Any]) -> int:
     """The ``steps`` a call of ``function`` with ``options`` is capped at; 0: none."""
     default = inspect.signature(function).parameters["steps"].default
@@ -524,8 +495,15 @@ def train(
     """
     steps = train_steps(images, **options)
     total = step_cap(train, options)
-    report = step_reporter(steps, total, progress, cancel, on_loss, TrainingStopped)
-    return drain(steps, lambda item: report(*item))
+    report = reporter(steps, progress, cancel, TrainingStopped)
+
+    def handle(item: tuple[int, float]) -> None:
+        step, loss = item
+        if on_loss is not None:
+            on_loss(step, loss)
+        report(step, total)
+
+    return drain(steps, handle)
 
 
 def evaluate(
