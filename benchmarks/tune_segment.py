@@ -69,25 +69,18 @@ def main() -> None:
     _, core, background = best
     print(f"best by pooled mAP: core {core}, background {background}")
     infer.FOREGROUND_BELOW = background
-    for min_seed in args.min_seeds:
-        infer.MIN_SEED = min_seed
-        s = score(threshold=core).summary()
-        print(f"smallest seed {min_seed} px: AP50 {s['ap50']:.3f} mAP {s['map']:.3f}")
-    infer.MIN_SEED = defaults.MIN_SEED
-    for min_size in args.min_sizes:
-        infer.MIN_SIZE = min_size
-        s = score(threshold=core).summary()
-        print(
-            f"smallest nucleus {min_size} px: AP50 {s['ap50']:.3f} mAP {s['map']:.3f}"
-        )
-    infer.MIN_SIZE = defaults.MIN_SIZE
-    for tolerance in args.tolerances:
-        infer.RESCALE_TOLERANCE = tolerance
-        s = score(threshold=core).summary()
-        print(
-            f"rescale tolerance {tolerance:.2f}: "
-            f"AP50 {s['ap50']:.3f} mAP {s['map']:.3f}"
-        )
+
+    def sweep(name: str, values, label: str) -> None:
+        """Score each value of the infer setting ``name``, the others as shipped."""
+        for value in values:
+            setattr(infer, name, value)
+            s = score(threshold=core).summary()
+            print(f"{label} {value:g}: AP50 {s['ap50']:.3f} mAP {s['map']:.3f}")
+        setattr(infer, name, getattr(defaults, name))
+
+    sweep("MIN_SEED", args.min_seeds, "smallest seed (px)")
+    sweep("MIN_SIZE", args.min_sizes, "smallest nucleus (px)")
+    sweep("RESCALE_TOLERANCE", args.tolerances, "rescale tolerance")
 
 
 if __name__ == "__main__":
