@@ -50,6 +50,7 @@ from napari_pyramids.core.search_engine import (
     FOLLOW,
     OctaveTrace,
     _best_maxima,
+    _is_flat,
     _merge,
     _Scorer,
     _Search,
@@ -57,6 +58,7 @@ from napari_pyramids.core.search_engine import (
     _vertex,
     all_flat,
     image_levels,
+    parabolas,
     row_keys,
 )
 
@@ -74,7 +76,7 @@ SCALE_TOLERANCE = 0.02
 _SAME_PLACE = 3
 
 #: Fewest candidates followed from one octave to the next.
-_LEAST = 4
+_LEAST = 2
 
 #: Most steps of one candidate's hill climb over scales at one octave.
 _SCALE_CLIMBS = 3
@@ -132,6 +134,7 @@ class _Templates:
         self.template = template.astype(np.float32)
         self.sides = template.shape[:2]
         self.cache: dict[tuple[float, int], _Scorer] = {}
+        self.sources: dict[tuple[float, int], np.ndarray] = {}
 
     def side(self, u: float, k: int) -> float:
         """Longer side at log2 scale ``u`` and octave ``k``, in pixels."""
@@ -159,19 +162,10 @@ class _Templates:
         its first pixel.
 
         Pixel ``i`` samples template coordinate ``(i - shift / 2**k) * 2**k /
-        scale`` (the pyramid's alignment). Before sampling, a Gaussian blur gives the
-        template what the image has and it lacks: the octave's blur (variance (4**k - 1)
-        / 3 level-0 pixels squared, the binomial kernel's, in template pixels divided by
-        ``scale**2``) and, for an object smaller than the template, the coarser sampling
-        of the image (variance 1/4 pixel squared per pixel).
+        scale`` (the pyramid's alignment) of :meth:`blurred`.
         """
         f = scale / 2.0**k
-        var = (4.0**k - 1) / 3 / scale**2 + 0.25 * max(0.0, 1 / scale**2 - 1)
-        src = self.template
-        if var > 0.01:
-            src = cv2.GaussianBlur(
-                src, (0, 0), math.sqrt(var), borderType=cv2.BORDER_REFLECT_101
-            )
+        src = self.blurred(scale, k)
         h, w = (math.floor((n - 1) * f + 1e-9) + 1 for n in self.sides)
         dy, dx = (0.0, 0.0) if shift is None else (d / 2.0**k for d in shift)
         matrix = np.array([[1 / f, 0, -dx / f], [0, 1 / f, -dy / f]])
@@ -186,6 +180,24 @@ class _Templates:
         ]
         out = out[0] if len(out) == 1 else np.stack(out, axis=-1)
         return out.reshape(h, w, channels)
+
+    def blurred(self, scale: float, k: int) -> np.ndarray:
+        """The template with what the image has and it lacks, before sampling:
+        the octave's blur (variance (4**k - 1) / 3 level-0 pixels squared, the
+        binomial kernel's, in template pixels divided by ``scale**2``) and, for
+        an object smaller than the template, the coarser sampling of the image
+        (variance 1/4 pixel squared per pixel). Cached: every corner shift
+        tried at one scale samples the same blurred template."""
+        key = (scale, k)
+        if key not in self.sources:
+            var = (4.0**k - 1) / 3 / scale**2 + 0.25 * max(0.0, 1 / scale**2 - 1)
+            src = self.template
+            if var > 0.01:
+                src = cv2.GaussianBlur(
+                    src, (0, 0), math.sqrt(var), borderType=cv2.BORDER_REFLECT_101
+                )
+            self.sources[key] = src
+        return self.sources[key]
 
 
 def _start_octave(side_min: float, u: float, min_size: int, levels, depth: int) -> int:
@@ -249,14 +261,13 @@ def iter_scaled_search(
         least = max(_LEAST, 2 * max_matches)
         if len(us):
             found, us = climb(k, found[0] * search.factor, us, examined, least)
-        for u, start in starts.items():
-            if start != k:
-                continue
-            examined.add(u)
-            scores = templates(u, k)(levels_[k])
+        fresh = [u for u, start in starts.items() if start == k]
+        examined.update(fresh)
+        maps = _start_maps(levels_[k], [templates(u, k) for u in fresh])
+        for u, scores in zip(fresh, maps):
             positions, values = _best_maxima(scores, search.most, count)
-            fresh = (positions, values, np.full(len(values), -1))
-            found, us = _merge_scaled((found, us), (fresh, np.full(len(values), u)))
+            new = (positions, values, np.full(len(values), -1))
+            found, us = _merge_scaled((found, us), (new, np.full(len(values), u)))
         if not len(us):
             raise all_flat()
         found, us = _keep(found, us, least, search.most)
@@ -269,6 +280,18 @@ def iter_scaled_search(
     return search.matches(
         tuple(trace), lambda i: templates(float(final_us[i]), 0), peaks=True
     )
+
+
+def _start_maps(level, scorers) -> list[np.ndarray]:
+    """Exhaustive ZNCC maps ``(1, h, w)`` of every scale that starts at this
+    octave; a grey level is centred once for all of them."""
+    if level.shape[-1] != 1 or not all(s.rough for s in scorers):
+        return [s(level) for s in scorers]
+    plane = level[0, :, :, 0]
+    mean = float(plane.mean(dtype=np.float64))
+    centred = np.subtract(plane, mean, dtype=np.float32)
+    mean_square = float(np.vdot(centred, centred)) / centred.size + mean * mean
+    return [s._rough(centred, mean_square)[None] for s in scorers]
 
 
 def _keep(found, us, least: int, most: int):
@@ -296,9 +319,9 @@ def _merge_scaled(*groups):
 class _ScaleClimb:
     """Refines candidates at one octave in position and scale.
 
-    Scales are compared by the ZNCC of the sub-pixel peak (the vertex of a
-    quadratic through the 3x3 scores around the best whole pixel; at octave 0
-    scored there, see :meth:`peak`): at whole
+    Scales are compared by the ZNCC of the sub-pixel peak (the vertex of one
+    parabola per axis through the scores around the best whole pixel; at
+    octave 0 scored there, see :meth:`peak`): at whole
     pixels, how well the resampled template's grid happens to fall on the
     image's changes with the scale by as much as a few percent of scale error
     costs, which makes integer scores too rough to climb on.
@@ -323,14 +346,18 @@ class _ScaleClimb:
         """
         examined.add(float(u))
         level = self.search.levels[k]
-        found = _peak(level, self.templates(float(u), k), start, radius)
+        scorer = self.templates(float(u), k)
+        found = _peak(level, scorer, start, radius, _vertex if k == 0 else parabolas)
         if found is None or k > 0 or not np.any(found[2]):
             return None if found is None else found[:2]
         position, value, shift = found
-        scorer = self.templates(float(u), 0, tuple(shift[1:]))
-        window = tuple(slice(p, p + n) for p, n in zip(position, scorer.shape))
-        score = float(scorer(level[window]).ravel()[0])
-        return position, score if np.isfinite(score) else value
+        shifted = self.templates.resampled(2.0**u, 0, tuple(shift[1:]))
+        h, w = shifted.shape[:2]
+        window = level[0, position[1] : position[1] + h, position[2] : position[2] + w]
+        if scorer.blur:
+            window = cv2.GaussianBlur(window, (0, 0), scorer.blur).reshape(window.shape)
+        score = _zncc(window, shifted)
+        return position, value if score is None else score
 
     def __call__(self, k, starts, us, examined, least):
         """Candidates from octave ``k + 1`` (``starts`` already in octave-``k``
@@ -383,32 +410,75 @@ _BRACKET = (-2, -1, 1, 2)
 _TRIAL_RADIUS = 2
 
 
-def _peak(level, scorer, start, radius):
+def _zncc(a: np.ndarray, b: np.ndarray | None = None) -> float | None:
+    """ZNCC of two arrays of one shape (channels jointly), None where ``a`` is
+    flat; without ``b``, 1.0 where ``a`` is not flat."""
+    mean = float(a.mean())
+    a = a - np.float32(mean)
+    aa = float(np.vdot(a, a))
+    if _is_flat(math.sqrt(aa / a.size), math.sqrt(aa / a.size + mean * mean)):
+        return None
+    if b is None:
+        return 1.0
+    b = b - np.float32(b.mean())
+    ab, bb = float(np.vdot(a, b)), float(np.vdot(b, b))
+    return min(max(ab / math.sqrt(aa * bb), -1.0), 1.0)
+
+
+def _scores(scorer, region):
+    """ZNCC of ``scorer``'s template at every position of ``region``, or None
+    where the best window is flat.
+
+    Grey templates take one OpenCV call (``TM_CCOEFF_NORMED`` of the region
+    less its mean, after the scorer's blur): a hill climb scores many small
+    regions, and there the exact scorer's integral images and flat-window map
+    cost several times the correlation. Only the best window is checked for
+    flatness, which is all a climb reads. Colour goes through the scorer.
+    """
+    if scorer.shape[0] != 1 or region.shape[-1] != 1:
+        scores = scorer(region)
+        return None if np.isnan(scores).all() else np.nan_to_num(scores, nan=-np.inf)
+    plane = region[0, :, :, 0]
+    if scorer.blur:
+        plane = cv2.GaussianBlur(plane, (0, 0), scorer.blur)
+    plane = plane - np.float32(plane.mean())
+    scores = cv2.matchTemplate(
+        plane, scorer.zero_mean[0, :, :, 0], cv2.TM_CCOEFF_NORMED
+    )
+    y, x = np.unravel_index(np.argmax(scores), scores.shape)
+    if _zncc(plane[y : y + scorer.shape[1], x : x + scorer.shape[2]]) is None:
+        scores = scorer(region)  # the exact map marks every flat window
+        return None if np.isnan(scores).all() else np.nan_to_num(scores, nan=-np.inf)
+    return scores[None]
+
+
+def _peak(level, scorer, start, radius, fit):
     """Hill climb from ``start`` (windows of +-``radius``, moved while the best
     lies on a window's edge): the best whole-pixel position, the ZNCC of the
-    sub-pixel peak around it and the peak's offset from that position, from
-    the same window's scores; None where every window in reach is flat."""
-    last = np.array([n - t for n, t in zip(level.shape[:3], scorer.shape)])
-    centre = np.clip(np.asarray(start), 0, last)
+    sub-pixel peak around it and the peak's offset from that position, from the
+    same window's scores, as ``fit`` (:func:`_vertex` or :func:`parabolas`)
+    places it; None where every window in reach is flat."""
+    last = [n - t for n, t in zip(level.shape[:3], scorer.shape)]
+    centre = [min(max(int(c), 0), n) for c, n in zip(start, last)]
     best = None
     for _ in range(_MAX_CLIMBS):
-        lo = np.maximum(centre - radius, 0)
-        hi = np.minimum(centre + radius, last)
+        lo = [max(c - radius, 0) for c in centre]
+        hi = [min(c + radius, n) for c, n in zip(centre, last)]
         region = level[tuple(slice(a, b + t) for a, b, t in zip(lo, hi, scorer.shape))]
-        scores = scorer(region)
-        if np.isnan(scores).all():
+        scores = _scores(scorer, region)
+        if scores is None:
             break
-        at = np.unravel_index(np.nanargmax(scores), scores.shape)
+        at = np.unravel_index(np.argmax(scores), scores.shape)
         if best is not None and scores[at] <= best[1][best[2]]:
             break
-        best = (lo + at, scores, at)
+        best = ([a + i for a, i in zip(lo, at)], scores, at)
         on_edge = [
             (i == 0 and a > 0) or (i == b - a and b < n)
             for i, a, b, n in zip(at, lo, hi, last)
         ]
         if not any(on_edge):
             break
-        centre = lo + at
+        centre = best[0]
     if best is None:
         return None
     position, scores, at = best
@@ -416,6 +486,6 @@ def _peak(level, scorer, start, radius):
     free = [ax for ax in range(3) if 0 < at[ax] < scores.shape[ax] - 1]
     shift = np.zeros(3)
     if free:
-        shift[free], gain = _vertex(scores, at, free)
+        shift[free], gain = fit(scores, at, free)
         value = min(value + gain, 1.0)
-    return position, value, shift
+    return np.array(position), value, shift

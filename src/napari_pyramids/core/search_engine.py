@@ -390,13 +390,15 @@ class _Scorer:
 
     def __init__(self, template: np.ndarray, rough: bool = False, blur: float = 0):
         t = template.astype(np.float64)
-        rms = np.sqrt(np.mean(t * t))
-        t -= t.mean()
+        mean = float(t.mean())
+        t -= mean
         self.shape = template.shape[:3]
         self.size = t.size
         self.zero_mean = t.astype(np.float32)
-        self.norm = float(np.sqrt(np.sum(t * t)))
-        self.std = self.norm / np.sqrt(self.size)
+        squares = float(np.vdot(t, t))
+        self.norm = math.sqrt(squares)
+        self.std = self.norm / math.sqrt(self.size)
+        rms = math.sqrt(squares / self.size + mean * mean)
         #: True when this template is flat to float32 precision (ZNCC undefined)
         self.flat = _is_flat(self.std, rms)
         #: Gaussian blur (sigma, pixels) given to each region before scoring: a
@@ -1016,7 +1018,14 @@ def _vertex(scores, centre, free):
             shift = np.clip(shift, -0.5, 0.5)
             peak = coef[0] + gradient @ shift + shift @ hessian @ shift / 2
             return shift, max(float(peak) - float(scores[centre]), 0.0)
-    shift, gain = np.zeros(n), 0.0  # no maximum fitted: one parabola per axis
+    return parabolas(scores, centre, free)  # no maximum fitted
+
+
+def parabolas(scores, centre, free):
+    """:func:`_vertex` one axis at a time: along each ``free`` axis, the vertex
+    of the parabola through the centre's score and its two neighbours (within
+    half a pixel; none where the three are not concave), and the rise there."""
+    shift, gain = np.zeros(len(free)), 0.0
     for i, ax in enumerate(free):
         before, after = list(centre), list(centre)
         before[ax] -= 1
@@ -1024,7 +1033,7 @@ def _vertex(scores, centre, free):
         a, b, c = scores[tuple(before)], scores[centre], scores[tuple(after)]
         curve = a - 2 * b + c
         if np.isfinite(curve) and curve < 0:
-            shift[i] = np.clip((a - c) / (2 * curve), -0.5, 0.5)
+            shift[i] = min(max((a - c) / (2 * curve), -0.5), 0.5)
             gain += max(-curve * shift[i] ** 2 / 2, 0.0)
     return shift, gain
 
