@@ -410,17 +410,25 @@ _BRACKET = (-2, -1, 1, 2)
 _TRIAL_RADIUS = 2
 
 
-def _zncc(a: np.ndarray, b: np.ndarray | None = None) -> float | None:
-    """ZNCC of two arrays of one shape (channels jointly), None where ``a`` is
-    flat; without ``b``, 1.0 where ``a`` is not flat."""
+def _centred(a: np.ndarray):
+    """``a`` less its mean and its sum of squares then, or None where ``a`` is
+    flat (FLAT_TOLERANCE)."""
     mean = float(a.mean())
     a = a - np.float32(mean)
-    aa = float(np.vdot(a, a))
-    if _is_flat(math.sqrt(aa / a.size), math.sqrt(aa / a.size + mean * mean)):
+    squares = float(np.vdot(a, a))
+    if _is_flat(math.sqrt(squares / a.size), math.sqrt(squares / a.size + mean**2)):
         return None
-    if b is None:
-        return 1.0
-    b = b - np.float32(b.mean())
+    return a, squares
+
+
+def _zncc(window: np.ndarray, template: np.ndarray) -> float | None:
+    """ZNCC of a window and a template of its shape (channels jointly), None
+    where the window is flat."""
+    centred = _centred(window)
+    if centred is None:
+        return None
+    a, aa = centred
+    b = template - np.float32(template.mean())
     ab, bb = float(np.vdot(a, b)), float(np.vdot(b, b))
     return min(max(ab / math.sqrt(aa * bb), -1.0), 1.0)
 
@@ -446,7 +454,7 @@ def _scores(scorer, region):
         plane, scorer.zero_mean[0, :, :, 0], cv2.TM_CCOEFF_NORMED
     )
     y, x = np.unravel_index(np.argmax(scores), scores.shape)
-    if _zncc(plane[y : y + scorer.shape[1], x : x + scorer.shape[2]]) is None:
+    if _centred(plane[y : y + scorer.shape[1], x : x + scorer.shape[2]]) is None:
         scores = scorer(region)  # the exact map marks every flat window
         return None if np.isnan(scores).all() else np.nan_to_num(scores, nan=-np.inf)
     return scores[None]
