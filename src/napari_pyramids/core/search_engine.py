@@ -696,7 +696,10 @@ class _Search:
         found = positions[:DESCENT]
         steps = []
         for k in range(top - 1, -1, -1):
-            steps.append(self.refine(k, scorers[k], found, self.max_matches))
+            # all of them, however they rank at finer octaves: the template's
+            # coarse levels lack the image's context near their borders, so a
+            # look-alike can outscore the place it was cut from there
+            steps.append(self.refine(k, scorers[k], found, len(found)))
             found = steps[-1][0]
             if not len(found):
                 return None
