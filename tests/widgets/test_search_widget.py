@@ -119,6 +119,23 @@ def test_scales_control_finds_the_eye_from_a_closer_view(viewer, qtbot):
     assert np.all((trace.features["scale"] >= 0.5) & (trace.features["scale"] <= 2))
 
 
+def test_with_no_rectangle_the_larger_picture_is_searched(viewer):
+    """The zoomed sample as it opens: the eye (the latest layer) is the
+    template and the astronaut, larger, the image searched."""
+    viewer.open_sample("napari-pyramids", "zoomed_search")
+    widget = SearchWidget(viewer)
+    widget.reset_choices()
+    assert widget.rectangle.value is None
+    assert widget.template_image.value.name == "eye from a closer view"
+    assert widget.image.value.name == "astronaut"
+    # a rectangle drawn on the astronaut makes it both again
+    viewer.add_shapes([[[100, 100], [160, 180]]], shape_type="rectangle")
+    viewer.layers.selection.active = viewer.layers["astronaut"]
+    widget = SearchWidget(viewer)
+    widget.reset_choices()
+    assert widget.image.value is widget.template_image.value
+
+
 def test_scales_control_one_scale_is_no_range():
     from napari_pyramids.widgets.search import search_scales
 

@@ -43,6 +43,15 @@ def _covers(image, shapes) -> bool:
     return bool(np.all((low[-n:] <= middle) & (middle <= high[-n:])))
 
 
+def _holds(image, patch) -> bool:
+    """Whether the image layer is larger than the patch layer along every
+    spatial axis (and not the patch itself)."""
+    if image is patch or image.ndim != patch.ndim:
+        return False
+    big, small = (layer.data.shape[: layer.ndim] for layer in (image, patch))
+    return all(b >= s for b, s in zip(big, small)) and big != small
+
+
 class SearchWidget(JobWidget):
     """Plugins > napari-pyramids > Template search.
 
@@ -84,7 +93,10 @@ class SearchWidget(JobWidget):
 
     def layer_defaults(self) -> list:
         """The rectangle: the latest Shapes layer with a rectangle; "search in"
-        and "template from": the latest image layer it is drawn on."""
+        and "template from": the latest image layer it is drawn on. With no
+        rectangle the latest image layer is the template, and "search in" the
+        latest image layer larger than it (a picture and a patch cut from it
+        or from another view of it)."""
         layers = self.input_layers()
 
         def drawn_on():
@@ -92,9 +104,16 @@ class SearchWidget(JobWidget):
             on_it = pick_layer(layers, ["image"], where=lambda i: _covers(i, shapes))
             return on_it or pick_layer(layers, ["image"])
 
+        def searched():
+            patch = drawn_on()
+            if self.rectangle.value is None and patch is not None:
+                larger = pick_layer(layers, ["image"], where=lambda i: _holds(i, patch))
+                return larger or patch
+            return patch
+
         return [
             (self.rectangle, lambda: pick_layer(layers, ["shapes"], where=_has_box)),
-            (self.image, drawn_on),
+            (self.image, searched),
             (self.template_image, drawn_on),
         ]
 
