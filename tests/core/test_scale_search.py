@@ -92,6 +92,7 @@ def test_trace_shows_the_scales_each_octave_examined(camera):
         assert np.all((octave.examined >= 0.5 - 1e-9) & (octave.examined <= 2.0))
         assert len(octave.scales) == len(octave.positions) == len(octave.scores)
         assert set(np.round(octave.scales, 9)) <= set(np.round(octave.examined, 9))
+
     # coarse octaves try coarse steps, octave 0 the finest
     def finest_step(octave):
         return np.diff(np.log2(octave.examined)).min()
@@ -133,3 +134,41 @@ def test_scales_need_a_2d_image():
     vol = np.random.default_rng(0).random((8, 40, 40)).astype(np.float32)
     with pytest.raises(ValueError, match="2-D"):
         npp.find_template(vol, vol[2:5, 10:20, 10:20], scales=(0.8, 1.2))
+
+
+def test_flat_regions_never_match_at_any_scale():
+    """A textured object on a constant background: found at its place and
+    scale; no match is a flat window (where ZNCC is undefined); a constant
+    image is refused."""
+    rng = np.random.default_rng(3)
+    texture = cv2.GaussianBlur(rng.random((48, 48)).astype(np.float32), (0, 0), 2)
+    template = 10 * (texture - texture.mean())
+    image = np.full((256, 256), 7.0, np.float32)
+    grown = cv2.resize(template, None, fx=1.5, fy=1.5, interpolation=cv2.INTER_CUBIC)
+    image[120 : 120 + grown.shape[0], 60 : 60 + grown.shape[1]] += grown
+    matches = npp.find_template(image, template, scales=(0.5, 2.0), max_matches=5)
+    assert np.abs(np.subtract(matches[0].position, (120, 60))).max() <= 2
+    assert matches[0].scale == pytest.approx(1.5, rel=0.05)
+    for match in matches:
+        assert np.isfinite(match.score)
+        (y, x), (h, w) = match.position, np.round(match.size).astype(int)
+        assert image[y : y + h, x : x + w].std() > 0
+    with pytest.raises(ValueError, match="every window of the image is flat"):
+        npp.find_template(np.full((128, 128), 7.0), template, scales=(0.5, 2.0))
+
+
+def test_small_region_scores_leave_flat_windows_out():
+    """The climb's one-call scoring: a flat winner sends the region to the
+    exact scorer, which marks flat windows; all flat gives None."""
+    from napari_pyramids.core.scale_search import _scores
+
+    rng = np.random.default_rng(4)
+    template = rng.random((12, 12)).astype(np.float32)
+    scorer = _Templates(template[..., None])(0.0, 0)
+    flat = np.full((1, 17, 17, 1), 3.0, np.float32)
+    assert _scores(scorer, flat) is None
+    region = flat.copy()
+    region[0, 5:17, 5:17, 0] = 3.0 + template  # the template, bottom right
+    scores = _scores(scorer, region)
+    assert np.unravel_index(np.argmax(scores), scores.shape) == (0, 5, 5)
+    assert scores.max() == pytest.approx(1.0, abs=1e-5)
