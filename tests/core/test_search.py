@@ -404,3 +404,20 @@ def test_subpixel_keeps_the_integer_corner_on_the_image_border(camera):
     (match,) = npp.find_template(camera, camera[0:40, 472:512].copy())
     assert match.position == (0, 472)
     assert match.subpixel == (0.0, 472.0)
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_float32_coarse_maps_agree_with_exact_ones(channels):
+    """The coarse octaves' float32 window moments, grey or colour (channels
+    jointly): the same ZNCC as the float64 path to float32 precision, and the
+    same flat windows."""
+    from napari_pyramids.core.search_engine import _Scorer
+
+    image = RNG.random((1, 60, 70, channels)).astype(np.float32) * 50 + 100
+    image[0, :20, :20] = 7.0  # a flat corner
+    template = image[:, 30:42, 40:49].copy()
+    exact = _Scorer(template)(image)
+    rough = _Scorer(template, rough=True)(image)
+    assert _Scorer(template, rough=True).rough
+    np.testing.assert_array_equal(np.isnan(rough), np.isnan(exact))
+    np.testing.assert_allclose(rough, exact, atol=1e-4, equal_nan=True)

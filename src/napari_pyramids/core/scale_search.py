@@ -284,14 +284,21 @@ def iter_scaled_search(
 
 def _start_maps(level, scorers) -> list[np.ndarray]:
     """Exhaustive ZNCC maps ``(1, h, w)`` of every scale that starts at this
-    octave; a grey level is centred once for all of them."""
-    if level.shape[-1] != 1 or not all(s.rough for s in scorers):
+    octave; the level is centred once for all of them."""
+    if not all(s.rough for s in scorers):
         return [s(level) for s in scorers]
-    plane = level[0, :, :, 0]
+    centred, mean_square = _centred_plane(level)
+    return [s._rough(centred, mean_square)[None] for s in scorers]
+
+
+def _centred_plane(region: np.ndarray):
+    """A ``(1, H, W, C)`` region as the ``(H, W)`` grey or ``(H, W, C)`` colour
+    float32 plane less its mean (channels jointly), and its mean square before
+    centring."""
+    plane = region[0] if region.shape[-1] > 1 else region[0, :, :, 0]
     mean = float(plane.mean(dtype=np.float64))
     centred = np.subtract(plane, mean, dtype=np.float32)
-    mean_square = float(np.vdot(centred, centred)) / centred.size + mean * mean
-    return [s._rough(centred, mean_square)[None] for s in scorers]
+    return centred, float(np.vdot(centred, centred)) / centred.size + mean * mean
 
 
 def _keep(found, us, least: int, most: int):
@@ -441,11 +448,20 @@ def _scores(scorer, region):
     less its mean, after the scorer's blur): a hill climb scores many small
     regions, and there the exact scorer's integral images and flat-window map
     cost several times the correlation. Only the best window is checked for
-    flatness, which is all a climb reads. Colour goes through the scorer.
+    flatness, which is all a climb reads. Colour of up to four channels has
+    float32 window moments, as the coarse octaves do; more channels go
+    through the scorer.
     """
-    if scorer.shape[0] != 1 or region.shape[-1] != 1:
+    if region.shape[-1] > 4:
         scores = scorer(region)
         return None if np.isnan(scores).all() else np.nan_to_num(scores, nan=-np.inf)
+    if region.shape[-1] > 1:  # colour: float32 moments, flat windows marked
+        if scorer.blur:
+            region = cv2.GaussianBlur(region[0], (0, 0), scorer.blur)[None]
+        scores = scorer._rough(*_centred_plane(region))
+        return (
+            None if np.isnan(scores).all() else np.nan_to_num(scores, nan=-np.inf)[None]
+        )
     plane = region[0, :, :, 0]
     if scorer.blur:
         plane = cv2.GaussianBlur(plane, (0, 0), scorer.blur)

@@ -309,10 +309,17 @@ _ROUGH_FLAT = 1e-5
 
 def _box_moments(plane: np.ndarray, shape: tuple[int, int]):
     """Float32 sums of ``plane`` and ``plane**2`` over every ``shape`` window, as
-    ``(h, w)`` arrays (OpenCV box filters; see :class:`_Scorer`'s ``rough``)."""
+    ``(h, w)`` arrays (OpenCV box filters; see :class:`_Scorer`'s ``rough``);
+    the channels of an ``(H, W, C)`` plane are summed."""
     th, tw = shape
     h, w = plane.shape[0] - th + 1, plane.shape[1] - tw + 1
     options = dict(normalize=False, anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)
+    if plane.ndim == 3:
+        total = plane.sum(axis=-1, dtype=np.float32)
+        power = np.einsum("ijc,ijc->ij", plane, plane, dtype=np.float32)
+        sums = cv2.boxFilter(total, cv2.CV_32F, (tw, th), **options)[:h, :w]
+        squares = cv2.boxFilter(power, cv2.CV_32F, (tw, th), **options)[:h, :w]
+        return sums, squares
     sums = cv2.boxFilter(plane, cv2.CV_32F, (tw, th), **options)[:h, :w]
     squares = cv2.sqrBoxFilter(plane, cv2.CV_32F, (tw, th), **options)[:h, :w]
     return sums, squares
@@ -320,11 +327,12 @@ def _box_moments(plane: np.ndarray, shape: tuple[int, int]):
 
 def _rough_variance(plane: np.ndarray, shape, mean_square: float):
     """``(n * variance, flat)`` of every ``shape`` window of a centred float32
-    grey ``plane`` whose mean square before centring was ``mean_square``: box
-    moments in float32, and a window is flat where its variance is below
-    FLAT_TOLERANCE of that RMS value or below what float32 sums resolve
-    (_ROUGH_FLAT of the window's own mean square)."""
-    size = shape[0] * shape[1]
+    ``(H, W)`` or ``(H, W, C)`` ``plane`` (channels jointly) whose mean square
+    before centring was ``mean_square``: box moments in float32, and a window
+    is flat where its variance is below FLAT_TOLERANCE of that RMS value or
+    below what float32 sums resolve (_ROUGH_FLAT of the window's own mean
+    square)."""
+    size = shape[0] * shape[1] * (plane.shape[2] if plane.ndim == 3 else 1)
     s1, s2 = _box_moments(plane, shape)
     var = cv2.subtract(s2, cv2.multiply(s1, s1, scale=1 / size))
     # NumPy, not OpenCV, where a scalar meets a map: OpenCV reads a scalar as
@@ -408,9 +416,10 @@ class _Scorer:
         #: one grey plane: many candidates can be refined in one call (cuts laid
         #: side by side, which a blur would mix)
         self.plain = template.shape[0] == 1 and template.shape[-1] == 1 and not blur
-        #: window moments in float32 (grey planes): for the start octave's map,
-        #: which only ranks candidates, at a fraction of the float64 cost
-        self.rough = rough and self.plain
+        #: window moments in float32 (2-D, grey or up to four channels): for
+        #: the coarse octaves' maps, which only rank candidates, at a fraction
+        #: of the float64 cost
+        self.rough = rough and template.shape[0] == 1 and template.shape[-1] <= 4
 
     def __call__(self, region: np.ndarray) -> np.ndarray:
         """ZNCC at every valid position of ``region``; NaN where a window is flat
@@ -431,7 +440,9 @@ class _Scorer:
         r = np.subtract(region, mean, dtype=np.float32)
         mean_square = float(np.vdot(r, r)) / r.size + mean * mean
         if self.rough:
-            return self._rough(r[0, :, :, 0], mean_square)[None]
+            return self._rough(r[0] if r.shape[-1] > 1 else r[0, :, :, 0], mean_square)[
+                None
+            ]
         s1, var = _window_moments(r, self.shape)
         tolerance = FLAT_TOLERANCE**2 * self.size * mean_square
         s1 *= s1
@@ -446,15 +457,14 @@ class _Scorer:
         return np.clip(score, -1.0, 1.0, out=score)
 
     def _rough(self, plane: np.ndarray, mean_square: float) -> np.ndarray:
-        """ZNCC map of a centred grey plane from float32 moments (fewer passes
-        over the map than the exact path: OpenCV's element-wise operations)."""
+        """ZNCC map of a centred ``(H, W)`` grey or ``(H, W, C)`` colour plane
+        from float32 moments (fewer passes over the map than the exact path:
+        OpenCV's element-wise operations; OpenCV sums the channels'
+        correlations)."""
         var, flat = _rough_variance(plane, self.shape[1:], mean_square)
         denominator = cv2.sqrt(var)  # NaN where var < 0: flat anyway
-        score = cv2.divide(
-            _correlate(plane, self.zero_mean[0, :, :, 0]),
-            denominator,
-            scale=1 / self.norm,
-        )
+        kernel = self.zero_mean[0] if plane.ndim == 3 else self.zero_mean[0, :, :, 0]
+        score = cv2.divide(_correlate(plane, kernel), denominator, scale=1 / self.norm)
         score[flat] = np.nan
         return np.clip(score, -1.0, 1.0, out=score)
 
