@@ -57,8 +57,10 @@ from napari_pyramids.core.search_engine import (
     _shortlist,
     _vertex,
     all_flat,
+    centred,
     image_levels,
     parabolas,
+    plane_of,
     row_keys,
 )
 
@@ -287,18 +289,8 @@ def _start_maps(level, scorers) -> list[np.ndarray]:
     octave; the level is centred once for all of them."""
     if not all(s.rough for s in scorers):
         return [s(level) for s in scorers]
-    centred, mean_square = _centred_plane(level)
-    return [s._rough(centred, mean_square)[None] for s in scorers]
-
-
-def _centred_plane(region: np.ndarray):
-    """A ``(1, H, W, C)`` region as the ``(H, W)`` grey or ``(H, W, C)`` colour
-    float32 plane less its mean (channels jointly), and its mean square before
-    centring."""
-    plane = region[0] if region.shape[-1] > 1 else region[0, :, :, 0]
-    mean = float(plane.mean(dtype=np.float64))
-    centred = np.subtract(plane, mean, dtype=np.float32)
-    return centred, float(np.vdot(centred, centred)) / centred.size + mean * mean
+    plane, mean_square = centred(plane_of(level))
+    return [s._rough(plane, mean_square)[None] for s in scorers]
 
 
 def _keep(found, us, least: int, most: int):
@@ -417,7 +409,7 @@ _BRACKET = (-2, -1, 1, 2)
 _TRIAL_RADIUS = 2
 
 
-def _centred(a: np.ndarray):
+def _centred_window(a: np.ndarray):
     """``a`` less its mean and its sum of squares then, or None where ``a`` is
     flat (FLAT_TOLERANCE)."""
     mean = float(a.mean())
@@ -431,7 +423,7 @@ def _centred(a: np.ndarray):
 def _zncc(window: np.ndarray, template: np.ndarray) -> float | None:
     """ZNCC of a window and a template of its shape (channels jointly), None
     where the window is flat."""
-    centred = _centred(window)
+    centred = _centred_window(window)
     if centred is None:
         return None
     a, aa = centred
@@ -453,15 +445,11 @@ def _scores(scorer, region):
     through the scorer.
     """
     if region.shape[-1] > 4:
-        scores = scorer(region)
-        return None if np.isnan(scores).all() else np.nan_to_num(scores, nan=-np.inf)
+        return _defined(scorer(region))
     if region.shape[-1] > 1:  # colour: float32 moments, flat windows marked
         if scorer.blur:
             region = cv2.GaussianBlur(region[0], (0, 0), scorer.blur)[None]
-        scores = scorer._rough(*_centred_plane(region))
-        return (
-            None if np.isnan(scores).all() else np.nan_to_num(scores, nan=-np.inf)[None]
-        )
+        return _defined(scorer._rough(*centred(plane_of(region)))[None])
     plane = region[0, :, :, 0]
     if scorer.blur:
         plane = cv2.GaussianBlur(plane, (0, 0), scorer.blur)
@@ -470,10 +458,14 @@ def _scores(scorer, region):
         plane, scorer.zero_mean[0, :, :, 0], cv2.TM_CCOEFF_NORMED
     )
     y, x = np.unravel_index(np.argmax(scores), scores.shape)
-    if _centred(plane[y : y + scorer.shape[1], x : x + scorer.shape[2]]) is None:
-        scores = scorer(region)  # the exact map marks every flat window
-        return None if np.isnan(scores).all() else np.nan_to_num(scores, nan=-np.inf)
+    if _centred_window(plane[y : y + scorer.shape[1], x : x + scorer.shape[2]]) is None:
+        return _defined(scorer(region))  # the exact map marks every flat window
     return scores[None]
+
+
+def _defined(scores: np.ndarray) -> np.ndarray | None:
+    """``scores`` with flat windows (NaN) at -inf, or None where all are flat."""
+    return None if np.isnan(scores).all() else np.nan_to_num(scores, nan=-np.inf)
 
 
 def _peak(level, scorer, start, radius, fit):

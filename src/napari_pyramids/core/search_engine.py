@@ -384,6 +384,21 @@ def _ccorr(image: np.ndarray, template: np.ndarray) -> np.ndarray:
     return out
 
 
+def centred(x: np.ndarray) -> tuple[np.ndarray, float]:
+    """``x`` less its mean, in float32, and the mean square of ``x`` before
+    centring: what :class:`_Scorer` scores, free of float32 cancellation for
+    images with a large offset (the mean changes no ZNCC)."""
+    mean = float(x.mean(dtype=np.float64))
+    r = np.subtract(x, mean, dtype=np.float32)
+    return r, float(np.vdot(r, r)) / r.size + mean * mean
+
+
+def plane_of(region: np.ndarray) -> np.ndarray:
+    """A ``(1, H, W, C)`` region as the ``(H, W)`` grey or ``(H, W, C)`` colour
+    plane :meth:`_Scorer._rough` takes."""
+    return region[0] if region.shape[-1] > 1 else region[0, :, :, 0]
+
+
 class _Scorer:
     """ZNCC of one (internal-layout) template against image regions.
 
@@ -436,13 +451,9 @@ class _Scorer:
                     for plane in region
                 ]
             ).reshape(region.shape)
-        mean = float(region.mean(dtype=np.float64))
-        r = np.subtract(region, mean, dtype=np.float32)
-        mean_square = float(np.vdot(r, r)) / r.size + mean * mean
+        r, mean_square = centred(region)
         if self.rough:
-            return self._rough(r[0] if r.shape[-1] > 1 else r[0, :, :, 0], mean_square)[
-                None
-            ]
+            return self._rough(plane_of(r), mean_square)[None]
         s1, var = _window_moments(r, self.shape)
         tolerance = FLAT_TOLERANCE**2 * self.size * mean_square
         s1 *= s1
@@ -935,12 +946,9 @@ def _exhaustive(level, scorer, count):
         positions = _local_maxima(scores, count)
         values = scores[tuple(positions.T)].astype(np.float64)
         return positions, values, np.full(len(values), -1)
-    plane = level[0, :, :, 0]
-    mean = float(plane.mean(dtype=np.float64))
-    plane = np.subtract(plane, mean, dtype=np.float32)
+    plane, mean_square = centred(level[0, :, :, 0])
     template = scorer.zero_mean[0, :, :, 0]
     scores = cv2.matchTemplate(plane, template, cv2.TM_CCOEFF_NORMED)
-    mean_square = float(np.vdot(plane, plane)) / plane.size + mean * mean
     scores[_rough_variance(plane, template.shape, mean_square)[1]] = np.nan
     positions = _local_maxima(scores[None], count)
     return _refine(level, scorer, positions, 1)
