@@ -156,5 +156,14 @@ def zoomed_template():
     photo, template, _ = zoomed_template_arrays()
     return [
         (photo, {"name": "astronaut", "rgb": True}, "image"),
-        (template, {"name": "eye from a closer view", "rgb": True}, "image"),
+        # beside the photo, not over it
+        (
+            template,
+            {
+                "name": "eye from a closer view",
+                "rgb": True,
+                "translate": (0, photo.shape[1] + 16),
+            },
+            "image",
+        ),
     ]
