@@ -172,3 +172,13 @@ def test_small_region_scores_leave_flat_windows_out():
     scores = _scores(scorer, region)
     assert np.unravel_index(np.argmax(scores), scores.shape) == (0, 5, 5)
     assert scores.max() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_search_over_scales_leaves_its_inputs_alone():
+    photo, template, _ = zoomed_template_arrays()
+    grey, grey_template = photo[..., 2].astype(np.float32), template[..., 2].copy()
+    for image, patch, axis in ((photo, template, -1), (grey, grey_template, None)):
+        before, patch_before = image.copy(), patch.copy()
+        npp.find_template(image, patch, scales=(0.5, 2.0), channel_axis=axis)
+        np.testing.assert_array_equal(image, before)
+        np.testing.assert_array_equal(patch, patch_before)
