@@ -225,12 +225,11 @@ def _scale_invariant(x: np.ndarray, name: str, nan_check: bool = True) -> np.nda
     a power of two changes no rounding, so scores are those of the unscaled
     data where float32 could hold its sums. 8- and 16-bit images never need it.
     ``nan_check=False`` is for an image whose Gaussian pyramid is checked
-    instead (:func:`image_levels`): OpenCV's one-pass extremes skip NaN.
+    instead (:func:`image_levels`): OpenCV's one-pass magnitude skips NaN.
     """
     if x.dtype.itemsize <= 2 and np.issubdtype(x.dtype, np.integer):
         return x
-    low, high = _extremes(x)
-    peak = max(abs(low), abs(high))
+    peak = _largest_magnitude(x)
     if not math.isfinite(peak) or nan_check:
         check_finite(x, name)
     if peak == 0 or _SAFE_PEAK[0] <= peak < _SAFE_PEAK[1]:
@@ -239,15 +238,16 @@ def _scale_invariant(x: np.ndarray, name: str, nan_check: bool = True) -> np.nda
     return np.ldexp(floats, -math.floor(math.log2(peak)))
 
 
-def _extremes(x: np.ndarray) -> tuple[float, float]:
-    """Smallest and largest value of ``x``: one OpenCV pass for contiguous
-    float32 and float64 arrays of fewer than 2**31 values (NaN skipped, NaN
-    only where all are NaN), numpy's two passes otherwise (NaN propagated)."""
+def _largest_magnitude(x: np.ndarray) -> float:
+    """Largest ``|x|``: one OpenCV pass (its infinity norm) for contiguous
+    float32 and float64 arrays of fewer than 2**31 values (NaN skipped, 0 where
+    all are NaN), numpy's extremes otherwise (NaN propagated; no wrap-around of
+    the most negative integer)."""
     floats = x.dtype in (np.float32, np.float64)
     if floats and x.flags.c_contiguous and 0 < x.size < 2**31:
-        low, high, _, _ = cv2.minMaxLoc(x.reshape(-1, x.shape[-1] if x.ndim else 1))
-        return float(low), float(high)
-    return float(x.min()), float(x.max())
+        flat = x.reshape(-1, x.shape[-1] if x.ndim else 1)
+        return float(cv2.norm(flat, cv2.NORM_INF))
+    return max(abs(float(x.min())), abs(float(x.max())))
 
 
 def _template_scorer(template: np.ndarray) -> _Scorer:
@@ -703,30 +703,29 @@ class _Search:
         return positions[:keep], values[:keep], parents[:keep]
 
     def descend(self, scorers, top, positions):
-        """The best DESCENT start candidates alone, refined down to octave 0
-        (:meth:`refine`): each finer octave's ``(positions, scores, parents)``,
-        coarsest first, when they end on a match that nothing can beat (see
-        :meth:`_settled`), else None.
+        """The best DESCENT start candidates, each alone and best first, refined
+        down to octave 0 (:meth:`refine`) until one ends on a match that nothing
+        can beat (see :meth:`_settled`): that one's ``(positions, scores,
+        parents)`` at each finer octave, coarsest first; None when none does.
 
         A template cut from the searched image scores a perfect 1 where it was
-        cut, and there the start octave's best few almost always lead to it:
-        the others need not be followed, and no check is needed either, since
-        no ZNCC exceeds 1. Otherwise the breadth-first refinement starts over,
-        at the cost of these few windows.
+        cut, and there the start octave's best few almost always lead to it,
+        most often the best one: the others need not be followed, and no check
+        is needed either, since no ZNCC exceeds 1. Otherwise the breadth-first
+        refinement starts over, at the cost of these few windows.
         """
-        found = positions[:DESCENT]
-        steps = []
-        for k in range(top - 1, -1, -1):
-            # all of them, however they rank at finer octaves: the template's
-            # coarse levels lack the image's context near their borders, so a
-            # look-alike can outscore the place it was cut from there
-            steps.append(self.refine(k, scorers[k], found, len(found)))
-            found = steps[-1][0]
-            if not len(found):
-                return None
-        if not steps or not self._settled(steps[-1], scorers[0]):
-            return None
-        return steps
+        for i in range(min(DESCENT, len(positions))):
+            found, steps = positions[i : i + 1], []
+            for k in range(top - 1, -1, -1):
+                steps.append(self.refine(k, scorers[k], found, 1))
+                found = steps[-1][0]
+                if not len(found):
+                    break
+            if len(found) and steps and self._settled(steps[-1], scorers[0]):
+                first, values, _ = steps[0]
+                steps[0] = (first, values, np.full(len(values), i))  # start index
+                return steps
+        return None
 
     def check(self, scorers, coarse, top, rest, found):
         """Octave-0 candidates ``found`` after the check that nothing was missed.
