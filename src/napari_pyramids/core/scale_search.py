@@ -409,26 +409,38 @@ _BRACKET = (-2, -1, 1, 2)
 _TRIAL_RADIUS = 2
 
 
-def _centred_window(a: np.ndarray):
-    """``a`` less its mean and its sum of squares then, or None where ``a`` is
-    flat (FLAT_TOLERANCE)."""
-    mean = float(a.mean())
-    a = a - np.float32(mean)
-    squares = float(np.vdot(a, a))
-    if _is_flat(math.sqrt(squares / a.size), math.sqrt(squares / a.size + mean**2)):
-        return None
-    return a, squares
+def _mean(a: np.ndarray) -> float:
+    """Mean of a float32 ``(h, w)`` or ``(h, w, c)`` array: one OpenCV pass
+    with double accumulation up to four channels (numpy's mean costs several
+    times more on the small windows a climb reads), numpy's beyond."""
+    channels = a.shape[2] if a.ndim == 3 else 1
+    if channels > 4:
+        return float(a.mean(dtype=np.float64))
+    return sum(cv2.mean(a)[:channels]) / channels
+
+
+def _flat(window: np.ndarray) -> bool:
+    """True where a float32 ``(h, w)`` or ``(h, w, c)`` window is flat
+    (FLAT_TOLERANCE), channels jointly: from OpenCV's per-channel means and
+    deviations up to four channels, numpy's beyond."""
+    if window.ndim == 3 and window.shape[2] > 4:
+        mean = float(window.mean(dtype=np.float64))
+        square = float(np.mean(np.square(window, dtype=np.float64)))
+    else:
+        means, stds = (v.ravel() for v in cv2.meanStdDev(window))
+        mean = float(means.mean())
+        square = float(np.mean(stds**2 + means**2))
+    return _is_flat(math.sqrt(max(square - mean * mean, 0.0)), math.sqrt(square))
 
 
 def _zncc(window: np.ndarray, template: np.ndarray) -> float | None:
     """ZNCC of a window and a template of its shape (channels jointly), None
     where the window is flat."""
-    centred = _centred_window(window)
-    if centred is None:
+    if _flat(window):
         return None
-    a, aa = centred
-    b = template - np.float32(template.mean())
-    ab, bb = float(np.vdot(a, b)), float(np.vdot(b, b))
+    a = window - np.float32(_mean(window))
+    b = template - np.float32(_mean(template))
+    ab, aa, bb = float(np.vdot(a, b)), float(np.vdot(a, a)), float(np.vdot(b, b))
     return min(max(ab / math.sqrt(aa * bb), -1.0), 1.0)
 
 
@@ -453,12 +465,12 @@ def _scores(scorer, region):
     plane = region[0, :, :, 0]
     if scorer.blur:
         plane = cv2.GaussianBlur(plane, (0, 0), scorer.blur)
-    plane = plane - np.float32(plane.mean())
+    plane = plane - np.float32(_mean(plane))
     scores = cv2.matchTemplate(
         plane, scorer.zero_mean[0, :, :, 0], cv2.TM_CCOEFF_NORMED
     )
-    y, x = np.unravel_index(np.argmax(scores), scores.shape)
-    if _centred_window(plane[y : y + scorer.shape[1], x : x + scorer.shape[2]]) is None:
+    _, _, _, (x, y) = cv2.minMaxLoc(scores)
+    if _flat(plane[y : y + scorer.shape[1], x : x + scorer.shape[2]]):
         return _defined(scorer(region))  # the exact map marks every flat window
     return scores[None]
 
