@@ -266,10 +266,12 @@ def iter_scaled_search(
         fresh = [u for u, start in starts.items() if start == k]
         examined.update(fresh)
         maps = _start_maps(levels_[k], [templates(u, k) for u in fresh])
+        groups = [(found, us)]
         for u, scores in zip(fresh, maps):
             positions, values = _best_maxima(scores, search.most, count)
             new = (positions, values, np.full(len(values), -1))
-            found, us = _merge_scaled((found, us), (new, np.full(len(values), u)))
+            groups.append((new, np.full(len(values), u)))
+        found, us = _merge_scaled(*groups)
         if not len(us):
             raise all_flat()
         found, us = _keep(found, us, least, search.most)
@@ -427,9 +429,10 @@ def _flat(window: np.ndarray) -> bool:
         mean = float(window.mean(dtype=np.float64))
         square = float(np.mean(np.square(window, dtype=np.float64)))
     else:
-        means, stds = (v.ravel() for v in cv2.meanStdDev(window))
-        mean = float(means.mean())
-        square = float(np.mean(stds**2 + means**2))
+        means, stds = cv2.meanStdDev(window)
+        n = len(means)
+        mean = sum(float(m) for m in means[:, 0]) / n
+        square = sum(float(s * s + m * m) for m, s in zip(means[:, 0], stds[:, 0])) / n
     return _is_flat(math.sqrt(max(square - mean * mean, 0.0)), math.sqrt(square))
 
 
