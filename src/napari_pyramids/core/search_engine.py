@@ -418,7 +418,10 @@ class _Scorer:
         self.shape = template.shape[:3]
         self.size = t.size
         self.zero_mean = t.astype(np.float32)
-        squares = float(np.vdot(t, t))
+        # OpenCV's one-thread sum, not np.vdot: OpenBLAS runs float64 dot
+        # products of 16384 values or more on every core, whose idle threads
+        # then spin and double the CPU time of a search with a large template
+        squares = cv2.norm(t.reshape(-1, 1), cv2.NORM_L2SQR)
         self.norm = math.sqrt(squares)
         self.std = self.norm / math.sqrt(self.size)
         rms = math.sqrt(squares / self.size + mean * mean)
