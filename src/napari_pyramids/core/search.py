@@ -147,9 +147,10 @@ def find_template(
     """Find ``template`` in ``image`` coarse-to-fine; best matches first.
 
     The coarsest octave is searched exhaustively. Its best few (DESCENT) local
-    maxima are refined alone first, octave by octave within ``refine_radius``
-    pixels: when they end on a ZNCC within 1e-4 of a perfect 1 (a template cut
-    from the searched image), nothing can beat that and the search is done.
+    maxima are refined first, one at a time, octave by octave within
+    ``refine_radius`` pixels: when one ends on a ZNCC within 1e-4 of a perfect 1
+    (a template cut from the searched image), nothing can beat that and the
+    search is done.
     Otherwise its best ``candidates`` local maxima are refined, the octave-0
     scores (exact ZNCC) ranked, and the winner checked: every region whose
     coarse score is within :func:`doubt_margin` of it (so could still beat it)
