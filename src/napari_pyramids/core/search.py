@@ -15,6 +15,10 @@ too), keep the best few local maxima there, and refine each octave by octave,
 scoring only a small window around ``2 * position`` at every finer octave. At
 octave 0 the scores are exact ZNCC values, equal to the exhaustive map's.
 
+A template found in the image unchanged (cut from it) scores a perfect 1 there,
+which no window can beat; a cheaper probe on a box pyramid looks for that first
+(:mod:`~napari_pyramids.core.copy_probe`) and ends the search when it finds it.
+
 Octave ``k`` pixel ``j`` sits on level-0 pixel ``j * 2**k`` (DESIGN.md), so a
 candidate at ``p`` in octave ``k + 1`` lands near ``2 p`` in octave ``k``.
 
@@ -34,6 +38,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from napari_pyramids.core.copy_probe import find_copy
 from napari_pyramids.core.pyramid import pyramid_plan
 from napari_pyramids.core.scale_search import iter_scaled_search
 from napari_pyramids.core.search_engine import (
@@ -99,24 +104,27 @@ def iter_find_template(
     # The template decides the depth: its coarsest octave keeps >= min_size px.
     # Its pyramid is made as the image's is, so the octaves correspond exactly.
     _, depth = pyramid_plan(template.shape, levels, min_size=min_size, **kw)
+    factor = np.array([2 if kw["reduce_z"] else 1, 2, 2])
+    internal = layout.internal(image), layout.internal(template)
+    copy = find_copy(*internal, layout, depth, factor, options)
+    if copy is not None:  # found unchanged: nothing can beat it
+        trace, matches = copy
+        yield from trace
+        return matches
     tpl_levels = image_levels(template, depth, layout, kw["reduce_z"])
     scorers = [_Scorer(t, rough=k > 0) for k, t in enumerate(tpl_levels)]
     while len(scorers) > 1 and scorers[-1].flat:
         scorers.pop()  # pure fine texture is flat when reduced: start finer
     img_levels = image_levels(image, len(scorers), layout, kw["reduce_z"])
-    factor = np.array([2 if kw["reduce_z"] else 1, 2, 2])
     search = _Search(img_levels, layout, factor, **options)
     top, positions, values, coarse = search.start(scorers)
     followed = _shortlist(values, search.count, search.most, FOLLOW)
     rest = positions[followed:]
     positions, values = positions[:followed], values[:followed]
     parents = np.full(len(positions), -1)
-    descent = search.descend(scorers, top, positions)
     trace = []
     for k in range(top, -1, -1):
-        if k < top and descent:  # the best few reached a perfect score
-            positions, values, parents = descent[top - 1 - k]
-        elif k < top:
+        if k < top:
             positions, values, parents = search.refine(k, scorers[k], positions)
         if k == 0 and top > 0:
             positions, values, parents = search.check(
@@ -146,19 +154,20 @@ def find_template(
 ) -> list[Match]:
     """Find ``template`` in ``image`` coarse-to-fine; best matches first.
 
-    The coarsest octave is searched exhaustively. Its best few (DESCENT) local
-    maxima are refined first, one at a time, octave by octave within
-    ``refine_radius`` pixels: when one ends on a ZNCC within 1e-4 of a perfect 1
-    (a template cut from the searched image), nothing can beat that and the
-    search is done.
-    Otherwise its best ``candidates`` local maxima are refined, the octave-0
-    scores (exact ZNCC) ranked, and the winner checked: every region whose
-    coarse score is within :func:`doubt_margin` of it (so could still beat it)
-    is scored exhaustively at octave 0. On a 2048x2048 image with a 64x64
-    template cut from it this is 10 to 20 times faster than exhaustive OpenCV
-    search, and its peak scored as high as the exhaustive one in every case of
-    the benchmark's agreement study and speed table (benchmarks/bench_search.py,
-    which prints the numbers).
+    First a probe for an exact copy (:mod:`~napari_pyramids.core.copy_probe`):
+    on a box pyramid, the best few (DESCENT) local maxima of the start octave
+    are refined one at a time, octave by octave within ``refine_radius``
+    pixels; when one ends on a ZNCC within 1e-4 of a perfect 1 (a template cut
+    from the searched image), nothing can beat that and the search is done.
+    Otherwise the search proper runs on Gaussian pyramids: the coarsest octave
+    is searched exhaustively, its best ``candidates`` local maxima are refined,
+    the octave-0 scores (exact ZNCC) ranked, and the winner checked: every
+    region whose coarse score is within :func:`doubt_margin` of it (so could
+    still beat it) is scored exhaustively at octave 0. On a 2048x2048 image
+    with a 64x64 template cut from it this is 15 to 20 times faster than
+    exhaustive OpenCV search, and its peak scored as high as the exhaustive one
+    in every case of the benchmark's agreement study and speed table
+    (benchmarks/bench_search.py, which prints the numbers).
 
     Parameters
     ----------
