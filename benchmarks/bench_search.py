@@ -69,13 +69,25 @@ def median_ms(fn, repeats: int, *args) -> tuple[float, float, object]:
     """Median wall and CPU (this process) milliseconds of ``fn(*args)``, and its
     result. Every side runs on one thread, so CPU time is the work done, which
     other programs on a loaded machine change less than wall time."""
-    walls, cpus, result = [], [], None
+    return interleaved_ms([fn], repeats, *args)[0]
+
+
+def interleaved_ms(fns, repeats: int, *args) -> list[tuple[float, float, object]]:
+    """:func:`median_ms` of each of ``fns``, run in turn within each repeat, so
+    that a change of the machine's load meets every side alike."""
+    walls = [[] for _ in fns]
+    cpus = [[] for _ in fns]
+    results = [None] * len(fns)
     for _ in range(repeats):
-        t0, c0 = time.perf_counter(), time.process_time()
-        result = fn(*args)
-        walls.append(time.perf_counter() - t0)
-        cpus.append(time.process_time() - c0)
-    return 1e3 * float(np.median(walls)), 1e3 * float(np.median(cpus)), result
+        for i, fn in enumerate(fns):
+            t0, c0 = time.perf_counter(), time.process_time()
+            results[i] = fn(*args)
+            walls[i].append(time.perf_counter() - t0)
+            cpus[i].append(time.process_time() - c0)
+    return [
+        (1e3 * float(np.median(w)), 1e3 * float(np.median(c)), r)
+        for w, c, r in zip(walls, cpus, results)
+    ]
 
 
 def argmax(scores: np.ndarray) -> tuple[int, ...]:
@@ -182,7 +194,8 @@ def textured_template(image, tsize, rng):
 def speed(repeats: int, templates: int, rng: np.random.Generator, **options) -> None:
     print(
         f"Speed: {templates} random textured templates per case; each time is the "
-        f"median of {repeats} runs (skimage: {max(1, repeats // 3)}), in ms; "
+        f"median of {repeats} runs, find_template's and cv2's in turn (skimage: "
+        f"{max(1, repeats // 3)}), in ms; "
         "ratio = peer / find_template, of wall and (cpu) of CPU time; 'start' is "
         "the octave searched exhaustively (lower when look-alikes crowd the "
         "coarsest one)"
@@ -202,9 +215,11 @@ def speed(repeats: int, templates: int, rng: np.random.Generator, **options) -> 
             _, template = textured_template(image, tsize, rng)
             args = (image, template)
             search = functools.partial(find_template, **options)
-            t_ours, c_ours, ours = median_ms(search, repeats, *args)
-            t_cv, c_cv, cv = median_ms(
-                cv2.matchTemplate, repeats, *args, cv2.TM_CCOEFF_NORMED
+            exhaustive = functools.partial(
+                cv2.matchTemplate, method=cv2.TM_CCOEFF_NORMED
+            )
+            (t_ours, c_ours, ours), (t_cv, c_cv, cv) = interleaved_ms(
+                [search, exhaustive], repeats, *args
             )
             t_sk, _, _ = median_ms(match_template, max(1, repeats // 3), *args)
             _, best = exhaustive_best(cv, image, template)
