@@ -552,9 +552,10 @@ def _local_maxima(scores: np.ndarray, count: int) -> np.ndarray:
     flat-window) scores never are.
     """
     filled, grown = _grown(scores)
-    peaks = (filled == grown) & np.isfinite(filled)
-    flat_idx = np.flatnonzero(peaks)
+    flat_idx = np.flatnonzero(filled == grown)
     values = filled.flat[flat_idx]
+    defined = values > -np.inf  # an all-flat neighbourhood equals itself too
+    flat_idx, values = flat_idx[defined], values[defined]
     if len(flat_idx) > count:
         keep = np.argpartition(-values, count - 1)[:count]
         flat_idx, values = flat_idx[keep], values[keep]
@@ -881,7 +882,8 @@ def _grown(scores: np.ndarray) -> np.ndarray:
     """Maximum over each entry's 3x3 (3x3x3 for volumes) neighbourhood; NaN
     (flat windows) counts as -inf. Returns ``(filled map, grown map)``."""
     filled = scores.astype(np.float32)
-    filled[np.isnan(filled)] = -np.inf
+    for plane in filled:
+        cv2.patchNaNs(plane, -np.inf)
     kernel = np.ones((3, 3), np.uint8)
     grown = np.stack([cv2.dilate(plane, kernel) for plane in filled])
     if len(grown) > 1:  # extend the neighbourhood along z
