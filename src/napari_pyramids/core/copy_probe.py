@@ -6,19 +6,20 @@ can score more. Once a candidate reaches ``1 - SAME_PEAK`` the search is over,
 with no check: nothing can beat it by more than "same peak" allows. Finding such
 a candidate needs only a ranking that puts it among the best few (DESCENT) at a
 coarse octave, not the calibrated bound of the search proper, so the probe ranks
-on a cheaper pyramid than the Gaussian one:
+on a cheaper pyramid than the Gaussian one and skips the octaves between:
 
-- each octave is the mean of 2x2 pixels of the one below (a box pyramid,
-  OpenCV's ``INTER_AREA``), so the image goes to the start octave in one pass at
-  memory speed (on a 2048x2048 float32 image about 1.3 ms, where the Gaussian
-  REDUCE takes about 2 ms for its first octave alone);
-- a block of a box octave is the box-reduced block of the image below it, so
-  the finer octaves are computed only where the candidates are refined.
+- the start octave is the mean of ``2**k x 2**k`` blocks of the image (a box
+  pyramid's octave ``k``, OpenCV's ``INTER_AREA``), made in one pass at memory
+  speed (on a 2048x2048 float32 image about 1.3 ms, where the Gaussian REDUCE
+  takes about 2 ms for its first octave alone);
+- block means place the template's corner within a block and a half of its
+  block's corner, so each candidate is scored exactly at octave 0 over that
+  window, in one call, instead of being refined octave by octave.
 
 Where no candidate reaches ``1 - SAME_PEAK`` (noise, another view, another
 image), :func:`~napari_pyramids.core.search.iter_find_template` goes on with
 the search proper on the Gaussian pyramid, and the probe has cost its one pass
-and a few small windows.
+and a few windows.
 """
 
 from __future__ import annotations
@@ -57,30 +58,10 @@ def box_reduce(block: np.ndarray, factor) -> np.ndarray:
     return np.stack(planes).reshape(z, h, w, block.shape[-1])
 
 
-class _BoxOctave:
-    """Octave ``factor`` of an image's box pyramid, computed where it is read:
-    ``octave[z0:z1, y0:y1, x0:x1]`` box-reduces the level-0 block under it (the
-    access a candidate's hill climb makes)."""
-
-    def __init__(self, image: np.ndarray, factor):
-        self.image = image
-        self.factor = tuple(int(f) for f in factor)
-        self.shape = tuple(n // f for n, f in zip(image.shape[:3], self.factor))
-        self.shape += image.shape[3:]
-
-    def __getitem__(self, index) -> np.ndarray:
-        if len(index) != 3 or not all(isinstance(s, slice) for s in index):
-            raise TypeError("a box octave is read as [z0:z1, y0:y1, x0:x1]")
-        block = tuple(
-            slice(s.start * f, s.stop * f) for s, f in zip(index, self.factor)
-        )
-        return box_reduce(self.image[block], self.factor)
-
-
 def _start_level(image: np.ndarray, factor) -> np.ndarray:
-    """The whole box octave ``factor`` of ``image``, float32 or float64; raises
-    if the image holds NaN or infinite values (every pixel is in a block mean of
-    that octave, but for the far ends it drops, which are checked alone)."""
+    """The box octave ``factor`` of ``image``, float32 or float64; raises if the
+    image holds NaN or infinite values (every pixel is in a block mean of that
+    octave, but for the far ends it drops, which are checked alone)."""
     level = box_reduce(image, factor)
     level = level.astype(float_dtype(level.dtype), copy=False)
     if np.issubdtype(image.dtype, np.floating):
@@ -93,41 +74,54 @@ def _start_level(image: np.ndarray, factor) -> np.ndarray:
     return level
 
 
+def _window(image, scorer, corner, reach):
+    """``(lo, region)``: the part of ``image`` that holds every placement of
+    the template whose corner lies within ``reach`` of ``corner`` (clipped to
+    the image), and its first corner."""
+    last = [n - t for n, t in zip(image.shape[:3], scorer.shape)]
+    lo = [min(max(c - r, 0), n) for c, r, n in zip(corner, reach, last)]
+    hi = [min(max(c + r, 0), n) for c, r, n in zip(corner, reach, last)]
+    region = image[tuple(slice(a, b + t) for a, b, t in zip(lo, hi, scorer.shape))]
+    return np.array(lo), region
+
+
 def find_copy(image, template, layout, depth: int, factor, options: dict):
     """``(trace, matches)`` of a search that ends on a copy of ``template`` in
     ``image`` (internal ``(Z, H, W, C)`` arrays; ``depth`` octaves from the
     template's plan, ``factor`` per axis and octave, ``options`` those of
     :class:`~napari_pyramids.core.search_engine._Search`), or None where the
-    best DESCENT candidates of the box pyramid's start octave, followed down one
-    at a time, reach no score that nothing can beat (or cannot: more matches
-    asked for than candidates followed)."""
-    if options["max_matches"] > DESCENT:
+    best DESCENT candidates of the box start octave, each scored exactly at
+    octave 0 over the window its block leaves open, reach no score that nothing
+    can beat (or cannot: more matches asked for than candidates scored)."""
+    if options["max_matches"] > DESCENT or depth < 2:
         return None
-    factor = np.asarray(factor)
-    scorers = [_Scorer(template, rough=False)]
-    for k in range(1, depth):
-        scorer = _Scorer(box_reduce(template, factor**k), rough=True)
-        if scorer.flat:  # fine texture is flat when reduced
-            break
-        scorers.append(scorer)
-    top = len(scorers) - 1
-    if top == 0:
+    block = np.asarray(factor) ** (depth - 1)
+    exact = _Scorer(template)
+    coarse = _Scorer(box_reduce(template, block), rough=True)
+    if coarse.flat:  # fine texture is flat in block means: the search proper
         return None
-    coarse_level = _start_level(image, factor**top)
-    levels = [image] + [_BoxOctave(image, factor**k) for k in range(1, top)]
-    search = _Search(levels + [coarse_level], layout, factor, **options)
-    coarse = scorers[top](coarse_level)
-    positions = _local_maxima(coarse, DESCENT)
-    if not len(positions):
-        return None  # flat everywhere at this octave: the search proper decides
-    steps = search.descend(scorers, top, positions)
-    if steps is None:
-        return None
-    values = coarse[tuple(positions.T)].astype(np.float64)
-    start = (positions, values, np.full(len(values), -1))
-    first = search.trace(top, *start, np.ones(len(values)))
-    trace = [first] + [
-        search.trace(k, *step, np.ones(len(step[1])))
-        for k, step in zip(range(top - 1, -1, -1), steps)
-    ]
-    return trace, search.matches(tuple(trace), lambda _: scorers[0])
+    level = _start_level(image, block)
+    scores = coarse(level)
+    starts = _local_maxima(scores, DESCENT)
+    search = _Search([image], layout, factor, **options)
+    reach = [(3 * int(b)) // 2 for b in block]  # a block and a half
+    found = []
+    for i, start in enumerate(starts):
+        lo, region = _window(image, exact, start * block, reach)
+        best = exact.best(region)
+        if best is not None:
+            found.append((lo + best[0], best[1], i))
+        if not found:
+            continue
+        positions = np.array([f[0] for f in found], dtype=int)
+        values = np.array([f[1] for f in found])
+        parents = np.array([f[2] for f in found])
+        if search._settled((positions, values, parents), exact):
+            values0 = scores[tuple(starts.T)].astype(np.float64)
+            octaves = [
+                (depth - 1, starts, values0, np.full(len(starts), -1)),
+                (0, positions, values, parents),
+            ]
+            trace = tuple(search.trace(*o, np.ones(len(o[2]))) for o in octaves)
+            return trace, search.matches(trace, lambda _: exact)
+    return None

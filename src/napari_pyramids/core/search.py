@@ -238,7 +238,8 @@ def find_template(
     searched = []
 
     def count(trace: OctaveTrace) -> tuple[int, int]:  # the coarsest comes first
+        # octaves, done of all: the probe for a copy skips those in between
         searched.append(trace.octave)
-        return len(searched), searched[0] + 1
+        return searched[0] - trace.octave + 1, searched[0] + 1
 
     return drive(search, progress, cancel, count=count)

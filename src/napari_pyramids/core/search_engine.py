@@ -112,7 +112,9 @@ class Match:
         + shape`` at scale 1; in general it is ``shape * scale`` pixels large.
     trace : tuple of OctaveTrace
         The candidates examined at each octave, coarsest first, shared by all
-        matches of one search; the last entry is octave 0.
+        matches of one search; the last entry is octave 0. A search that ends
+        on an exact copy (:mod:`~napari_pyramids.core.copy_probe`) examined
+        only its start octave and octave 0.
     subpixel : tuple of float
         The top-left corner to a fraction of a pixel: the vertex of a quadratic
         fitted to the ZNCC scores of ``position`` and its neighbours (within half
@@ -857,11 +859,13 @@ def _best_maxima(scores, count, least):
 def _merge(*groups):
     """Union of ``(positions, scores, parents)`` candidate groups: one entry per
     position (its best score), best first. Positions are ``(n, d)`` rows, any
-    ``d`` (a scale search adds the scale as a coordinate)."""
+    ``d`` (a scale search adds the scale as a coordinate). Scores within float
+    noise of each other (1e-6) tie, and the earlier group's entry stays: a
+    window scored both by refinement and by the check keeps its parent."""
     positions = np.concatenate([g[0] for g in groups])
     values = np.concatenate([g[1] for g in groups])
     parents = np.concatenate([g[2] for g in groups])
-    order = np.argsort(-values, kind="stable")
+    order = np.argsort(-np.round(values, 6), kind="stable")
     positions, values, parents = positions[order], values[order], parents[order]
     _, first = np.unique(row_keys(positions), return_index=True)
     first = np.sort(first)
