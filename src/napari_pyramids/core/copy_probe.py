@@ -108,9 +108,10 @@ def find_copy(image, template, layout, depth: int, factor, options: dict):
     found = []
     for i, start in enumerate(starts):
         lo, region = _window(image, exact, start * block, reach)
-        best = exact.best(region)
-        if best is not None:
-            found.append((lo + best[0], best[1], i))
+        window = exact(region)
+        if not np.isnan(window).all():
+            at = np.unravel_index(np.nanargmax(window), window.shape)
+            found.append((lo + at, float(window[at]), i, (window, at)))
         if not found:
             continue
         positions = np.array([f[0] for f in found], dtype=int)
@@ -123,5 +124,9 @@ def find_copy(image, template, layout, depth: int, factor, options: dict):
                 (0, positions, values, parents),
             ]
             trace = tuple(search.trace(*o, np.ones(len(o[2]))) for o in octaves)
-            return trace, search.matches(trace, lambda _: exact)
+
+            def known(j):  # the windows scored above hold the neighbours
+                return found[j][3]
+
+            return trace, search.matches(trace, lambda _: exact, known=known)
     return None

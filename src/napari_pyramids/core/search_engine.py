@@ -811,11 +811,13 @@ class _Search:
             examined=np.asarray(sorted(examined), dtype=np.float64),
         )
 
-    def matches(self, trace, scorer_for, peaks: bool = False) -> list[Match]:
-        """The best distinct octave-0 candidates as matches, with their sub-pixel
-        corners; ``scorer_for(i)`` scores the template at the scale of octave
-        0's candidate ``i``. ``peaks``: the trace's scores are sub-pixel peaks
-        (a search over scales), so each match's ZNCC is scored at its position."""
+    def matches(self, trace, scorer_for, peaks: bool = False, known=None):
+        """The best distinct octave-0 candidates as matches (a list of
+        :class:`Match`), with their sub-pixel corners; ``scorer_for(i)`` scores
+        the template at the scale of octave 0's candidate ``i``. ``peaks``: the
+        trace's scores are sub-pixel peaks (a search over scales), so each
+        match's ZNCC is scored at its position. ``known(i)``: ``(scores, at)``
+        already scored around candidate ``i`` (see :func:`_subpixel`)."""
         final = trace[-1]
         ok = np.ones(len(final.scores), bool)
         if self.min_score is not None:
@@ -832,7 +834,12 @@ class _Search:
             j = idx[i]
             position = tuple(int(v) for v in final.positions[j])
             scale = float(final.scales[j])
-            corner, _, score = _subpixel(self.levels[0], scorer_for(j), lead + position)
+            corner, _, score = _subpixel(
+                self.levels[0],
+                scorer_for(j),
+                lead + position,
+                None if known is None else known(j),
+            )
             out.append(
                 Match(
                     position=position,
@@ -984,20 +991,28 @@ def _exhaustive(level, scorer, count):
     return _refine(level, scorer, positions, 1)
 
 
-def _subpixel(level, scorer, position):
+def _subpixel(level, scorer, position, known=None):
     """``(corner, peak, score)``: the sub-pixel ``(z, y, x)`` corner, the vertex
     of the quadratic fitted (least squares) to the ZNCC of ``position`` and its
     neighbours, within half a pixel of it; the fitted value there (at most 1);
     and the ZNCC at ``position``. Axes where the peak lies on the image border
     (or that have length 1) keep the integer position; where the fitted surface
-    has no maximum, each axis gets its own parabola through three scores."""
+    has no maximum, each axis gets its own parabola through three scores.
+    ``known``: ``(scores, at)``, a ZNCC map already scored whose entry ``at`` is
+    ``position``; used where it holds the neighbours, instead of scoring them
+    again."""
     last = [n - t for n, t in zip(level.shape[:3], scorer.shape)]
     lo = [max(p - 1, 0) for p in position]
     hi = [min(p + 1, n) for p, n in zip(position, last)]
-    region = level[tuple(slice(a, b + t) for a, b, t in zip(lo, hi, scorer.shape))]
-    scores = scorer(region)
-    centre = tuple(p - a for p, a in zip(position, lo))
     free = [ax for ax in range(3) if lo[ax] < position[ax] < hi[ax]]
+    if known is not None and all(
+        0 < known[1][ax] < known[0].shape[ax] - 1 for ax in free
+    ):
+        scores, centre = known
+    else:
+        region = level[tuple(slice(a, b + t) for a, b, t in zip(lo, hi, scorer.shape))]
+        scores = scorer(region)
+        centre = tuple(p - a for p, a in zip(position, lo))
     shift = np.zeros(3)
     score = peak = float(scores[centre])
     if free and np.isfinite(score):
