@@ -6,11 +6,12 @@ from skimage import data
 
 import napari_pyramids as npp
 from napari_pyramids.core.copy_probe import (
+    PROBED,
     _start_level,
     box_reduce,
     find_copy,
 )
-from napari_pyramids.core.search_engine import DESCENT, _Layout
+from napari_pyramids.core.search_engine import _Layout
 
 RNG = np.random.default_rng(7)
 OPTIONS = dict(max_matches=1, min_score=None, count=12, refine_radius=3)
@@ -68,7 +69,7 @@ def test_the_probe_finds_a_copy_and_says_how(camera):
     assert match.position == (201, 77) and match.score >= 1 - 1e-4
     assert [o.octave for o in trace] == [3, 0]  # the octaves between skipped
     start, final = trace
-    assert len(start.scores) <= DESCENT and (start.parents == -1).all()
+    assert len(start.scores) <= PROBED and (start.parents == -1).all()
     best = np.argmax(final.scores)
     assert tuple(final.positions[best]) == (201, 77)
     # the block mean of the start octave puts the corner within 1.5 blocks
@@ -95,4 +96,4 @@ def test_find_template_ends_on_a_copy_or_searches_properly(camera):
     (found,) = npp.find_template(noisy, template)
     exhaustive = npp.zncc_map(noisy, template)
     assert found.score >= exhaustive.max() - 1e-4
-    assert len(found.trace[0].scores) > DESCENT
+    assert len(found.trace[0].scores) > PROBED

@@ -145,15 +145,15 @@ def test_a_perfect_match_is_followed_alone(camera):
     followed down first, lead to a ZNCC of 1, which nothing can beat, so only
     they are followed down and no check is made; with noise added the full
     refinement and check run."""
-    from napari_pyramids.core.search_engine import DESCENT
+    from napari_pyramids.core.copy_probe import PROBED
 
     template = camera[300:364, 120:184].copy()
     (match,) = npp.find_template(camera, template)
     assert match.position == (300, 120) and match.score == pytest.approx(1, abs=1e-5)
     start, first = match.trace[0], match.trace[1]
-    assert all(len(o.scores) <= DESCENT for o in match.trace[1:])
+    assert all(len(o.scores) <= PROBED for o in match.trace[1:])
     assert (match.trace[-1].parents >= 0).all()  # nothing from the check
-    assert ((first.parents >= 0) & (first.parents < DESCENT)).all()
+    assert ((first.parents >= 0) & (first.parents < PROBED)).all()
     i = first.parents[np.argmax(first.scores)]
     expected = np.array(match.position) / start.scale
     assert np.abs(start.positions[i] - expected).max() <= 2

@@ -650,13 +650,6 @@ DOUBT_GROWTH = 0.15
 #: tolerance "same peak" allows, so a winner this good needs no check.
 SAME_PEAK = 1e-4
 
-#: Candidates of the start octave followed down one at a time by the probe for
-#: an exact copy (:meth:`_Search.descend`, :mod:`~napari_pyramids.core.copy_probe`).
-#: Of 199 templates cut from scikit-image pictures, the probe ended on the best
-#: in 183 and on the second in 3; the third and fourth found 5 more, at the
-#: cost of two more failing descents in every search of another image.
-DESCENT = 2
-
 #: When the windows left in doubt read more than this share of the image's
 #: pixels, one exhaustive pass over the image is cheaper than many small ones.
 EXHAUSTIVE_SHARE = 0.25
@@ -714,46 +707,6 @@ class _Search:
         least = 2 * self.max_matches if least is None else least
         keep = _shortlist(values, least, self.most, FOLLOW)
         return positions[:keep], values[:keep], parents[:keep]
-
-    def descend(self, scorers, top, positions):
-        """The best DESCENT start candidates, one at a time and best first,
-        refined down to octave 0 (:meth:`refine`) until those followed end on
-        matches nothing can beat (see :meth:`_settled`): each finer octave's
-        ``(positions, scores, parents)`` of the candidates followed, coarsest
-        first; None when they never do.
-
-        A template cut from the searched image scores a perfect 1 where it was
-        cut, and there the start octave's best few almost always lead to it,
-        most often the best one: the others need not be followed, and no check
-        is needed either, since no ZNCC exceeds 1. Each is followed however it
-        ranks at finer octaves: the template's coarse levels lack the image's
-        context near their borders, so a look-alike can outscore the place it
-        was cut from there.
-        """
-        paths = []  # (start index, one (position, score) per finer octave)
-        for i in range(min(DESCENT, len(positions))):
-            found, steps = positions[i : i + 1], []
-            for k in range(top - 1, -1, -1):
-                found, values, _ = self.refine(k, scorers[k], found, 1)
-                if not len(found):
-                    break
-                steps.append((found, values))
-            else:
-                paths.append((i, steps))
-            if not paths:
-                continue
-            octaves = [
-                [np.concatenate(parts) for parts in zip(*(s[j] for _, s in paths))]
-                for j in range(top)
-            ]
-            ends = np.arange(len(paths))
-            if self._settled((*octaves[-1], ends), scorers[0]):
-                starts = np.array([i for i, _ in paths])
-                return [
-                    (p, v, starts if j == 0 else ends)
-                    for j, (p, v) in enumerate(octaves)
-                ]
-        return None
 
     def check(self, scorers, coarse, top, rest, found):
         """Octave-0 candidates ``found`` after the check that nothing was missed.
