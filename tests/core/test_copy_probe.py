@@ -97,3 +97,16 @@ def test_find_template_ends_on_a_copy_or_searches_properly(camera):
     exhaustive = npp.zncc_map(noisy, template)
     assert found.score >= exhaustive.max() - 1e-4
     assert len(found.trace[0].scores) > PROBED
+
+
+@pytest.mark.parametrize("peak", [1e36, float(np.finfo(np.float32).max) / 2, 1e-36])
+def test_a_copy_in_an_image_beyond_float32s_safe_range_is_found_exactly(peak):
+    """The probe scores only windows within float32's safe range; the search
+    proper scales the whole image first. A sign checkerboard makes the block
+    means of the start octave cancel, so the coarse octave hides the peak."""
+    rng = np.random.default_rng(5)
+    signs = np.where(np.add.outer(np.arange(128), np.arange(128)) % 2, -1, 1)
+    image = (rng.uniform(0.5, 1, (128, 128)) * signs * peak).astype(np.float32)
+    template = image[40:72, 30:62].copy()
+    (match,) = npp.find_template(image, template)
+    assert match.position == (40, 30) and match.score == pytest.approx(1, abs=1e-4)

@@ -33,6 +33,7 @@ from napari_pyramids.core.search_engine import (
     _local_maxima,
     _Scorer,
     _Search,
+    in_safe_range,
 )
 
 __all__ = ["find_copy"]
@@ -113,6 +114,8 @@ def find_copy(image, template, layout, depth: int, factor, options: dict):
     found = []
     for i, start in enumerate(starts):
         lo, region = _window(image, exact, start * block, reach)
+        if not in_safe_range(region):
+            continue  # the search proper scales the image first
         window = exact(region)
         if not np.isnan(window).all():
             at = np.unravel_index(np.nanargmax(window), window.shape)

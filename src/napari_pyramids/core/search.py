@@ -53,6 +53,7 @@ from napari_pyramids.core.search_engine import (
     _template_scorer,
     image_levels,
     prepared,
+    safe_image,
     zncc_map,
 )
 from napari_pyramids.progress import Cancel, Progress, drive
@@ -81,7 +82,9 @@ def iter_find_template(
 
     Widgets use it to report progress and to be cancelled between octaves.
     """
-    image, template, layout = prepared(image, template, channel_axis, pyramid=True)
+    # the image is checked on the way: the copy probe checks what it scores,
+    # the searches proper scale it whole (safe_image) and find NaN in pyramids
+    image, template, layout = prepared(image, template, channel_axis, False)
     _template_scorer(layout.internal(template))
     _check_whole("max_matches", max_matches, 1)
     _check_whole("candidates", candidates, 1)
@@ -97,7 +100,7 @@ def iter_find_template(
     if scales is not None:
         return (
             yield from iter_scaled_search(
-                image, template, layout, scales, levels, min_size, **options
+                safe_image(image), template, layout, scales, levels, min_size, **options
             )
         )
     kw = dict(channel_axis=channel_axis, reduce_z=reduce_z and layout.ndim == 3)
@@ -111,6 +114,7 @@ def iter_find_template(
         trace, matches = copy
         yield from trace
         return matches
+    image = safe_image(image)
     tpl_levels = image_levels(template, depth, layout, kw["reduce_z"])
     scorers = [_Scorer(t, rough=k > 0) for k, t in enumerate(tpl_levels)]
     while len(scorers) > 1 and scorers[-1].flat:

@@ -494,24 +494,37 @@ class _Scorer:
         return tuple(int(i) for i in at), float(scores[at])
 
 
-def prepared(image, template, channel_axis, pyramid: bool = False):
+def prepared(image, template, channel_axis, image_checks: bool = True):
     """Image and template checked and ready to score, and their :class:`_Layout`.
 
     Both must be real arrays of one layout, the template finite; each comes
     back as :func:`_scale_invariant` makes it (NaN and inf refused, magnitudes
-    beyond float32's safe range scaled by a power of two). ``pyramid``: the
-    image's NaN are found by :func:`image_levels` in its coarsest level, which
-    saves a pass over the image.
+    beyond float32's safe range scaled by a power of two). ``image_checks=False``
+    leaves the image as it is, for a search that checks it on the way: its NaN
+    and inf show in a pyramid's coarsest level, and :func:`safe_image` scales
+    it where it is scored whole.
     """
     image = as_real_array(image, "image")
     template = as_real_array(template, "template")
     layout = _Layout(image, template, channel_axis)
     check_finite(template, "template")
-    return (
-        _scale_invariant(image, "image", nan_check=not pyramid),
-        _scale_invariant(template, "template"),
-        layout,
-    )
+    if image_checks:
+        image = _scale_invariant(image, "image")
+    return image, _scale_invariant(template, "template"), layout
+
+
+def safe_image(image: np.ndarray) -> np.ndarray:
+    """``image`` scaled into float32's safe range where it is not (see
+    :func:`_scale_invariant`; inf refused), for a search whose pyramid finds
+    its NaN (:func:`image_levels`): one pass over the image."""
+    return _scale_invariant(image, "image", nan_check=False)
+
+
+def in_safe_range(x: np.ndarray) -> bool:
+    """True where ``x``'s largest magnitude needs no scaling (see
+    :func:`_scale_invariant`): scores of ``x`` are those of the data."""
+    peak = _largest_magnitude(x)
+    return peak == 0 or _SAFE_PEAK[0] <= peak < _SAFE_PEAK[1]
 
 
 def zncc_map(image, template, *, channel_axis: int | None = None) -> np.ndarray:
