@@ -16,8 +16,9 @@ scoring only a small window around ``2 * position`` at every finer octave. At
 octave 0 the scores are exact ZNCC values, equal to the exhaustive map's.
 
 A template found in the image unchanged (cut from it) scores a perfect 1 there,
-which no window can beat; a cheaper probe on a box pyramid looks for that first
-(:mod:`~napari_pyramids.core.copy_probe`) and ends the search when it finds it.
+which no window can beat; a cheaper probe on block means of the image looks for
+that first (:mod:`~napari_pyramids.core.copy_probe`) and ends the search when it
+finds it.
 
 Octave ``k`` pixel ``j`` sits on level-0 pixel ``j * 2**k`` (DESIGN.md), so a
 candidate at ``p`` in octave ``k + 1`` lands near ``2 p`` in octave ``k``.
@@ -84,7 +85,9 @@ def iter_find_template(
     """
     # the image is checked on the way: the copy probe checks what it scores,
     # the searches proper scale it whole (safe_image) and find NaN in pyramids
-    image, template, layout = prepared(image, template, channel_axis, False)
+    image, template, layout = prepared(
+        image, template, channel_axis, image_checks=False
+    )
     _template_scorer(layout.internal(template))
     _check_whole("max_matches", max_matches, 1)
     _check_whole("candidates", candidates, 1)

@@ -234,10 +234,15 @@ def _scale_invariant(x: np.ndarray, name: str, nan_check: bool = True) -> np.nda
     peak = _largest_magnitude(x)
     if not math.isfinite(peak) or nan_check:
         check_finite(x, name)
-    if peak == 0 or _SAFE_PEAK[0] <= peak < _SAFE_PEAK[1]:
+    if _is_safe(peak):
         return x
     floats = x if np.issubdtype(x.dtype, np.floating) else x.astype(np.float64)
     return np.ldexp(floats, -math.floor(math.log2(peak)))
+
+
+def _is_safe(peak: float) -> bool:
+    """True where data whose largest magnitude is ``peak`` needs no scaling."""
+    return peak == 0 or _SAFE_PEAK[0] <= peak < _SAFE_PEAK[1]
 
 
 def _largest_magnitude(x: np.ndarray) -> float:
@@ -523,8 +528,7 @@ def safe_image(image: np.ndarray) -> np.ndarray:
 def in_safe_range(x: np.ndarray) -> bool:
     """True where ``x``'s largest magnitude needs no scaling (see
     :func:`_scale_invariant`): scores of ``x`` are those of the data."""
-    peak = _largest_magnitude(x)
-    return peak == 0 or _SAFE_PEAK[0] <= peak < _SAFE_PEAK[1]
+    return _is_safe(_largest_magnitude(x))
 
 
 def zncc_map(image, template, *, channel_axis: int | None = None) -> np.ndarray:
@@ -832,9 +836,9 @@ def _best_maxima(scores, count, least):
 def _merge(*groups):
     """Union of ``(positions, scores, parents)`` candidate groups: one entry per
     position (its best score), best first. Positions are ``(n, d)`` rows, any
-    ``d`` (a scale search adds the scale as a coordinate). Scores within float
-    noise of each other (1e-6) tie, and the earlier group's entry stays: a
-    window scored both by refinement and by the check keeps its parent."""
+    ``d`` (a scale search adds the scale as a coordinate). Scores equal to six
+    decimals (float noise) tie, and the earlier group's entry stays: a window
+    scored both by refinement and by the check keeps its parent."""
     positions = np.concatenate([g[0] for g in groups])
     values = np.concatenate([g[1] for g in groups])
     parents = np.concatenate([g[2] for g in groups])
