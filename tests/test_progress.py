@@ -36,8 +36,12 @@ def test_blend_reports_each_level_and_can_be_cancelled():
 
 
 def test_find_template_reports_each_octave_and_can_be_cancelled():
-    image = RNG.random((256, 256)).astype(np.float32)
-    template = image[100:140, 60:100]
+    """The search proper reports every octave; the probe for an exact copy
+    (a template cut from the image itself) skips those between its start
+    octave and octave 0, and still ends on done == total."""
+    clean = RNG.random((256, 256)).astype(np.float32)
+    template = clean[100:140, 60:100].copy()
+    image = clean + RNG.normal(0, 0.05, clean.shape).astype(np.float32)
     calls = []
     (match,) = npp.find_template(
         image, template, progress=lambda d, t: calls.append((d, t))
@@ -47,6 +51,9 @@ def test_find_template_reports_each_octave_and_can_be_cancelled():
     assert total > 1 and calls == [(k, total) for k in range(1, total + 1)]
     with pytest.raises(Cancelled, match=f"after 1 of {total}"):
         npp.find_template(image, template, cancel=lambda: True)
+    copy = []
+    npp.find_template(clean, template, progress=lambda d, t: copy.append((d, t)))
+    assert copy == [(1, total), (total, total)]
 
 
 def test_cancelled_write_leaves_nothing(tmp_path):
