@@ -126,7 +126,7 @@ def find_copy(image, template, layout, depth: int, factor, options: dict):
         positions = np.array([f[0] for f in found], dtype=int)
         values = np.array([f[1] for f in found])
         parents = np.array([f[2] for f in found])
-        if search._settled((positions, values, parents), exact):
+        if search.settled((positions, values, parents), exact):
             values0 = scores[tuple(starts.T)].astype(np.float64)
             octaves = [
                 (depth - 1, starts, values0, np.full(len(starts), -1)),

@@ -736,13 +736,13 @@ class _Search:
         could still beat it at octave 0: those are scored at octave 0. What
         these steps find joins the candidates with parent -1.
         """
-        if self._settled(found, scorers[0]):
+        if self.settled(found, scorers[0]):
             return found
         if len(rest):
             for k in range(top - 1, -1, -1):
                 rest, values, _ = self.refine(k, scorers[k], rest)
             found = _merge(found, (rest, values, np.full(len(values), -1)))
-            if self._settled(found, scorers[0]):
+            if self.settled(found, scorers[0]):
                 return found
         threshold = self._reference(found[0], found[1], scorers[0].shape)
         more = _doubtful(
@@ -755,7 +755,7 @@ class _Search:
         )
         return _merge(found, (more[0], more[1], np.full(len(more[1]), -1)))
 
-    def _settled(self, found, scorer) -> bool:
+    def settled(self, found, scorer) -> bool:
         """True when no window can beat the weakest match kept by SAME_PEAK."""
         return self._reference(found[0], found[1], scorer.shape) >= 1 - SAME_PEAK
 
