@@ -162,9 +162,9 @@ def find_template(
     """Find ``template`` in ``image`` coarse-to-fine; best matches first.
 
     First a probe for an exact copy (:mod:`~napari_pyramids.core.copy_probe`):
-    on a box pyramid, the best few (PROBED) local maxima of the start octave
-    are refined one at a time, octave by octave within ``refine_radius``
-    pixels; when one ends on a ZNCC within 1e-4 of a perfect 1 (a template cut
+    the best few (PROBED) local maxima of the start octave of block means are
+    each scored exactly at octave 0 over the window their block leaves open;
+    when one reaches a ZNCC within 1e-4 of a perfect 1 (a template cut
     from the searched image), nothing can beat that and the search is done.
     Otherwise the search proper runs on Gaussian pyramids: the coarsest octave
     is searched exhaustively, its best ``candidates`` local maxima are refined,
