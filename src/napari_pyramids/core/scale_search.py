@@ -52,6 +52,7 @@ from napari_pyramids.core.search_engine import (
     _best_maxima,
     _is_flat,
     _merge,
+    _rough_variance,
     _Scorer,
     _Search,
     _shortlist,
@@ -288,11 +289,20 @@ def iter_scaled_search(
 
 def _start_maps(level, scorers) -> list[np.ndarray]:
     """Exhaustive ZNCC maps ``(1, h, w)`` of every scale that starts at this
-    octave; the level is centred once for all of them."""
+    octave; the level is centred once for all of them, and the window
+    variances are computed once per template shape (neighbouring scales often
+    resample the template to the same shape)."""
     if not all(s.rough for s in scorers):
         return [s(level) for s in scorers]
     plane, mean_square = centred(plane_of(level))
-    return [s._rough(plane, mean_square)[None] for s in scorers]
+    variances = {}
+    maps = []
+    for scorer in scorers:
+        shape = scorer.shape[1:]
+        if shape not in variances:
+            variances[shape] = _rough_variance(plane, shape, mean_square)
+        maps.append(scorer._rough(plane, mean_square, variances[shape])[None])
+    return maps
 
 
 def _keep(found, us, least: int, most: int):

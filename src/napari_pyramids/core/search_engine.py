@@ -477,12 +477,17 @@ class _Scorer:
         score[flat] = np.nan
         return np.clip(score, -1.0, 1.0, out=score)
 
-    def _rough(self, plane: np.ndarray, mean_square: float) -> np.ndarray:
+    def _rough(
+        self, plane: np.ndarray, mean_square: float, variance=None
+    ) -> np.ndarray:
         """ZNCC map of a centred ``(H, W)`` grey or ``(H, W, C)`` colour plane
         from float32 moments (fewer passes over the map than the exact path:
         OpenCV's element-wise operations; OpenCV sums the channels'
-        correlations)."""
-        var, flat = _rough_variance(plane, self.shape[1:], mean_square)
+        correlations). ``variance`` is :func:`_rough_variance` of the plane for
+        this template's shape where the caller has it already."""
+        if variance is None:
+            variance = _rough_variance(plane, self.shape[1:], mean_square)
+        var, flat = variance
         denominator = cv2.sqrt(var)  # NaN where var < 0: flat anyway
         kernel = self.zero_mean[0] if plane.ndim == 3 else self.zero_mean[0, :, :, 0]
         score = cv2.divide(_correlate(plane, kernel), denominator, scale=1 / self.norm)
