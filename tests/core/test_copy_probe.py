@@ -11,7 +11,7 @@ from napari_pyramids.core.copy_probe import (
     box_reduce,
     find_copy,
 )
-from napari_pyramids.core.search_engine import _Layout
+from napari_pyramids.core.search_engine import _Layout, _Scorer
 
 RNG = np.random.default_rng(7)
 OPTIONS = dict(max_matches=1, min_score=None, count=12, refine_radius=3)
@@ -60,6 +60,7 @@ def _probe(image, template, depth, **options):
         depth,
         np.array([1, 2, 2]),
         {**OPTIONS, **options},
+        exact=_Scorer(layout.internal(template)),
     )
 
 

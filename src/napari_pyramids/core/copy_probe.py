@@ -92,18 +92,18 @@ def _window(image, scorer, corner, reach):
     return np.array(lo), region
 
 
-def find_copy(image, template, layout, depth: int, factor, options: dict):
+def find_copy(image, template, layout, depth: int, factor, options: dict, *, exact):
     """``(trace, matches)`` of a search that ends on a copy of ``template`` in
     ``image`` (internal ``(Z, H, W, C)`` arrays; ``depth`` octaves from the
     template's plan, ``factor`` per axis and octave, ``options`` those of
-    :class:`~napari_pyramids.core.search_engine._Search`), or None where the
+    :class:`~napari_pyramids.core.search_engine._Search`, ``exact`` the
+    template's level-0 scorer, which the search proper uses too), or None where the
     best PROBED candidates of the box start octave, each scored exactly at
     octave 0 over the window its block leaves open, reach no score that nothing
     can beat (or cannot: more matches asked for than candidates scored)."""
     if options["max_matches"] > PROBED or depth < 2:
         return None
     block = np.asarray(factor) ** (depth - 1)
-    exact = _Scorer(template)
     coarse = _Scorer(box_reduce(template, block), rough=True)
     if coarse.flat:  # fine texture is flat in block means: the search proper
         return None

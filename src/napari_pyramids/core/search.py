@@ -88,7 +88,7 @@ def iter_find_template(
     image, template, layout = prepared(
         image, template, channel_axis, image_checks=False
     )
-    _template_scorer(layout.internal(template))
+    exact = _template_scorer(layout.internal(template))  # raises if it is flat
     _check_whole("max_matches", max_matches, 1)
     _check_whole("candidates", candidates, 1)
     _check_whole("refine_radius", refine_radius, 1)
@@ -112,14 +112,14 @@ def iter_find_template(
     _, depth = pyramid_plan(template.shape, levels, min_size=min_size, **kw)
     factor = np.array([2 if kw["reduce_z"] else 1, 2, 2])
     internal = layout.internal(image), layout.internal(template)
-    copy = find_copy(*internal, layout, depth, factor, options)
+    copy = find_copy(*internal, layout, depth, factor, options, exact=exact)
     if copy is not None:  # found unchanged: nothing can beat it
         trace, matches = copy
         yield from trace
         return matches
     image = safe_image(image)
     tpl_levels = image_levels(template, depth, layout, kw["reduce_z"])
-    scorers = [_Scorer(t, rough=k > 0) for k, t in enumerate(tpl_levels)]
+    scorers = [exact] + [_Scorer(t, rough=True) for t in tpl_levels[1:]]
     while len(scorers) > 1 and scorers[-1].flat:
         scorers.pop()  # pure fine texture is flat when reduced: start finer
     img_levels = image_levels(image, len(scorers), layout, kw["reduce_z"])
