@@ -382,9 +382,10 @@ def feather_blend(
     alpha = inputs.broadcast(alpha)
 
     def mix(a, b):  # B + alpha (A - B): exactly B where alpha is 0
-        with np.errstate(over="ignore"):  # A - B beyond the float range: rescued
+        # A - B beyond the float range (inf, and inf * 0 = NaN): _checked rescues it
+        with np.errstate(over="ignore", invalid="ignore"):
             out = np.subtract(a, b, dtype=alpha.dtype)
-        out *= alpha
+            out *= alpha
         out += b
         return out
 
