@@ -17,7 +17,9 @@ Part 3 (scale): templates cut from a copy of a scikit-image picture resized by
 0.5-2.0, searched in the original with ``scales=(0.5, 2.0)``: how often the match
 lies within 2 px of the true corner with a scale within 5 % of the true one,
 against the obvious peer, exhaustive ``cv2.matchTemplate`` with the template
-resized to each of the 17 scales ``2**(k/8)``, k = -8..8.
+resized to each of the 17 scales ``2**(k/8)``, k = -8..8. ``--scale-seeds``
+repeats it with further seeds (300 new cases each) and prints the rate per seed
+and over all.
 
 The exhaustive maximum leaves out flat image windows (OpenCV scores a window of
 zero variance 1 or 0, where ZNCC is undefined), and it is exact: OpenCV's
@@ -26,7 +28,7 @@ can be 1e-4 off on a low-contrast window with a large mean). ``--threads`` sets 
 thread count for every side (napari-pyramids computes with OpenCV too).
 
 Run: ``python benchmarks/bench_search.py [--cases 1000] [--seeds 3] [--repeats 5]
-[--templates 5] [--scale-cases 300] [--threads 1]``
+[--templates 5] [--scale-cases 300] [--scale-seeds 1] [--threads 1]``
 """
 
 from __future__ import annotations
@@ -377,26 +379,25 @@ def right_place(found, found_scale, corner, scale) -> bool:
     return near and abs(found_scale / scale - 1) <= 0.05
 
 
-def scale_study(cases: int, rng: np.random.Generator, **options) -> None:
-    images = {name: grey(name) for name in STUDY_IMAGES}
-    ours_ok = peer_ok = 0
-    t_ours, t_peer, c_ours, c_peer, misses = [], [], [], [], []
+def scale_cases(cases: int, rng: np.random.Generator, images, **options) -> dict:
+    """One seed's scale cases: how many ours and the peer got right, times, misses."""
+    r = {"ours": 0, "peer": 0, "t_ours": [], "t_peer": [], "c_ours": [], "c_peer": []}
+    r["misses"] = []
     for _ in range(cases):
         name, image, template, corner, scale = resized_case(images, rng)
         t0, c0 = time.perf_counter(), time.process_time()
         (match,) = find_template(image, template, scales=(0.5, 2.0), **options)
         t1, c1 = time.perf_counter(), time.process_time()
         (p_corner, p_scale, _), peer_seconds, peer_cpu = peer_scaled(image, template)
-        t_ours.append(t1 - t0)
-        t_peer.append(peer_seconds)
-        c_ours.append(c1 - c0)
-        c_peer.append(peer_cpu)
-
+        r["t_ours"].append(t1 - t0)
+        r["t_peer"].append(peer_seconds)
+        r["c_ours"].append(c1 - c0)
+        r["c_peer"].append(peer_cpu)
         ok = right_place(match.position, match.scale, corner, scale)
-        ours_ok += ok
-        peer_ok += right_place(p_corner, p_scale, corner, scale)
+        r["ours"] += ok
+        r["peer"] += right_place(p_corner, p_scale, corner, scale)
         if not ok:
-            misses.append(
+            r["misses"].append(
                 (
                     name,
                     template.shape[0],
@@ -406,32 +407,57 @@ def scale_study(cases: int, rng: np.random.Generator, **options) -> None:
                     round(match.scale, 3),
                 )
             )
-    ratio = np.median(t_peer) / np.median(t_ours)
+    return r
+
+
+def scale_study(cases: int, seeds: list[int], **options) -> None:
+    images = {name: grey(name) for name in STUDY_IMAGES}
+    results = [
+        scale_cases(cases, np.random.default_rng(seed), images, **options)
+        for seed in seeds
+    ]
     print(
-        f"\nScale: {cases} templates (32-64 px, std >= 10) cut from scikit-image "
-        "pictures resized by 0.5-2 (log-uniform), searched in the original with "
-        "scales=(0.5, 2.0); right = corner within 2 px and scale within 5 %"
+        f"\nScale: {cases} templates per seed (32-64 px, std >= 10) cut from "
+        "scikit-image pictures resized by 0.5-2 (log-uniform), searched in the "
+        "original with scales=(0.5, 2.0); right = corner within 2 px and scale "
+        "within 5 %"
     )
-    print(f"  find_template right: {ours_ok}/{cases} = {100 * ours_ok / cases:.1f}%")
-    print(
-        f"  peer (cv2.matchTemplate at 17 scales 2**(k/8)) right: {peer_ok}/{cases}"
-        f" = {100 * peer_ok / cases:.1f}%"
+    for seed, r in zip(seeds, results):
+        print(
+            f"  seed {seed}: find_template right {r['ours']}/{cases} = "
+            f"{100 * r['ours'] / cases:.1f}%; peer (cv2.matchTemplate at 17 scales "
+            f"2**(k/8)) right {r['peer']}/{cases} = {100 * r['peer'] / cases:.1f}%"
+        )
+    if len(seeds) > 1:
+        total = cases * len(seeds)
+        ours, peer = (sum(r[key] for r in results) for key in ("ours", "peer"))
+        print(
+            f"  all seeds: find_template right {ours}/{total} = "
+            f"{100 * ours / total:.1f}%; peer {peer}/{total} = "
+            f"{100 * peer / total:.1f}%"
+        )
+    t_ours, t_peer, c_ours, c_peer = (
+        np.concatenate([r[key] for r in results])
+        for key in ("t_ours", "t_peer", "c_ours", "c_peer")
     )
     print(
         f"  median time: find_template {1e3 * np.median(t_ours):.1f} ms, peer "
-        f"{1e3 * np.median(t_peer):.1f} ms: {ratio:.1f}x faster; CPU "
+        f"{1e3 * np.median(t_peer):.1f} ms: "
+        f"{np.median(t_peer) / np.median(t_ours):.1f}x faster; CPU "
         f"{1e3 * np.median(c_ours):.1f} ms vs {1e3 * np.median(c_peer):.1f} ms: "
         f"{np.median(c_peer) / np.median(c_ours):.1f}x"
     )
-    for miss in misses:
-        print("  miss:", miss)
+    for seed, r in zip(seeds, results):
+        for miss in r["misses"]:
+            print(f"  miss (seed {seed}):", miss)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=1000, help="agreement study")
     parser.add_argument("--seeds", type=int, default=3, help="agreement study")
-    parser.add_argument("--scale-cases", type=int, default=300)
+    parser.add_argument("--scale-cases", type=int, default=300, help="per seed")
+    parser.add_argument("--scale-seeds", type=int, default=1, help="scale study")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--templates", type=int, default=5, help="per speed case")
     parser.add_argument("--seed", type=int, default=0)
@@ -458,7 +484,8 @@ def main() -> None:
         seeds = [args.seed + i for i in range(args.seeds)]
         agreement_study(args.cases, seeds, **options)
     if args.scale_cases:
-        scale_study(args.scale_cases, np.random.default_rng(args.seed), **options)
+        seeds = [args.seed + i for i in range(args.scale_seeds)]
+        scale_study(args.scale_cases, seeds, **options)
 
 
 if __name__ == "__main__":
