@@ -653,13 +653,10 @@ def doubt_margin(octave: int) -> float:
     start ``octave`` (3x3 neighbourhood maximum of the coarse map, see
     :meth:`_Search.check`).
 
-    Measured at the exhaustive maximum of the agreement study's cases of
-    benchmarks/bench_search.py (3000 cases, seeds 0-8), the largest differences
-    were 0.26, 0.38 and 0.40 at octaves 1, 2 and 3, and on noisy speed scenes
-    (108 templates of 32-128 px) 0.27 at octave 4: the margin keeps 0.05 above
-    them. A small template's coarse levels lack the image's context near their
-    borders, and blur and sub-pixel misalignment grow with the octave, so the
-    margin does too.
+    The margin stays above the largest difference measured on the benchmark's
+    study cases (docs/search_calibration.md). A small template's coarse levels
+    lack the image's context near their borders, and blur and sub-pixel
+    misalignment grow with the octave, so the margin does too.
     """
     return DOUBT_MARGIN + DOUBT_GROWTH * max(octave - 3, 0)
 
