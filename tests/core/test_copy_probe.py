@@ -11,7 +11,8 @@ from napari_pyramids.core.copy_probe import (
     box_reduce,
     find_copy,
 )
-from napari_pyramids.core.search_engine import _Layout, _Scorer
+from napari_pyramids.core.search_inputs import _Layout
+from napari_pyramids.core.zncc import _Scorer
 
 RNG = np.random.default_rng(7)
 OPTIONS = dict(max_matches=1, min_score=None, count=12, refine_radius=3)

@@ -354,13 +354,14 @@ def test_the_check_scores_only_the_tiles_left_in_doubt():
     image: the exhaustive passes over the runs of tiles holding them find the
     best of those windows, read less than the image, and leave the rest out."""
     from napari_pyramids.core import search_engine as engine
+    from napari_pyramids.core.zncc import _Scorer
 
     rng = np.random.default_rng(5)
     image = cv2.GaussianBlur(rng.normal(0, 1, (512, 512)), (0, 0), 1.5)
     image = image.astype(np.float32)
     template = image[300:332, 340:372]
     level = image[None, :, :, None]
-    scorer = engine._Scorer(template[None, :, :, None])
+    scorer = _Scorer(template[None, :, :, None])
     coarse = np.zeros((1, 121, 121), np.float32)  # octave 2 of the 512² image
     coarse[0, 60:100, 70:110] = 1.0  # doubt: corners 240-400 x 280-440 (+-2)
     scale = np.array([1, 4, 4])
@@ -422,7 +423,7 @@ def test_float32_coarse_maps_agree_with_exact_ones(channels):
     """The coarse octaves' float32 window moments, grey or colour (channels
     jointly): the same ZNCC as the float64 path to float32 precision, and the
     same flat windows."""
-    from napari_pyramids.core.search_engine import _Scorer
+    from napari_pyramids.core.zncc import _Scorer
 
     image = RNG.random((1, 60, 70, channels)).astype(np.float32) * 50 + 100
     image[0, :20, :20] = 7.0  # a flat corner

@@ -29,12 +29,9 @@ import numpy as np
 
 from napari_pyramids.core.checks import check_finite
 from napari_pyramids.core.pyramid import float_dtype
-from napari_pyramids.core.search_engine import (
-    _local_maxima,
-    _Scorer,
-    _Search,
-    in_safe_range,
-)
+from napari_pyramids.core.search_engine import _local_maxima, _Search
+from napari_pyramids.core.search_inputs import in_safe_range
+from napari_pyramids.core.zncc import _Scorer
 
 __all__ = ["find_copy"]
 

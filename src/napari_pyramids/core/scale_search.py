@@ -50,19 +50,20 @@ from napari_pyramids.core.search_engine import (
     FOLLOW,
     OctaveTrace,
     _best_maxima,
-    _is_flat,
     _merge,
-    _rough_variance,
-    _Scorer,
     _Search,
     _shortlist,
-    _vertex,
     all_flat,
-    centred,
     image_levels,
-    parabolas,
-    plane_of,
     row_keys,
+)
+from napari_pyramids.core.subpixel import _vertex, parabolas
+from napari_pyramids.core.zncc import (
+    _is_flat,
+    _rough_variance,
+    _Scorer,
+    centred,
+    plane_of,
 )
 
 __all__ = ["MIN_SCALED_SIDE", "SCALE_TOLERANCE", "check_scales", "iter_scaled_search"]

@@ -47,19 +47,13 @@ from napari_pyramids.core.search_engine import (
     SEARCH_MIN_SIZE,
     Match,
     OctaveTrace,
-    _check_whole,
-    _Scorer,
     _Search,
     _shortlist,
-    _template_scorer,
     image_levels,
-    prepared,
-    safe_image,
-    zncc_map,
 )
+from napari_pyramids.core.search_inputs import _check_whole, prepared, safe_image
+from napari_pyramids.core.zncc import _Scorer, _template_scorer, zncc_map
 from napari_pyramids.progress import Cancel, Progress, drive
-
-__all__ = ["Match", "OctaveTrace", "find_template", "iter_find_template", "zncc_map"]
 
 __all__ = ["Match", "OctaveTrace", "find_template", "iter_find_template", "zncc_map"]
 
