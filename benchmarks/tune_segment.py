@@ -5,10 +5,10 @@ Run from the repository root::
     PYTHONPATH=src python benchmarks/tune_segment.py [--data DIR] [--model nuclei]
 
 Scores every pair of core threshold (``threshold``) and background threshold
-(``infer.FOREGROUND_BELOW``) of a small grid, then, at the best pair, a few
-smallest seeds (``infer.MIN_SEED``), smallest nuclei (``infer.MIN_SIZE``, at
+(``defaults.FOREGROUND_BELOW``) of a small grid, then, at the best pair, a few
+smallest seeds (``defaults.MIN_SEED``), smallest nuclei (``defaults.MIN_SIZE``, at
 the trained size) and resampling tolerances
-(``infer.RESCALE_TOLERANCE``), by pooled mAP and AP@0.5 on the
+(``defaults.RESCALE_TOLERANCE``), by pooled mAP and AP@0.5 on the
 tuning fold of :func:`napari_pyramids.nn.data.split_ids`, with the diameter
 estimated as a user's run would. The shipped defaults are the best row; the
 model card records the table.
@@ -58,7 +58,7 @@ def main() -> None:
     print(f"{'core':>6} {'background':>10} | {'AP50':>6} {'mAP':>6} {'AP50/img':>8}")
     best = None
     for core, background in itertools.product(args.cores, args.backgrounds):
-        infer.FOREGROUND_BELOW = background
+        defaults.FOREGROUND_BELOW = background
         s = score(threshold=core).summary()
         print(
             f"{core:6.2f} {background:10.2f} | {s['ap50']:6.3f} {s['map']:6.3f} "
@@ -68,15 +68,16 @@ def main() -> None:
             best = (s["map"], core, background)
     _, core, background = best
     print(f"best by pooled mAP: core {core}, background {background}")
-    infer.FOREGROUND_BELOW = background
+    defaults.FOREGROUND_BELOW = background
 
     def sweep(name: str, values, label: str) -> None:
-        """Score each value of the infer setting ``name``, the others as shipped."""
+        """Score each value of the default ``name``, the others as shipped."""
+        shipped = getattr(defaults, name)
         for value in values:
-            setattr(infer, name, value)
+            setattr(defaults, name, value)
             s = score(threshold=core).summary()
             print(f"{label} {value:g}: AP50 {s['ap50']:.3f} mAP {s['map']:.3f}")
-        setattr(infer, name, getattr(defaults, name))
+        setattr(defaults, name, shipped)
 
     sweep("MIN_SEED", args.min_seeds, "smallest seed (px)")
     sweep("MIN_SIZE", args.min_sizes, "smallest nucleus (px)")

@@ -194,7 +194,7 @@ def test_diameter_estimate_follows_the_nucleus_size(model, scene):
     import cv2
 
     from napari_pyramids.nn.data import nucleus_diameter
-    from napari_pyramids.nn.infer import estimate_diameter
+    from napari_pyramids.nn.diameter import estimate_diameter
 
     image, truth = scene
     true = nucleus_diameter(truth)
@@ -234,7 +234,7 @@ def test_diameter_estimate_sees_the_nuclei_of_a_crowd_not_the_crowd(model):
     finer it breaks into nuclei, so no neighbouring scale confirms it.
     """
     from napari_pyramids.nn.data import nucleus_diameter
-    from napari_pyramids.nn.infer import estimate_diameter
+    from napari_pyramids.nn.diameter import estimate_diameter
 
     image, truth = crowd()
     true = nucleus_diameter(truth)

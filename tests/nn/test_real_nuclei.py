@@ -83,7 +83,7 @@ EMBRYOS = ("a102535b0e88374b", "cb4df20a83b2f38b")
 
 
 def test_diameter_estimate_reads_the_nuclei_of_an_embryo(model):
-    from napari_pyramids.nn.infer import estimate_diameter
+    from napari_pyramids.nn.diameter import estimate_diameter
 
     assert set(EMBRYOS) <= set(split_ids(list_ids(SHARED))["train"])
     for pair in read_folder(SHARED, EMBRYOS):

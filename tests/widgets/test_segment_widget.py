@@ -41,7 +41,7 @@ def test_labels_on_the_image_grid(viewer, qtbot, nuclei):
 
 
 def test_defaults_are_the_segment_defaults(viewer):
-    from napari_pyramids.nn.infer import CORE_THRESHOLD
+    from napari_pyramids.nn.defaults import CORE_THRESHOLD
 
     assert SegmentWidget(viewer).threshold.value == CORE_THRESHOLD
 

@@ -213,7 +213,7 @@ def model_setting(choice: str, checkpoint: str | Path | None = None) -> str:
 
 def device_choices() -> list[tuple[str, str]]:
     """``(text, device)`` for each device here; "auto" says which it picks."""
-    from napari_pyramids.nn.infer import available_devices, resolve_device
+    from napari_pyramids.nn.runtime import available_devices, resolve_device
 
     auto = str(resolve_device("auto"))
     return [(f"auto ({auto})" if d == "auto" else d, d) for d in available_devices()]
@@ -262,7 +262,7 @@ def default_axes(source: Source) -> str:
 
 def run(source: Source, settings: SegmentSettings) -> Job:
     """Check ``settings`` for ``source`` and load the model; return the job."""
-    from napari_pyramids.nn.infer import resolve_device
+    from napari_pyramids.nn.runtime import resolve_device
 
     image = plane(source, settings.channel, settings.axes)
     if whole_slide(source, settings) and (settings.probabilities or settings.branches):
@@ -401,7 +401,8 @@ def _plane_steps(image, model, device, settings):
 
 def _stack_steps(image, model, device, settings):
     """Segment a stack plane by plane; the labels and the diameter used, in words."""
-    from napari_pyramids.nn.infer import estimate_diameter, segment_steps
+    from napari_pyramids.nn.diameter import estimate_diameter
+    from napari_pyramids.nn.infer import segment_steps
     from napari_pyramids.nn.stacks import middle_plane
 
     image = np.asarray(image)

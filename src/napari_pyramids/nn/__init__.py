@@ -23,7 +23,7 @@ _NAMES = {
     "Prediction": "infer",
     "SegmentationCancelled": "infer",
     "aspp_branch_responses": "infer",
-    "estimate_diameter": "infer",
+    "estimate_diameter": "diameter",
     "predict_steps": "infer",
     "segment": "infer",
     "segment_steps": "infer",

@@ -5,6 +5,11 @@ command line read them (and the one check of the core threshold) from here.
 The thresholds are chosen on the tuning fold of the training data
 (:func:`.data.split_ids`; ``benchmarks/tune_segment.py``), never on the
 validation fold; ``weights/nuclei.md`` records the choice.
+
+The instance-extraction values (``FOREGROUND_BELOW``, ``GROW``, ``MIN_SIZE``,
+``MIN_SEED``, ``RESCALE_TOLERANCE``) are read from this module when they are
+used, not copied at import, so the tuning script varies them here for every
+path (in memory, whole slide, the diameter estimate) at once.
 """
 
 #: Core probability above which a pixel seeds a nucleus.

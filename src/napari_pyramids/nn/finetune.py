@@ -221,7 +221,7 @@ def finetune_steps(
     nothing is returned and the base is untouched. Parameters are described
     at :func:`finetune`.
     """
-    from .infer import _as_model
+    from .runtime import _as_model
     from .weights import sha256_file, weights_file
 
     if not (isinstance(time_limit, (int, float)) and time_limit > 0):

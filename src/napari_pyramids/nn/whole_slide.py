@@ -6,11 +6,11 @@ image. The labels are those of the in-memory :func:`~napari_pyramids.nn.
 infer.segment` (up to the numbering of the ids) because every step computes
 what the in-memory path computes, only in pieces:
 
-1. **Network.** The same tiles (:class:`~napari_pyramids.nn.infer.TileGrid`),
+1. **Network.** The same tiles (:class:`~napari_pyramids.nn.tiling.TileGrid`),
    normalised by the same percentiles (the same strided sample of the whole
    image), with the image-pooling branch pinned to the same coarse view of
-   the whole image (:func:`~napari_pyramids.nn.infer.coarse_view`,
-   :func:`~napari_pyramids.nn.infer.upsampled_view`). A coarser working
+   the whole image (:func:`~napari_pyramids.nn.context.coarse_view`,
+   :func:`~napari_pyramids.nn.context.upsampled_view`). A coarser working
    grid (large nuclei) is made first (REDUCE octaves stored on disk, then
    the fractional area average window by window), and its probabilities
    come back to the image grid window by window
@@ -77,19 +77,22 @@ from ..lazy import cluster, ome_zarr
 from ..lazy import pyramid as lazy
 from ..progress import function_form
 from ..signatures import forwards_options
-from . import infer
+from . import defaults
+from .context import coarse_view, pin_image_pooling, pooled_vectors, upsampled_view
 from .defaults import (
     CONTEXT_SIZE,
     CORE_THRESHOLD,
-    FOREGROUND_BELOW,
     OVERLAP,
     TILE_SIZE,
 )
+from .diameter import _check_diameter, _diameter_with, _min_sizes, working_scale
 from .infer import SegmentationCancelled
 from .instances import components, grow_seeds, smallest_uint
 from .normalize import percentile_range, sample_step
 from .rescale import Resampling
+from .runtime import ModelLike, _as_model, _inference_copy, resolve_device
 from .synthetic import BACKGROUND, CORE
+from .tiling import TileGrid, _tile_workers, as_batch, check_tiling, nucleus_masks
 
 __all__ = [
     "BLOCK_SIZE",
@@ -231,7 +234,7 @@ class _Masks:
         if self.resampling.scale >= 1:  # stored on the image grid
             return self.store.read(rows, cols)
         core, background = self.resampling.image_window(self.store.read, rows, cols)
-        return _bits(core > self.threshold, background < FOREGROUND_BELOW)
+        return _bits(core > self.threshold, background < defaults.FOREGROUND_BELOW)
 
 
 # ------------------------------------------------------------------ running
@@ -433,7 +436,7 @@ def _network_task(
     block: tuple[int, int, int, int, int, int],
     *,
     grid,
-    tiles: infer.TileGrid,
+    tiles: TileGrid,
     net,
     device: str,
     value_range: tuple[float, float],
@@ -461,10 +464,10 @@ def _network_task(
             ty, tx, (ky0, ky1), (kx0, kx1) = tiles.tile(i, j)
             window = grid.read((ty, ty + tiles.tile_h), (tx, tx + tiles.tile_w))
             with torch.inference_mode():
-                batch = infer.as_batch(window, value_range, dev)
+                batch = as_batch(window, value_range, dev)
                 probs = torch.softmax(net(batch)[0], dim=0)
                 if resampling.identity:
-                    masks = infer.nucleus_masks(probs, threshold).cpu().numpy()
+                    masks = nucleus_masks(probs, threshold).cpu().numpy()
                 else:
                     pair = probs[[CORE, BACKGROUND]].float().cpu().numpy()
             if resampling.identity:
@@ -484,7 +487,7 @@ def _network_task(
                     resampling.tile_to_image(m, (ty, tx), rows, cols) for m in pair
                 )
                 out[rows[0] - y0 : rows[1] - y0, cols[0] - x0 : cols[1] - x0] = _bits(
-                    core > threshold, background < FOREGROUND_BELOW
+                    core > threshold, background < defaults.FOREGROUND_BELOW
                 )
     store.save(bi, bj, out)
 
@@ -627,7 +630,7 @@ def _estimate(image: _Image, net, dev, threshold: float) -> float:
         ((n - min(n, ESTIMATE_REGION)) // 2, (n + min(n, ESTIMATE_REGION)) // 2)
         for n in image.shape
     ]
-    return infer._estimate(net, dev, image.read(*spans), threshold)
+    return _diameter_with(net, dev, image.read(*spans), threshold)
 
 
 def _sample_and_view(image: _Image, view: Callable) -> tuple[tuple, np.ndarray]:
@@ -722,7 +725,7 @@ def _cpus() -> int:
 
 
 def _network_blocks(
-    tiles: infer.TileGrid, group: int, resampling: Resampling, root: Path
+    tiles: TileGrid, group: int, resampling: Resampling, root: Path
 ) -> tuple[_BlockStore, list]:
     """Groups of ``group`` x ``group`` tiles and the store of what they keep.
 
@@ -890,7 +893,7 @@ def _label_array(group, name: str, shape, dtype, side: int, fmt):
 def segment_to_zarr_steps(
     image,
     out,
-    model: infer.ModelLike = "nuclei",
+    model: ModelLike = "nuclei",
     *,
     diameter: float | None = None,
     tile_size: int = TILE_SIZE,
@@ -909,24 +912,24 @@ def segment_to_zarr_steps(
     Closing it early (a cancel) stops between blocks and removes everything
     written; nothing appears at ``out``. Returns the written path.
     """
-    net0 = infer._as_model(model)
+    net0 = _as_model(model)
     _check_input(image, net0, threshold, min_size, block_size)
-    infer.check_tiling(tile_size, overlap, context_size)
+    check_tiling(tile_size, overlap, context_size)
     path = _out_path(out)
     ome_zarr.check_target(path, overwrite)
     source = _Image(image)
     if diameter is not None:
-        diameter = infer._check_diameter(diameter, source.shape)
+        diameter = _check_diameter(diameter, source.shape)
     fmt = format_from_version(version)
-    dev = infer.resolve_device(device)
-    net = infer._inference_copy(net0, dev)
+    dev = resolve_device(device)
+    net = _inference_copy(net0, dev)
     estimated = diameter is None
     if estimated:
         diameter = _estimate(source, net, dev, threshold)
-    resampling = Resampling.for_scale(source.shape, infer.working_scale(diameter))
-    sizes = infer._min_sizes(resampling.scale, min_size)
+    resampling = Resampling.for_scale(source.shape, working_scale(diameter))
+    sizes = _min_sizes(resampling.scale, min_size)
     blocks = _Blocks(source.shape, block_size)
-    tiles = infer.TileGrid.for_shape(resampling.work_shape, tile_size, overlap)
+    tiles = TileGrid.for_shape(resampling.work_shape, tile_size, overlap)
     group = max(1, block_size // max(1, tiles.tile_h - overlap))
     n_net = math.ceil(len(tiles.ys) / group) * math.ceil(len(tiles.xs) / group)
     n_levels = pyramid_depth(source.shape, min_size=DEFAULT_MIN_SIZE)
@@ -948,7 +951,7 @@ def segment_to_zarr_steps(
             sampled, view = (
                 grid,
                 partial(
-                    infer.coarse_view,
+                    coarse_view,
                     shape=grid.shape,
                     size=context_size,
                     dtype=grid.dtype,
@@ -957,17 +960,15 @@ def segment_to_zarr_steps(
             if resampling.scale > 1:  # as in memory: the image's percentiles
                 grid = _Upsampled(source, resampling)
                 view = partial(
-                    infer.upsampled_view,
+                    upsampled_view,
                     dtype=source.dtype,
                     resampling=resampling,
                     size=context_size,
                 )
             value_range, view = _sample_and_view(sampled, view)
             if tiles.pins_pooling(context_size):
-                vectors = infer.pooled_vectors(
-                    net, infer.as_batch(view, value_range, dev)
-                )
-                infer.pin_image_pooling(net, vectors)
+                vectors = pooled_vectors(net, as_batch(view, value_range, dev))
+                pin_image_pooling(net, vectors)
             yield tally.step()
 
             store, items = _network_blocks(tiles, group, resampling, scratch / "net")
@@ -981,9 +982,7 @@ def segment_to_zarr_steps(
                 store=store,
             )
             with (
-                infer._tile_workers(dev, len(items))
-                if scheduler is None
-                else nullcontext(1)
+                _tile_workers(dev, len(items)) if scheduler is None else nullcontext(1)
             ) as workers:
                 yield from tally.through(
                     runner.run(task, items, threads=workers, grid=grid, net=net)
@@ -1113,7 +1112,7 @@ class SlideLabels:
 @forwards_options(segment_to_zarr_steps, drop=("overwrite",))
 def segment_slide_steps(
     image,
-    model: infer.ModelLike = "nuclei",
+    model: ModelLike = "nuclei",
     *,
     name: str = "labels",
     folder=None,
