@@ -54,9 +54,7 @@ import os
 import re
 import tempfile
 import uuid
-from collections import deque
 from collections.abc import Callable, Generator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, nullcontext
 from dataclasses import dataclass
 from functools import partial
@@ -68,8 +66,6 @@ import torch
 import zarr
 from ome_zarr.format import format_from_version
 from ome_zarr.writer import write_multiscales_metadata
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from ..core.checks import check_finite
 from ..core.pyramid import DEFAULT_MIN_SIZE, pyramid_depth
@@ -77,7 +73,6 @@ from ..lazy import cluster, ome_zarr
 from ..lazy import pyramid as lazy
 from ..progress import function_form
 from ..signatures import forwards_options
-from . import defaults
 from .context import coarse_view, pin_image_pooling, pooled_vectors, upsampled_view
 from .defaults import (
     CONTEXT_SIZE,
@@ -87,12 +82,22 @@ from .defaults import (
 )
 from .diameter import _check_diameter, _diameter_with, _min_sizes, working_scale
 from .infer import SegmentationCancelled
-from .instances import components, grow_seeds, smallest_uint
+from .instances import smallest_uint
 from .normalize import percentile_range, sample_step
 from .rescale import Resampling
 from .runtime import ModelLike, _as_model, _inference_copy, resolve_device
-from .synthetic import BACKGROUND, CORE
-from .tiling import TileGrid, _tile_workers, as_batch, check_tiling, nucleus_masks
+from .slide_blocks import _Blocks, _join, _Joined, _raster_ranks
+from .slide_store import _BlockStore, _Image, _Masks, _scratch_array, _Upsampled
+from .slide_tasks import (
+    _cpus,
+    _grow_task,
+    _label_task,
+    _network_task,
+    _Runner,
+    _seed_task,
+    _work_task,
+)
+from .tiling import TileGrid, _tile_workers, as_batch, check_tiling
 
 __all__ = [
     "BLOCK_SIZE",
@@ -108,478 +113,8 @@ BLOCK_SIZE = 2048
 #: Side of the window the diameter is estimated on when it is not given: the
 #: whole image if it fits (the in-memory estimate), else its centre.
 ESTIMATE_REGION = 4096
-#: Bits of the stored masks.
-_CORE_BIT, _FOREGROUND_BIT = 1, 2
 
 Steps = Generator[tuple[int, int], None, Path]
-
-
-# ------------------------------------------------------------------ reading
-@dataclass(frozen=True)
-class _Image:
-    """A 2-D array (numpy, zarr, dask or anything sliceable) read window by window.
-
-    A dask array is computed with the synchronous scheduler inside the task
-    that reads it, so a read never waits on the cluster it runs on.
-    """
-
-    array: object
-    cast: type | None = None  # read as this dtype
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return tuple(int(n) for n in self.array.shape)
-
-    @property
-    def dtype(self) -> np.dtype:
-        return np.dtype(self.cast or self.array.dtype)
-
-    def read(self, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
-        part = self.array[rows[0] : rows[1], cols[0] : cols[1]]
-        if isinstance(part, da.Array):
-            part = part.compute(scheduler="sync")
-        part = np.asarray(part)
-        return part if self.cast is None else part.astype(self.cast, copy=False)
-
-    def read_rows(self, rows: tuple[int, int]) -> np.ndarray:
-        return self.read(rows, (0, self.shape[1]))
-
-    def __getitem__(self, index: tuple[slice, slice]) -> np.ndarray:
-        """``image[y0:y1, x0:x1]`` as numpy (as :meth:`Resampling.work_tile` reads)."""
-        rows, cols = index
-        return self.read((rows.start, rows.stop), (cols.start, cols.stop))
-
-
-@dataclass(frozen=True)
-class _Upsampled:
-    """The working grid of an upsampling, made tile by tile from the image."""
-
-    image: _Image
-    resampling: Resampling
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self.resampling.work_shape
-
-    def read(self, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
-        return self.resampling.work_tile(self.image, rows, cols)
-
-
-@dataclass(frozen=True)
-class _BlockStore:
-    """Scratch arrays, one per rectangle of a partition of a grid.
-
-    Rectangle ``(i, j)`` spans ``y_cuts[i]:y_cuts[i + 1]`` and
-    ``x_cuts[j]:x_cuts[j + 1]``; each is its own zarr array (any leading
-    axes, e.g. two probability maps), so blocks written at once by
-    different workers never share a chunk.
-    """
-
-    root: str
-    y_cuts: tuple[int, ...]
-    x_cuts: tuple[int, ...]
-
-    def rect(self, i: int, j: int) -> tuple[int, int, int, int]:
-        return self.y_cuts[i], self.y_cuts[i + 1], self.x_cuts[j], self.x_cuts[j + 1]
-
-    def save(self, i: int, j: int, data: np.ndarray) -> None:
-        chunks = (*data.shape[:-2], *(min(512, n) for n in data.shape[-2:]))
-        array = zarr.create_array(
-            store=os.path.join(self.root, f"{i}.{j}"),
-            shape=data.shape,
-            dtype=data.dtype,
-            chunks=chunks,
-        )
-        array[...] = data
-
-    def read(self, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
-        """The window ``rows`` x ``cols`` of the grid, from the rectangles it meets."""
-        parts = []
-        for i in _spans(self.y_cuts, rows):
-            row = []
-            for j in _spans(self.x_cuts, cols):
-                y0, y1, x0, x1 = self.rect(i, j)
-                array = zarr.open_array(os.path.join(self.root, f"{i}.{j}"), mode="r")
-                row.append(
-                    array[
-                        ...,
-                        max(rows[0], y0) - y0 : min(rows[1], y1) - y0,
-                        max(cols[0], x0) - x0 : min(cols[1], x1) - x0,
-                    ]
-                )
-            parts.append(np.concatenate(row, axis=-1))
-        return np.concatenate(parts, axis=-2)
-
-
-def _spans(cuts: tuple[int, ...], span: tuple[int, int]) -> range:
-    """The indices of the intervals ``cuts[i]:cuts[i + 1]`` that ``span`` meets."""
-    first = int(np.searchsorted(cuts, span[0], side="right")) - 1
-    last = int(np.searchsorted(cuts, span[1], side="left"))
-    return range(max(first, 0), min(last, len(cuts) - 1))
-
-
-@dataclass(frozen=True)
-class _Masks:
-    """The core and foreground masks of any window of the image grid (bits).
-
-    From the stored masks when the network ran on the image grid, or made
-    from the stored working-grid probabilities (bilinearly, as in memory).
-    """
-
-    store: _BlockStore
-    resampling: Resampling
-    threshold: float
-
-    def read(self, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
-        if self.resampling.scale >= 1:  # stored on the image grid
-            return self.store.read(rows, cols)
-        core, background = self.resampling.image_window(self.store.read, rows, cols)
-        return _bits(core > self.threshold, background < defaults.FOREGROUND_BELOW)
-
-
-# ------------------------------------------------------------------ running
-class _Runner:
-    """Runs block tasks on local threads or on a dask.distributed cluster.
-
-    :meth:`run` calls ``task(item, **shared)`` for each item and yields the
-    results as they complete, with a few tasks queued beyond those running;
-    closing it cancels what has not started. On a cluster, ``shared``
-    values (the model, lookup tables) are sent to each worker once.
-    """
-
-    def __init__(self, client, threads: int) -> None:
-        self.client = client
-        self.threads = max(1, threads)
-
-    def run(self, task: Callable, items: list, *, threads: int | None = None, **shared):
-        if self.client is not None:
-            yield from self._run_distributed(task, items, shared)
-            return
-        workers = max(1, min(threads or self.threads, len(items)))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            pending, queue = deque(), deque(items)
-            try:
-                while queue or pending:
-                    while queue and len(pending) <= workers:
-                        pending.append(pool.submit(task, queue.popleft(), **shared))
-                    yield pending.popleft().result()
-            finally:
-                for future in pending:
-                    future.cancel()
-
-    def _run_distributed(self, task: Callable, items: list, shared: dict):
-        from distributed import as_completed
-
-        sent = {
-            key: self.client.scatter(value, broadcast=True, hash=False)
-            for key, value in shared.items()
-        }
-        slots = 2 * max(1, len(self.client.scheduler_info().get("workers", {})))
-        queue = deque(items)
-        running = as_completed(loop=self.client.loop)
-        submitted = []
-
-        def submit() -> None:
-            future = self.client.submit(task, queue.popleft(), pure=False, **sent)
-            submitted.append(future)
-            running.add(future)
-
-        try:
-            while queue and running.count() < slots:
-                submit()
-            for future in running:
-                yield future.result()
-                if queue:
-                    submit()
-        finally:
-            self.client.cancel([f for f in submitted if not f.done()])
-
-
-# ------------------------------------------------------------------ blocks
-@dataclass(frozen=True)
-class _Blocks:
-    """The regular blocks of the image grid that seeds, growth and labels use."""
-
-    shape: tuple[int, int]
-    side: int
-
-    @property
-    def counts(self) -> tuple[int, int]:
-        return tuple(math.ceil(n / self.side) for n in self.shape)
-
-    def rect(self, i: int, j: int) -> tuple[int, int, int, int]:
-        s = self.side
-        h, w = self.shape
-        return i * s, min(h, (i + 1) * s), j * s, min(w, (j + 1) * s)
-
-    def all(self) -> list[tuple[int, int]]:
-        ny, nx = self.counts
-        return [(i, j) for i in range(ny) for j in range(nx)]
-
-    def near(self, i: int, j: int, reach: int) -> list[tuple[int, int]]:
-        """Block ``(i, j)`` and the blocks within ``reach`` pixels of it."""
-        ny, nx = self.counts
-        rings = math.ceil(reach / self.side)
-        return [
-            (a, b)
-            for a in range(max(0, i - rings), min(ny, i + rings + 1))
-            for b in range(max(0, j - rings), min(nx, j + rings + 1))
-        ]
-
-
-@dataclass(frozen=True)
-class _Parts:
-    """The 4-connected components of one block of a mask, for joining blocks.
-
-    ``areas[k]`` and ``first[k]`` are the pixel count and the raster index
-    (``y * width + x`` over the whole image) of the first pixel of local
-    component ``k + 1``; the edges are the local labels of the block's
-    outer rows and columns.
-    """
-
-    areas: np.ndarray
-    first: np.ndarray
-    top: np.ndarray
-    bottom: np.ndarray
-    left: np.ndarray
-    right: np.ndarray
-
-
-def _parts(labels: np.ndarray, count: int, areas, origin, width: int) -> _Parts:
-    """Summarise the components ``labels`` of a block whose corner is ``origin``."""
-    flat = labels.ravel()
-    where = np.flatnonzero(flat)
-    ids = flat[where]
-    # cv2 numbers components by their first pixel in raster order, so each
-    # label's first pixel is where the running maximum first reaches it
-    new = np.ones(len(ids), bool)
-    new[1:] = ids[1:] > np.maximum.accumulate(ids)[:-1]
-    firsts = where[new]
-    if not np.array_equal(ids[new], np.arange(1, count + 1)):
-        _, firsts = np.unique(flat, return_index=True)
-        firsts = firsts[1:] if count and flat[firsts[0]] == 0 else firsts
-    ly, lx = np.divmod(firsts, labels.shape[1])
-    first = (origin[0] + ly).astype(np.int64) * width + (origin[1] + lx)
-    return _Parts(
-        areas=np.asarray(areas[1:], np.int64),
-        first=first,
-        top=labels[0].copy(),
-        bottom=labels[-1].copy(),
-        left=labels[:, 0].copy(),
-        right=labels[:, -1].copy(),
-    )
-
-
-@dataclass(frozen=True)
-class _Joined:
-    """Components joined over all blocks.
-
-    ``offsets[b]`` numbers block ``b``'s local components globally (local
-    ``k`` is node ``offsets[b] + k - 1``); ``of_node`` maps nodes to joined
-    components, whose ``areas`` and ``first`` pixels are over the image.
-    """
-
-    offsets: dict[tuple[int, int], int]
-    of_node: np.ndarray
-    areas: np.ndarray
-    first: np.ndarray
-
-    def per_block(self, values: np.ndarray, block: tuple[int, int], count: int):
-        """``values`` (one per joined component) as a lookup of local labels."""
-        start = self.offsets[block]
-        return np.concatenate([[0], values[self.of_node[start : start + count]]])
-
-
-def _join(parts: dict[tuple[int, int], _Parts]) -> _Joined:
-    """Union-find of components that touch across block faces (4-connected)."""
-    offsets, total = {}, 0
-    for block in sorted(parts):
-        offsets[block] = total
-        total += len(parts[block].areas)
-    u, v = [], []
-
-    def link(a: np.ndarray, b: np.ndarray, oa: int, ob: int) -> None:
-        both = (a > 0) & (b > 0)
-        u.append(a[both].astype(np.int64) + oa - 1)
-        v.append(b[both].astype(np.int64) + ob - 1)
-
-    for (i, j), p in parts.items():
-        if (i, j + 1) in parts:
-            link(p.right, parts[i, j + 1].left, offsets[i, j], offsets[i, j + 1])
-        if (i + 1, j) in parts:
-            link(p.bottom, parts[i + 1, j].top, offsets[i, j], offsets[i + 1, j])
-    u = np.concatenate(u) if u else np.zeros(0, np.int64)
-    v = np.concatenate(v) if v else np.zeros(0, np.int64)
-    graph = coo_matrix((np.ones(len(u), np.int8), (u, v)), shape=(total, total))
-    n, of_node = connected_components(graph, directed=False)
-    areas = np.zeros(n, np.int64)
-    first = np.full(n, np.iinfo(np.int64).max)
-    for block, p in parts.items():
-        nodes = of_node[offsets[block] : offsets[block] + len(p.areas)]
-        np.add.at(areas, nodes, p.areas)
-        np.minimum.at(first, nodes, p.first)
-    return _Joined(offsets=offsets, of_node=of_node, areas=areas, first=first)
-
-
-def _raster_ranks(first: np.ndarray, keep: np.ndarray, start: int = 1) -> np.ndarray:
-    """Ids ``start, start + 1, ...`` for the kept components in raster order; 0 else."""
-    ranks = np.zeros(len(first), np.int64)
-    kept = np.flatnonzero(keep)
-    ranks[kept[np.argsort(first[kept], kind="stable")]] = np.arange(
-        start, start + len(kept)
-    )
-    return ranks
-
-
-# ------------------------------------------------------------------ tasks
-def _network_task(
-    block: tuple[int, int, int, int, int, int],
-    *,
-    grid,
-    tiles: TileGrid,
-    net,
-    device: str,
-    value_range: tuple[float, float],
-    threshold: float,
-    resampling: Resampling,
-    store: _BlockStore,
-) -> None:
-    """Run the network on a group of tiles and store the part they keep.
-
-    On the image grid, and from an upsampled grid (each tile's kept part
-    brought to its image rows and columns, as in memory): the core and
-    foreground masks (bits). On a coarser working grid: the core and
-    background probabilities, which :class:`_Masks` maps to the image.
-    """
-    bi, bj, i0, i1, j0, j1 = block
-    y0, y1, x0, x1 = store.rect(bi, bj)
-    on_work = resampling.scale < 1
-    out = np.zeros(
-        (2, y1 - y0, x1 - x0) if on_work else (y1 - y0, x1 - x0),
-        np.float32 if on_work else np.uint8,
-    )
-    dev = torch.device(device)
-    for i in range(i0, i1):
-        for j in range(j0, j1):
-            ty, tx, (ky0, ky1), (kx0, kx1) = tiles.tile(i, j)
-            window = grid.read((ty, ty + tiles.tile_h), (tx, tx + tiles.tile_w))
-            with torch.inference_mode():
-                batch = as_batch(window, value_range, dev)
-                probs = torch.softmax(net(batch)[0], dim=0)
-                if resampling.identity:
-                    masks = nucleus_masks(probs, threshold).cpu().numpy()
-                else:
-                    pair = probs[[CORE, BACKGROUND]].float().cpu().numpy()
-            if resampling.identity:
-                out[ky0 - y0 : ky1 - y0, kx0 - x0 : kx1 - x0] = _bits(
-                    *masks[:, ky0 - ty : ky1 - ty, kx0 - tx : kx1 - tx]
-                )
-            elif on_work:
-                out[:, ky0 - y0 : ky1 - y0, kx0 - x0 : kx1 - x0] = pair[
-                    :, ky0 - ty : ky1 - ty, kx0 - tx : kx1 - tx
-                ]
-            else:
-                rows = resampling.image_span(0, ky0, ky1)
-                cols = resampling.image_span(1, kx0, kx1)
-                if rows[0] == rows[1] or cols[0] == cols[1]:
-                    continue
-                core, background = (
-                    resampling.tile_to_image(m, (ty, tx), rows, cols) for m in pair
-                )
-                out[rows[0] - y0 : rows[1] - y0, cols[0] - x0 : cols[1] - x0] = _bits(
-                    core > threshold, background < defaults.FOREGROUND_BELOW
-                )
-    store.save(bi, bj, out)
-
-
-def _bits(core: np.ndarray, foreground: np.ndarray) -> np.ndarray:
-    """The core and foreground masks packed into one uint8 array."""
-    return core.view(np.uint8) | foreground.view(np.uint8) * _FOREGROUND_BIT
-
-
-def _seed_task(
-    block: tuple[int, int], *, blocks: _Blocks, masks: _Masks, cores: str
-) -> tuple[tuple[int, int], _Parts]:
-    """Label the core components of a block; store them, return their summary."""
-    y0, y1, x0, x1 = blocks.rect(*block)
-    bits = masks.read((y0, y1), (x0, x1))
-    labels, count, areas = components((bits & _CORE_BIT) > 0)
-    zarr.open_array(cores, mode="r+")[y0:y1, x0:x1] = labels
-    return block, _parts(labels, count, areas, (y0, x0), blocks.shape[1])
-
-
-def _grow_task(
-    item: tuple[tuple[int, int], dict],
-    *,
-    blocks: _Blocks,
-    masks: _Masks,
-    cores: str,
-    grow: int,
-    grown: str,
-    orphans: str,
-) -> tuple[tuple[int, int], np.ndarray, np.ndarray, _Parts]:
-    """Grow the seeds of a block (with a halo of ``grow``); find its orphans.
-
-    ``item`` is the block and, for it and its neighbours ``b``, the lookup
-    from ``b``'s local core labels to global seed ids (raster order; 0: no
-    seed). Stores the grown ids and the orphans' local labels; returns the
-    pixel count per seed id in the block and the orphans' summary.
-    """
-    block, near = item
-    y0, y1, x0, x1 = blocks.rect(*block)
-    height, width = blocks.shape
-    wy0, wy1 = max(0, y0 - grow), min(height, y1 + grow)
-    wx0, wx1 = max(0, x0 - grow), min(width, x1 + grow)
-    bits = masks.read((wy0, wy1), (wx0, wx1))
-    local = zarr.open_array(cores, mode="r")[wy0:wy1, wx0:wx1]
-    present = np.unique(np.concatenate([lut[lut > 0] for lut in near.values()]))
-    # seeds renumbered 1..len(present) in the same order: the same winners
-    dtype = np.uint16 if len(present) <= 0xFFFF else np.float32
-    seeds = np.zeros(local.shape, dtype)
-    for b, lut in near.items():
-        by0, by1, bx0, bx1 = blocks.rect(*b)
-        sy = slice(max(by0, wy0) - wy0, min(by1, wy1) - wy0)
-        sx = slice(max(bx0, wx0) - wx0, min(bx1, wx1) - wx0)
-        if sy.start >= sy.stop or sx.start >= sx.stop:
-            continue
-        renumber = np.where(lut > 0, np.searchsorted(present, lut) + 1, 0)
-        seeds[sy, sx] = renumber.astype(dtype)[local[sy, sx]]
-    grown_window = grow_seeds(seeds, (bits & _FOREGROUND_BIT) > 0, grow)
-    inner = (slice(y0 - wy0, y1 - wy0), slice(x0 - wx0, x1 - wx0))
-    ids = grown_window[inner].astype(np.intp)
-    counts = np.bincount(ids.ravel(), minlength=len(present) + 1)[1:]
-    target = zarr.open_array(grown, mode="r+")
-    target[y0:y1, x0:x1] = np.concatenate([[0], present]).astype(target.dtype)[ids]
-    lone = ((bits[inner] & _FOREGROUND_BIT) > 0) & (ids == 0)
-    labels, count, areas = components(lone)
-    zarr.open_array(orphans, mode="r+")[y0:y1, x0:x1] = labels
-    found = counts > 0
-    return (
-        block,
-        present[found],
-        counts[found],
-        _parts(labels, count, areas, (y0, x0), width),
-    )
-
-
-def _label_task(
-    block: tuple[int, int],
-    *,
-    blocks: _Blocks,
-    grown: str,
-    orphans: str,
-    seed_ids,
-    orphan_ids: dict,
-    out: str,
-) -> None:
-    """Write a block of the final labels: seeds and orphans to their ids."""
-    y0, y1, x0, x1 = blocks.rect(*block)
-    seeds = zarr.open_array(grown, mode="r")[y0:y1, x0:x1]
-    lone = zarr.open_array(orphans, mode="r")[y0:y1, x0:x1]
-    labels = seed_ids[seeds.astype(np.intp)]
-    found = lone > 0
-    labels[found] = orphan_ids[block][lone[found]]
-    zarr.open_array(out, mode="r+")[y0:y1, x0:x1] = labels
 
 
 # ------------------------------------------------------------------ the driver
@@ -694,34 +229,6 @@ def _working_grid(
         pass
     yield
     return _Image(zarr.open_array(str(work), mode="r"))
-
-
-def _work_task(
-    block: tuple[int, int],
-    *,
-    resampling: Resampling,
-    octave: _Image,
-    work: str,
-    blocks: _Blocks,
-) -> None:
-    y0, y1, x0, x1 = blocks.rect(*block)
-    part = resampling.work_window(octave.read, (y0, y1), (x0, x1))
-    zarr.open_array(work, mode="r+")[y0:y1, x0:x1] = part
-
-
-def _scratch_array(path: Path, shape, dtype, side: int):
-    return zarr.create_array(
-        store=str(path),
-        shape=tuple(shape),
-        dtype=dtype,
-        chunks=tuple(min(side, n) for n in shape),
-    )
-
-
-def _cpus() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))  # the cores this process may use
-    return os.cpu_count() or 1
 
 
 def _network_blocks(
