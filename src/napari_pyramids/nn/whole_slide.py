@@ -71,6 +71,7 @@ from ..core.checks import check_finite
 from ..core.pyramid import DEFAULT_MIN_SIZE, pyramid_depth
 from ..lazy import cluster, ome_zarr
 from ..lazy import pyramid as lazy
+from ..lazy.staging import check_target, staged_store
 from ..progress import function_form
 from ..signatures import forwards_options
 from .context import coarse_view, pin_image_pooling, pooled_vectors, upsampled_view
@@ -423,7 +424,7 @@ def segment_to_zarr_steps(
     _check_input(image, net0, threshold, min_size, block_size)
     check_tiling(tile_size, overlap, context_size)
     path = _out_path(out)
-    ome_zarr.check_target(path, overwrite)
+    check_target(path, overwrite)
     source = _Image(image)
     if diameter is not None:
         diameter = _check_diameter(diameter, source.shape)
@@ -448,7 +449,7 @@ def segment_to_zarr_steps(
     tally = _Tally(total)
     yield 0, total
 
-    with ome_zarr.staged_store(path, overwrite, scratch=True) as (temp, scratch):
+    with staged_store(path, overwrite, scratch=True) as (temp, scratch):
         with cluster.scheduler_for(client) as scheduler:
             runner = _Runner(scheduler, _cpus())
             grid = source
