@@ -381,8 +381,15 @@ def right_place(found, found_scale, corner, scale) -> bool:
 
 def scale_cases(cases: int, rng: np.random.Generator, images, **options) -> dict:
     """One seed's scale cases: how many ours and the peer got right, times, misses."""
-    r = {"ours": 0, "peer": 0, "t_ours": [], "t_peer": [], "c_ours": [], "c_peer": []}
-    r["misses"] = []
+    r = {
+        "ours": 0,
+        "peer": 0,
+        "t_ours": [],
+        "t_peer": [],
+        "c_ours": [],
+        "c_peer": [],
+        "misses": [],
+    }
     for _ in range(cases):
         name, image, template, corner, scale = resized_case(images, rng)
         t0, c0 = time.perf_counter(), time.process_time()
