@@ -157,23 +157,6 @@ def test_flat_regions_never_match_at_any_scale():
         npp.find_template(np.full((128, 128), 7.0), template, scales=(0.5, 2.0))
 
 
-def test_small_region_scores_leave_flat_windows_out():
-    """The climb's one-call scoring: a flat winner sends the region to the
-    exact scorer, which marks flat windows; all flat gives None."""
-    from napari_pyramids.core.scale_search import _scores
-
-    rng = np.random.default_rng(4)
-    template = rng.random((12, 12)).astype(np.float32)
-    scorer = _Templates(template[..., None])(0.0, 0)
-    flat = np.full((1, 17, 17, 1), 3.0, np.float32)
-    assert _scores(scorer, flat) is None
-    region = flat.copy()
-    region[0, 5:17, 5:17, 0] = 3.0 + template  # the template, bottom right
-    scores = _scores(scorer, region)
-    assert np.unravel_index(np.argmax(scores), scores.shape) == (0, 5, 5)
-    assert scores.max() == pytest.approx(1.0, abs=1e-5)
-
-
 def test_search_over_scales_leaves_its_inputs_alone():
     photo, template, _ = zoomed_template_arrays()
     grey, grey_template = photo[..., 2].astype(np.float32), template[..., 2].copy()

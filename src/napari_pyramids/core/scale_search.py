@@ -10,31 +10,30 @@ image pixel ``position + i * scale``.
 How
 ---
 The image's Gaussian pyramid is built once, as for a search at one scale. What
-changes with the scale is the template, which is small: for trial scale ``s``
-at octave ``k`` it is resampled by ``s / 2**k`` (after a Gaussian blur that
-gives it the blur of that octave of the image), so whole octaves of the image
-and a continuous range of template sizes cover every scale, and the image is
-never resized per scale (no half-octave pyramid is needed either).
+changes with the scale is the template, which is small: for scale ``s`` at
+octave ``k`` it is resampled by ``s / 2**k`` (after a Gaussian blur that gives
+it the blur of that octave of the image), so whole octaves of the image and a
+continuous range of template sizes cover every scale, and the image is never
+resized per scale (no half-octave pyramid is needed either).
 
-Each trial scale starts with an exhaustive pass at the octave where its
-template keeps at least ``min_size`` pixels along its shorter side; the best
-candidates go down octave by octave, refined in position (a hill climb, as at
-one scale) and in scale (a hill climb over the neighbouring trial scales of that
-octave). Scales are compared by the ZNCC of the sub-pixel peak: fitted at the
-coarser octaves, scored at octave 0 with the template resampled so that its
-corner lies on the fitted peak (see :meth:`_ScaleClimb.peak`).
+A set of start scales, spaced so that the template's longer side grows by
+:data:`START_PIXELS` pixels from one to the next, each gets an exhaustive pass
+at the octave where its template keeps at least ``min_size`` pixels along its
+shorter side. The best local maxima of those maps go down octave by octave; at
+each, every candidate's corner and scale are fitted continuously, by
+maximising ZNCC (:mod:`~napari_pyramids.core.ecc_fit`), starting where the
+coarser octave's fit ended (or, for a start, at its map's sub-pixel peak), and
+those that fall more than FOLLOW behind the best are dropped. At octave 0 the
+fitted scale is the match's; ``Match.position`` is the integer corner of the
+template resampled to it, its sub-pixel corner the quadratic fit around that
+corner and its ZNCC the score there, as at one scale.
 
-Spacing
--------
-Trial scales lie on a grid of powers of two, ``2**(j / 2**m)``, whose step is
-halved until it changes the template's longer side by at most one pixel at the
-octave where it is scored (``2**(1 / 2**m) - 1 <= 1 / n_k``, ``n_k`` that side).
-Between neighbouring trials the template's corners move by at most half a pixel
-relative to its centre; the trial nearest the true scale is within a quarter
-pixel. At octave 0 with a 64 px template the step is 2**(1/64), 1.1 %, so the
-scale found is within 0.6 % of the true one, and its ZNCC is within
-:data:`SCALE_TOLERANCE` of the ZNCC at the true scale (tests/core/test_scale_search.py
-measures it).
+The fits sample the image on the grid of the template resampled to the nearest
+scale of a grid of powers of two, ``2**(j / 2**m)``, fine enough that the
+template's longer side changes by at most a pixel from one to the next (the
+resampled templates are cached; the fit's own spacing covers the rest). The
+ZNCC at the scale found is within :data:`SCALE_TOLERANCE` of the ZNCC at the
+true one (tests/core/test_scale_search.py measures it).
 """
 
 from __future__ import annotations
@@ -45,8 +44,8 @@ from collections.abc import Iterator
 import cv2
 import numpy as np
 
+from napari_pyramids.core.ecc_fit import Fit, fit_all
 from napari_pyramids.core.search_engine import (
-    _MAX_CLIMBS,
     FOLLOW,
     OctaveTrace,
     _best_maxima,
@@ -57,9 +56,8 @@ from napari_pyramids.core.search_engine import (
     image_levels,
     row_keys,
 )
-from napari_pyramids.core.subpixel import _vertex, parabolas
+from napari_pyramids.core.subpixel import parabolas
 from napari_pyramids.core.zncc import (
-    _is_flat,
     _rough_variance,
     _Scorer,
     centred,
@@ -75,9 +73,16 @@ MIN_SCALED_SIDE = 4
 #: docstring; asserted by the tests on templates cut from resized pictures).
 SCALE_TOLERANCE = 0.02
 
+#: From one start scale to the next the template's longer side changes by
+#: this many pixels of its start octave.
+START_PIXELS = 1.5
+
 #: Candidates in one cell of this many pixels (of their octave) are one place
 #: at several scales: the best stays.
 _SAME_PLACE = 3
+
+#: Log2 scales are told apart to 1 / this (a fitted scale is rounded to it).
+_SCALE_KEYS = 2**20
 
 #: Fewest candidates followed from one octave to the next.
 _LEAST = 2
@@ -130,8 +135,17 @@ def _step(side: float) -> float:
     return 2.0**-m
 
 
+def image_blur(scale: float, k: int) -> float:
+    """Gaussian sigma (pixels) the image gets before it is scored against the
+    template at ``scale`` and octave ``k``: at octave 0 an enlarged template
+    has the coarser sampling, which the image gets instead (variance 1/4 pixel
+    squared per pixel); coarser octaves are blurrier than any template."""
+    return 0.5 * math.sqrt(scale**2 - 1) if k == 0 and scale > 1 else 0.0
+
+
 class _Templates:
-    """The template resampled for (log2 scale, octave) pairs, as scorers, cached."""
+    """The template blurred and resampled for (scale, octave) pairs, and as
+    scorers, cached."""
 
     def __init__(self, template: np.ndarray):
         #: (h, w, channels) float32
@@ -139,59 +153,51 @@ class _Templates:
         self.sides = template.shape[:2]
         self.cache: dict[tuple[float, int], _Scorer] = {}
         self.sources: dict[tuple[float, int], np.ndarray] = {}
+        self.samples: dict[tuple[float, int], np.ndarray] = {}
 
     def side(self, u: float, k: int) -> float:
         """Longer side at log2 scale ``u`` and octave ``k``, in pixels."""
         return max(self.sides) * 2.0 ** (u - k)
 
-    def __call__(self, u: float, k: int, shift=None) -> _Scorer:
-        """Scorer of the template at log2 scale ``u`` and octave ``k``; with a
-        ``shift``, one for a corner that far (``(dy, dx)``, level-0 pixels)
-        beyond the integer position scored (not cached)."""
+    def __call__(self, u: float, k: int) -> _Scorer:
+        """Scorer of the template at log2 scale ``u`` and octave ``k``."""
         key = (u, k)
-        if shift is None and key in self.cache:
-            return self.cache[key]
-        scale = 2.0**u
-        # at octave 0 an enlarged template has the coarser sampling: the
-        # image gets its blur instead (variance 1/4 pixel squared per pixel)
-        blur = 0.5 * math.sqrt(scale**2 - 1) if k == 0 and scale > 1 else 0
-        scorer = _Scorer(self.resampled(scale, k, shift)[None], rough=k > 0, blur=blur)
-        if shift is None:
-            self.cache[key] = scorer
-        return scorer
+        if key not in self.cache:
+            scale = 2.0**u
+            template = self.resampled(scale, k)[None]
+            blur = image_blur(scale, k)
+            self.cache[key] = _Scorer(template, rough=k > 0, blur=blur)
+        return self.cache[key]
 
-    def resampled(self, scale: float, k: int, shift=None) -> np.ndarray:
-        """The template as the object at ``scale`` looks at octave ``k``, its
-        corner ``shift`` (level-0 pixels, ``(dy, dx)``; none by default) beyond
-        its first pixel.
-
-        Pixel ``i`` samples template coordinate ``(i - shift / 2**k) * 2**k /
-        scale`` (the pyramid's alignment) of :meth:`blurred`.
-        """
-        f = scale / 2.0**k
-        src = self.blurred(scale, k)
-        h, w = (math.floor((n - 1) * f + 1e-9) + 1 for n in self.sides)
-        dy, dx = (0.0, 0.0) if shift is None else (d / 2.0**k for d in shift)
-        matrix = np.array([[1 / f, 0, -dx / f], [0, 1 / f, -dy / f]])
-        flags = cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP
-        channels = src.shape[-1] if src.ndim == 3 else 1
-        planes = [src] if channels <= 4 else [src[..., c] for c in range(channels)]
-        out = [
-            cv2.warpAffine(
-                p, matrix, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE
-            )
-            for p in planes
-        ]
-        out = out[0] if len(out) == 1 else np.stack(out, axis=-1)
-        return out.reshape(h, w, channels)
+    def resampled(self, scale: float, k: int) -> np.ndarray:
+        """The template as the object at ``scale`` looks at octave ``k``
+        (cached): pixel ``i`` samples template coordinate ``i * 2**k / scale``
+        (the pyramid's alignment) of :meth:`blurred`."""
+        key = (scale, k)
+        if key not in self.samples:
+            f = scale / 2.0**k
+            src = self.blurred(scale, k)
+            h, w = (math.floor((n - 1) * f + 1e-9) + 1 for n in self.sides)
+            matrix = np.array([[1 / f, 0, 0], [0, 1 / f, 0]])
+            flags = cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP
+            channels = src.shape[-1] if src.ndim == 3 else 1
+            planes = [src] if channels <= 4 else [src[..., c] for c in range(channels)]
+            out = [
+                cv2.warpAffine(
+                    p, matrix, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE
+                )
+                for p in planes
+            ]
+            out = out[0] if len(out) == 1 else np.stack(out, axis=-1)
+            self.samples[key] = out.reshape(h, w, channels)
+        return self.samples[key]
 
     def blurred(self, scale: float, k: int) -> np.ndarray:
         """The template with what the image has and it lacks, before sampling:
         the octave's blur (variance (4**k - 1) / 3 level-0 pixels squared, the
         binomial kernel's, in template pixels divided by ``scale**2``) and, for
         an object smaller than the template, the coarser sampling of the image
-        (variance 1/4 pixel squared per pixel). Cached: every corner shift
-        tried at one scale samples the same blurred template."""
+        (variance 1/4 pixel squared per pixel). Cached."""
         key = (scale, k)
         if key not in self.sources:
             var = (4.0**k - 1) / 3 / scale**2 + 0.25 * max(0.0, 1 / scale**2 - 1)
@@ -234,17 +240,21 @@ def iter_scaled_search(
         )
     lo, hi = check_scales(scales, layout.template_shape, layout.image_shape)
     templates = _Templates(layout.internal(template)[0])
-    u_lo, u_hi = math.log2(lo), math.log2(hi)
+    # log2 scales on the grid candidates' scales are kept on, inside the range
+    u_lo = math.ceil(math.log2(lo) * _SCALE_KEYS) / _SCALE_KEYS
+    u_hi = max(math.floor(math.log2(hi) * _SCALE_KEYS) / _SCALE_KEYS, u_lo)
     side_min = min(layout.template_shape)
     depth = max(1, math.floor(math.log2(min(layout.image_shape) / MIN_SCALED_SIDE)))
-    starts = {}  # log2 scale -> start octave, on each start octave's grid
+    starts = {}  # log2 scale -> start octave
     u = u_lo
     while True:
         k = _start_octave(side_min, u, min_size, levels, depth)
         starts[u] = k
         if u >= u_hi:
             break
-        u = min(u + _step(templates.side(u, k)), u_hi)
+        step = math.log2(1 + START_PIXELS / templates.side(u, k))
+        after = round((u + step) * _SCALE_KEYS) / _SCALE_KEYS  # on the keys' grid
+        u = min(max(after, u + 1 / _SCALE_KEYS), u_hi)
     top = max(starts.values())
     levels_ = image_levels(image, top + 1, layout)
     search = _Search(
@@ -256,7 +266,7 @@ def iter_scaled_search(
         count=count,
         refine_radius=refine_radius,
     )
-    climb = _ScaleClimb(search, templates, (u_lo, u_hi), refine_radius)
+    refine = _Refiner(search, templates, (u_lo, u_hi))
     found = (np.zeros((0, 3), int), np.zeros(0), np.zeros(0, int))
     us = np.zeros(0)
     trace = []
@@ -264,19 +274,28 @@ def iter_scaled_search(
         examined = set()
         least = max(_LEAST, 2 * max_matches)
         if len(us):
-            found, us = climb(k, found[0] * search.factor, us, examined, least)
+            found, us = refine(k, found[0] * search.factor, us, examined, least)
         fresh = [u for u, start in starts.items() if start == k]
         examined.update(fresh)
         maps = _start_maps(levels_[k], [templates(u, k) for u in fresh])
         groups = [(found, us)]
+        by_scale = {round(u * _SCALE_KEYS): m for u, m in zip(fresh, maps)}
+        # a start below the followed candidates' best less FOLLOW would not
+        # be followed: its map's maxima are not looked for
+        floor = found[1][0] - FOLLOW if len(us) >= least else -np.inf
         for u, scores in zip(fresh, maps):
             positions, values = _best_maxima(scores, search.most, count)
+            above = values >= floor
+            positions, values = positions[above], values[above]
             new = (positions, values, np.full(len(values), -1))
             groups.append((new, np.full(len(values), u)))
         found, us = _merge_scaled(*groups)
         if not len(us):
             raise all_flat()
         found, us = _keep(found, us, least, search.most)
+        for position, u, parent in zip(found[0], us, found[2]):
+            if parent < 0:  # a start: its fit begins at the map's peak
+                refine.place(k, position, u, by_scale[round(u * _SCALE_KEYS)])
         octave = search.trace(
             k, found[0], found[1], found[2], 2.0**us, [2.0**u for u in examined]
         )
@@ -321,213 +340,116 @@ def _merge_scaled(*groups):
     log2 scale each: one entry per (position, scale), best first."""
     # the scale joins the position as a fourth coordinate for the merge
     keyed = [
-        (np.column_stack([g[0], np.round(u * 2**20).astype(int)]), g[1], g[2])
+        (np.column_stack([g[0], np.round(u * _SCALE_KEYS).astype(int)]), g[1], g[2])
         for g, u in groups
     ]
     positions, values, parents = _merge(*keyed)
-    return (positions[:, :3], values, parents), positions[:, 3] / 2**20
+    return (positions[:, :3], values, parents), positions[:, 3] / _SCALE_KEYS
 
 
-class _ScaleClimb:
+class _Refiner:
     """Refines candidates at one octave in position and scale.
 
-    Scales are compared by the ZNCC of the sub-pixel peak (the vertex of one
-    parabola per axis through the scores around the best whole pixel; at
-    octave 0 scored there, see :meth:`peak`): at whole
-    pixels, how well the resampled template's grid happens to fall on the
-    image's changes with the scale by as much as a few percent of scale error
-    costs, which makes integer scores too rough to climb on.
+    Each candidate's corner and scale are fitted continuously
+    (:mod:`~napari_pyramids.core.ecc_fit`) from where the coarser octave's fit
+    left them (the sub-pixel corner, doubled), or, for a maximum of a start
+    map, from the map's sub-pixel peak (:meth:`place`). Candidates are compared
+    by the ZNCC their fits reach.
     """
 
-    def __init__(self, search, templates, bounds, radius):
+    def __init__(self, search, templates, bounds):
         self.search = search
         self.templates = templates
         self.bounds = bounds
-        self.radius = radius
-
-    def peak(self, k, start, u, radius, examined):
-        """``(position, peak ZNCC)`` of the climb from ``start`` at log2 scale
-        ``u`` (None where every window in reach is flat).
-
-        At octave 0 the peak's ZNCC is scored, not fitted: the template
-        resampled with its corner at the sub-pixel peak is scored at the whole
-        pixel. For sharp texture (bricks) the quadratic misses the peak by as
-        much as neighbouring scales differ, so fitted peaks rise and fall with
-        how far the best corner lies from a whole pixel, and the climb over
-        scales stops on the wrong rise.
-        """
-        examined.add(float(u))
-        level = self.search.levels[k]
-        scorer = self.templates(float(u), k)
-        found = _peak(level, scorer, start, radius, _vertex if k == 0 else parabolas)
-        if found is None or k > 0 or not np.any(found[2]):
-            return None if found is None else found[:2]
-        position, value, shift = found
-        shifted = self.templates.resampled(2.0**u, 0, tuple(shift[1:]))
-        h, w = shifted.shape[:2]
-        window = level[0, position[1] : position[1] + h, position[2] : position[2] + w]
-        if scorer.blur:
-            window = cv2.GaussianBlur(window, (0, 0), scorer.blur).reshape(window.shape)
-        score = _zncc(window, shifted)
-        return position, value if score is None else score
+        #: (octave, y, x, scale key) -> sub-pixel corner of a fit there
+        self.corners: dict[tuple[int, int, int, int], tuple[float, float]] = {}
+        #: (grid log2 scale, octave) -> Fit (it holds no candidate's state)
+        self.fits: dict[tuple[float, int], tuple[Fit, float]] = {}
 
     def __call__(self, k, starts, us, examined, least):
         """Candidates from octave ``k + 1`` (``starts`` already in octave-``k``
-        pixels) refined at octave ``k``: position at their own scale; then the
-        best (:func:`_keep`) in scale: the trial scales up to two grid steps
-        away, then on, a step at a time, while the score rises."""
-        u_lo, u_hi = self.bounds
-        steps = np.array([_step(self.templates.side(u, k)) for u in us])
-        us = np.clip(np.round(us / steps) * steps, u_lo, u_hi)
-        rows, peaks, parents, kept_us = [], [], [], []
+        pixels, ``us`` their log2 scales) refined at octave ``k``: ``(positions,
+        scores, parents), log2 scales``, best first."""
+        level = self.search.levels[k]
+        plane = level[0] if level.shape[-1] > 1 else level[0, :, :, 0]
+        fits, points, units, parents = [], [], [], []
         for i, (start, u) in enumerate(zip(starts, us)):
-            found = self.peak(k, start, u, self.radius, examined)
-            if found is not None:
-                rows.append(found[0])
-                peaks.append(found[1])
-                parents.append(i)
-                kept_us.append(u)
+            cy, cx = self.corners[_key(k + 1, start[1] // 2, start[2] // 2, u)]
+            corner = (2 * cy, 2 * cx)
+            fit, unit = self.fit(plane, k, u)
+            fits.append(fit)
+            points.append((*corner, 2.0**u / unit))
+            units.append(unit)
+            parents.append(i)
+            examined.add(float(u))
+        done = fit_all(
+            fits,
+            points,
+            least=least,
+            margin=FOLLOW,
+            steps=_FIT_STEPS,
+            tol=_FIT_TOLERANCE if k == 0 else 2 * _FIT_TOLERANCE,
+        )
+        rows, values, kept, kept_us = [], [], [], []
+        for got, unit, parent in zip(done, units, parents):
+            if got is None:
+                continue
+            cy, cx, f, zncc = got
+            u = round(math.log2(f * unit) * _SCALE_KEYS) / _SCALE_KEYS
+            y, x = round(cy), round(cx)
+            self.corners[_key(k, y, x, u)] = (cy, cx)
+            examined.add(u)
+            rows.append((0, y, x))
+            values.append(zncc)
+            kept.append(parent)
+            kept_us.append(u)
         if not rows:
             return (np.zeros((0, 3), int), np.zeros(0), np.zeros(0, int)), np.zeros(0)
-        order = np.argsort(-np.array(peaks), kind="stable")
-        found = tuple(np.asarray(a)[order] for a in (rows, peaks, parents))
-        found, us = _keep(found, np.asarray(kept_us)[order], least, self.search.most)
-        positions, values = found[0].copy(), found[1].copy()
-        best_us = us.copy()
-        for i, u in enumerate(us):
-            step = _step(self.templates.side(u, k))
-            # the coarser octave's scale is good to one of its steps, two of
-            # these: every trial within two steps is scored, then the climb
-            # goes on in the direction that rose
-            for d in _BRACKET:
-                trial = min(max(u + d * step, u_lo), u_hi)
-                got = self.peak(k, positions[i], trial, _TRIAL_RADIUS, examined)
-                if got is not None and got[1] > values[i]:
-                    (positions[i], values[i]), best_us[i] = got, trial
-            edge = abs(best_us[i] - u) > (max(_BRACKET) - 0.5) * step
-            d = np.sign(best_us[i] - u) if edge else 0
-            for _ in range(_SCALE_CLIMBS if d else 0):
-                trial = min(max(best_us[i] + d * step, u_lo), u_hi)
-                got = self.peak(k, positions[i], trial, _TRIAL_RADIUS, examined)
-                if got is None or got[1] <= values[i]:
-                    break
-                (positions[i], values[i]), best_us[i] = got, trial
-        return _merge_scaled(((positions, values, found[2]), best_us))
+        found = (np.array(rows), np.array(values), np.array(kept))
+        return _merge_scaled((found, np.array(kept_us)))
+
+    def place(self, k, position, u, scores):
+        """Record the sub-pixel corner of the maximum at ``position`` of the
+        start map ``scores`` (log2 scale ``u``, octave ``k``): the vertex of one
+        parabola per axis through the map's scores around it."""
+        at = tuple(int(p) for p in position)
+        free = [ax for ax in (1, 2) if 0 < at[ax] < scores.shape[ax] - 1]
+        shift = np.zeros(3)
+        if free:
+            shift[free], _ = parabolas(scores, at, free)
+        self.corners[_key(k, at[1], at[2], u)] = (at[1] + shift[1], at[2] + shift[2])
+
+    def on_grid(self, u: float, k: int) -> float:
+        """``u`` rounded to octave ``k``'s grid of trial scales, within bounds."""
+        step = _step(self.templates.side(u, k))
+        return min(max(round(u / step) * step, self.bounds[0]), self.bounds[1])
+
+    def fit(self, plane, k: int, u: float):
+        """A :class:`~napari_pyramids.core.ecc_fit.Fit` of the template near log2
+        scale ``u`` at octave ``k``, and the scale one unit of its spacing
+        stands for: the template resampled to the octave's pixels at the
+        nearest grid scale (cached; the fit's spacing, near 1, covers the
+        rest), so that its ZNCC is the one the scorers compute."""
+        near = self.on_grid(u, k)
+        if (near, k) not in self.fits:
+            scale = 2.0**near
+            template = self.templates.resampled(scale, k)
+            if template.shape[-1] == 1:
+                template = template[..., 0]
+            lo, hi = (2.0 ** (b - near) for b in self.bounds)
+            fit = Fit(plane, template, (lo, hi), image_blur(scale, k))
+            self.fits[near, k] = fit, scale
+        return self.fits[near, k]
 
 
-#: Trial scales scored around a candidate's, in grid steps, before the climb.
-_BRACKET = (-2, -1, 1, 2)
-
-#: Half-width of the window scored around a candidate at a trial scale.
-_TRIAL_RADIUS = 2
+def _key(k: int, y, x, u: float) -> tuple[int, int, int, int]:
+    """Dictionary key of a candidate: octave, integer corner, log2 scale."""
+    return (k, int(y), int(x), round(u * _SCALE_KEYS))
 
 
-def _mean(a: np.ndarray) -> float:
-    """Mean of a float32 ``(h, w)`` or ``(h, w, c)`` array: one OpenCV pass
-    with double accumulation up to four channels (numpy's mean costs several
-    times more on the small windows a climb reads), numpy's beyond."""
-    channels = a.shape[2] if a.ndim == 3 else 1
-    if channels > 4:
-        return float(a.mean(dtype=np.float64))
-    return sum(cv2.mean(a)[:channels]) / channels
+#: Most steps of one candidate's fit at one octave.
+_FIT_STEPS = 6
 
-
-def _flat(window: np.ndarray) -> bool:
-    """True where a float32 ``(h, w)`` or ``(h, w, c)`` window is flat
-    (FLAT_TOLERANCE), channels jointly: from OpenCV's per-channel means and
-    deviations up to four channels, numpy's beyond."""
-    if window.ndim == 3 and window.shape[2] > 4:
-        mean = float(window.mean(dtype=np.float64))
-        square = float(np.mean(np.square(window, dtype=np.float64)))
-    else:
-        means, stds = cv2.meanStdDev(window)
-        n = len(means)
-        mean = sum(float(m) for m in means[:, 0]) / n
-        square = sum(float(s * s + m * m) for m, s in zip(means[:, 0], stds[:, 0])) / n
-    return _is_flat(math.sqrt(max(square - mean * mean, 0.0)), math.sqrt(square))
-
-
-def _zncc(window: np.ndarray, template: np.ndarray) -> float | None:
-    """ZNCC of a window and a template of its shape (channels jointly), None
-    where the window is flat."""
-    if _flat(window):
-        return None
-    a = window - np.float32(_mean(window))
-    b = template - np.float32(_mean(template))
-    ab, aa, bb = float(np.vdot(a, b)), float(np.vdot(a, a)), float(np.vdot(b, b))
-    return min(max(ab / math.sqrt(aa * bb), -1.0), 1.0)
-
-
-def _scores(scorer, region):
-    """ZNCC of ``scorer``'s template at every position of ``region``, or None
-    where the best window is flat.
-
-    Grey templates take one OpenCV call (``TM_CCOEFF_NORMED`` of the region
-    less its mean, after the scorer's blur): a hill climb scores many small
-    regions, and there the exact scorer's integral images and flat-window map
-    cost several times the correlation. Only the best window is checked for
-    flatness, which is all a climb reads. Colour of up to four channels has
-    float32 window moments, as the coarse octaves do; more channels go
-    through the scorer.
-    """
-    if region.shape[-1] > 4:
-        return _defined(scorer(region))
-    if region.shape[-1] > 1:  # colour: float32 moments, flat windows marked
-        if scorer.blur:
-            region = cv2.GaussianBlur(region[0], (0, 0), scorer.blur)[None]
-        return _defined(scorer._rough(*centred(plane_of(region)))[None])
-    plane = region[0, :, :, 0]
-    if scorer.blur:
-        plane = cv2.GaussianBlur(plane, (0, 0), scorer.blur)
-    plane = plane - np.float32(_mean(plane))
-    scores = cv2.matchTemplate(
-        plane, scorer.zero_mean[0, :, :, 0], cv2.TM_CCOEFF_NORMED
-    )
-    _, _, _, (x, y) = cv2.minMaxLoc(scores)
-    if _flat(plane[y : y + scorer.shape[1], x : x + scorer.shape[2]]):
-        return _defined(scorer(region))  # the exact map marks every flat window
-    return scores[None]
-
-
-def _defined(scores: np.ndarray) -> np.ndarray | None:
-    """``scores`` with flat windows (NaN) at -inf, or None where all are flat."""
-    return None if np.isnan(scores).all() else np.nan_to_num(scores, nan=-np.inf)
-
-
-def _peak(level, scorer, start, radius, fit):
-    """Hill climb from ``start`` (windows of +-``radius``, moved while the best
-    lies on a window's edge): the best whole-pixel position, the ZNCC of the
-    sub-pixel peak around it and the peak's offset from that position, from the
-    same window's scores, as ``fit`` (:func:`_vertex` or :func:`parabolas`)
-    places it; None where every window in reach is flat."""
-    last = [n - t for n, t in zip(level.shape[:3], scorer.shape)]
-    centre = [min(max(int(c), 0), n) for c, n in zip(start, last)]
-    best = None
-    for _ in range(_MAX_CLIMBS):
-        lo = [max(c - radius, 0) for c in centre]
-        hi = [min(c + radius, n) for c, n in zip(centre, last)]
-        region = level[tuple(slice(a, b + t) for a, b, t in zip(lo, hi, scorer.shape))]
-        scores = _scores(scorer, region)
-        if scores is None:
-            break
-        at = np.unravel_index(np.argmax(scores), scores.shape)
-        if best is not None and scores[at] <= best[1][best[2]]:
-            break
-        best = ([a + i for a, i in zip(lo, at)], scores, at)
-        on_edge = [
-            (i == 0 and a > 0) or (i == b - a and b < n)
-            for i, a, b, n in zip(at, lo, hi, last)
-        ]
-        if not any(on_edge):
-            break
-        centre = best[0]
-    if best is None:
-        return None
-    position, scores, at = best
-    value = float(scores[at])
-    free = [ax for ax in range(3) if 0 < at[ax] < scores.shape[ax] - 1]
-    shift = np.zeros(3)
-    if free:
-        shift[free], gain = fit(scores, at, free)
-        value = min(value + gain, 1.0)
-    return np.array(position), value, shift
+#: A fit at octave 0 stops when a step moves the corner by less than this many
+#: pixels (twice as many at the coarser octaves, whose fits only start finer ones).
+_FIT_TOLERANCE = 0.05
