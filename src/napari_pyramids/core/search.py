@@ -190,7 +190,9 @@ def find_template(
         ``2 * max_matches``); all those scoring within MARGIN of the best are
         followed too, up to MAX_CANDIDATES per 512x512 pixels of the image.
     refine_radius : int
-        Half-width of the window scored around each candidate at finer octaves.
+        Half-width of the window scored around each candidate at finer octaves
+        (a search over ``scales`` fits each candidate's corner and scale
+        continuously instead, and does not use it).
     channel_axis : int, optional
         Colour axis of image and template (scored jointly, as skimage does).
     reduce_z : bool
@@ -200,7 +202,7 @@ def find_template(
     scales : (float, float), optional
         Search the template at every scale in this range (2-D images): the object
         may be ``scales[0]`` to ``scales[1]`` times the template's size. See
-        :mod:`napari_pyramids.core.scale_search` for how the scales are spaced
+        :mod:`napari_pyramids.core.scale_search` for how the scales are searched
         and how close to the best the found scale's ZNCC is. ``None`` searches
         at scale 1 only.
     progress : callable(done, total), optional
