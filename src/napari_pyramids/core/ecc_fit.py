@@ -35,7 +35,7 @@ import numpy as np
 
 from napari_pyramids.core.zncc import FLAT_TOLERANCE
 
-__all__ = ["Fit", "fit_all"]
+__all__ = ["Fit", "fit_all", "warp"]
 
 #: Largest move of one step: a pixel of the corner, 5 % of the scale. The
 #: linearisation holds over about a pixel; longer steps overshoot.
@@ -56,12 +56,13 @@ def _grid(h: int, w: int, channels: int) -> tuple[np.ndarray, np.ndarray]:
     return rows, cols
 
 
-def _warp(region: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def warp(region: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """``region`` sampled at ``matrix @ (x, y, 1)`` for each pixel of a ``size``
-    (width, height) output, bicubic; more than four channels one at a time."""
+    (width, height) output, bicubic, the border replicated; a channel axis is
+    kept (length 1 too), more than four channels go one at a time."""
     flags = cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP
     if region.ndim == 3 and region.shape[2] > 4:
-        planes = [_warp(region[..., c], matrix, size) for c in range(region.shape[2])]
+        planes = [warp(region[..., c], matrix, size) for c in range(region.shape[2])]
         return np.stack(planes, axis=-1)
     out = cv2.warpAffine(
         region, matrix, size, flags=flags, borderMode=cv2.BORDER_REPLICATE
@@ -117,7 +118,7 @@ class Fit:
         if blur > 0:
             region = cv2.GaussianBlur(region, (0, 0), math.sqrt(blur))
         matrix = np.array([[f, 0.0, cx - f - x0], [0.0, f, cy - f - y0]])
-        big = _warp(region, matrix, (w + 2, h + 2))
+        big = warp(region, matrix, (w + 2, h + 2))
         window = big[1:-1, 1:-1]
         # rows: the Jacobian's three columns (the window's change with the
         # corner's y, x and the spacing), then the window less its mean

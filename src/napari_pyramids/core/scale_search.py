@@ -44,7 +44,7 @@ from collections.abc import Iterator
 import cv2
 import numpy as np
 
-from napari_pyramids.core.ecc_fit import Fit, fit_all
+from napari_pyramids.core.ecc_fit import Fit, fit_all, warp
 from napari_pyramids.core.search_engine import (
     FOLLOW,
     OctaveTrace,
@@ -179,17 +179,8 @@ class _Templates:
             src = self.blurred(scale, k)
             h, w = (math.floor((n - 1) * f + 1e-9) + 1 for n in self.sides)
             matrix = np.array([[1 / f, 0, 0], [0, 1 / f, 0]])
-            flags = cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP
-            channels = src.shape[-1] if src.ndim == 3 else 1
-            planes = [src] if channels <= 4 else [src[..., c] for c in range(channels)]
-            out = [
-                cv2.warpAffine(
-                    p, matrix, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE
-                )
-                for p in planes
-            ]
-            out = out[0] if len(out) == 1 else np.stack(out, axis=-1)
-            self.samples[key] = out.reshape(h, w, channels)
+            out = warp(src, matrix, (w, h))  # the blur may drop a lone channel
+            self.samples[key] = out.reshape(h, w, self.template.shape[-1])
         return self.samples[key]
 
     def blurred(self, scale: float, k: int) -> np.ndarray:
@@ -372,15 +363,14 @@ class _Refiner:
         scores, parents), log2 scales``, best first."""
         level = self.search.levels[k]
         plane = level[0] if level.shape[-1] > 1 else level[0, :, :, 0]
-        fits, points, units, parents = [], [], [], []
-        for i, (start, u) in enumerate(zip(starts, us)):
+        fits, points, units = [], [], []
+        for start, u in zip(starts, us):
             cy, cx = self.corners[_key(k + 1, start[1] // 2, start[2] // 2, u)]
             corner = (2 * cy, 2 * cx)
             fit, unit = self.fit(plane, k, u)
             fits.append(fit)
             points.append((*corner, 2.0**u / unit))
             units.append(unit)
-            parents.append(i)
             examined.add(float(u))
         done = fit_all(
             fits,
@@ -391,7 +381,7 @@ class _Refiner:
             tol=_FIT_TOLERANCE if k == 0 else 2 * _FIT_TOLERANCE,
         )
         rows, values, kept, kept_us = [], [], [], []
-        for got, unit, parent in zip(done, units, parents):
+        for parent, (got, unit) in enumerate(zip(done, units)):
             if got is None:
                 continue
             cy, cx, f, zncc = got
