@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -56,13 +57,18 @@ def _grid(h: int, w: int, channels: int) -> tuple[np.ndarray, np.ndarray]:
     return rows, cols
 
 
-def warp(region: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def warp(
+    region: np.ndarray, matrix: np.ndarray, size: tuple[int, int], cubic: bool = True
+) -> np.ndarray:
     """``region`` sampled at ``matrix @ (x, y, 1)`` for each pixel of a ``size``
-    (width, height) output, bicubic, the border replicated; a channel axis is
-    kept (length 1 too), more than four channels go one at a time."""
-    flags = cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP
+    (width, height) output, bicubic (bilinear where not ``cubic``), the border
+    replicated; a channel axis is kept (length 1 too), more than four channels
+    go one at a time."""
+    flags = (cv2.INTER_CUBIC if cubic else cv2.INTER_LINEAR) | cv2.WARP_INVERSE_MAP
     if region.ndim == 3 and region.shape[2] > 4:
-        planes = [warp(region[..., c], matrix, size) for c in range(region.shape[2])]
+        planes = [
+            warp(region[..., c], matrix, size, cubic) for c in range(region.shape[2])
+        ]
         return np.stack(planes, axis=-1)
     out = cv2.warpAffine(
         region, matrix, size, flags=flags, borderMode=cv2.BORDER_REPLICATE
@@ -78,22 +84,51 @@ class Fit:
     and largest spacing ``f`` allowed; ``blur``: Gaussian sigma (pixels) the
     plane is blurred by before sampling, where the template is blurrier than
     the plane (enlarged).
+
+    The steps are inverse compositional: the linearisation is the template's
+    (its gradients times the warp's Jacobian), made once here, and each step
+    warps the template's way back into the image's warp; a step then costs one
+    sampling of the image and one product with four rows.
     """
 
     def __init__(self, plane: np.ndarray, template: np.ndarray, bounds, blur=0.0):
         self.plane = plane
         self.blur = blur
         self.h, self.w = template.shape[:2]
-        t = template - np.float32(template.mean())
-        norm = float(np.linalg.norm(t))
-        #: the template, zero-mean with unit norm, as a vector (None if flat)
-        self.t = (t / np.float32(norm)).ravel() if norm > 0 else None
-        self.qy, self.qx = _grid(
-            self.h, self.w, template.shape[2] if template.ndim == 3 else 1
-        )
         H, W = plane.shape[:2]
         fits = min((H - 1) / max(self.h - 1, 1), (W - 1) / max(self.w - 1, 1))
         self.bounds = (bounds[0], min(bounds[1], fits))
+        t = template - np.float32(np.add.reduce(template, axis=None) / template.size)
+        norm = math.sqrt(float(np.vdot(t, t)))
+        #: the template, zero-mean with unit norm, as a vector (None if flat)
+        self.t = (t / np.float32(norm)).ravel() if norm > 0 else None
+        self.rows = self.solve = None
+        if self.t is not None and min(self.h, self.w) > 1:
+            self._linearise(t / np.float32(norm))
+
+    def _linearise(self, unit: np.ndarray) -> None:
+        """The template's side of every step: ``rows`` (4, n), the Jacobian's
+        three columns (the unit template's change with a shift of its corner
+        along y and x and with its spacing), centred, then the template; and
+        what of the ECC step depends on them alone."""
+        qy, qx = _grid(self.h, self.w, unit.shape[2] if unit.ndim == 3 else 1)
+        rows = np.empty((4,) + unit.shape, np.float32)
+        for axis in (0, 1):  # central differences, one-sided at the edges
+            _gradient(unit, axis, out=rows[axis])
+        np.multiply(rows[0], qy, out=rows[2])
+        rows[2] += rows[1] * qx
+        rows[3] = unit
+        rows = rows.reshape(4, -1)
+        rows[:3] -= np.add.reduce(rows[:3], axis=1)[:, None] / np.float32(rows.shape[1])
+        self.rows = rows
+        products = (rows[:3] @ rows.T).tolist()
+        gram = [row[:3] for row in products]
+        with_unit = [row[3] for row in products]
+        self.solve = _inverse3(gram)
+        if self.solve is not None:
+            #: G^-1 J^T t, and what of the unit template the warp cannot explain
+            self.along_t = _apply(self.solve, with_unit)
+            self.residual = 1.0 - _dot(with_unit, self.along_t)
 
     def inside(self, cy: float, cx: float, f: float) -> tuple[float, float, float]:
         """The nearest corner and spacing whose box lies in the plane and
@@ -104,65 +139,94 @@ class Fit:
         cx = min(max(cx, 0.0), W - 1 - f * (self.w - 1))
         return cy, cx, f
 
-    def step(self, cy: float, cx: float, f: float):
-        """``(zncc, move)`` at corner ``(cy, cx)`` and spacing ``f``: the ZNCC
-        there and the ECC step ``(dy, dx, df)`` (None where the linearised
-        problem is singular); None where the window is flat."""
+    def sample(self, cy: float, cx: float, f: float) -> _Sample | None:
+        """The image sampled at corner ``(cy, cx)`` and spacing ``f``, and the
+        ZNCC there; None where the window is flat. :meth:`move` takes it on."""
         h, w, plane = self.h, self.w, self.plane
-        H, W = plane.shape[:2]
-        # the window with a pixel of margin all round, for central differences
-        y0, x0 = max(int(cy - f) - 3, 0), max(int(cx - f) - 3, 0)
-        y1, x1 = min(int(cy + f * h) + 5, H), min(int(cx + f * w) + 5, W)
+        # the window and a margin for the interpolation and the blur
+        y0, x0 = max(int(cy) - 3, 0), max(int(cx) - 3, 0)
+        y1, x1 = int(cy + f * h) + 4, int(cx + f * w) + 4
         region = plane[y0:y1, x0:x1].astype(np.float32, copy=False)
         blur = self.blur**2 + (0.25 * (f * f - 1) if f > _BLUR_FROM else 0.0)
         if blur > 0:
             region = cv2.GaussianBlur(region, (0, 0), math.sqrt(blur))
-        matrix = np.array([[f, 0.0, cx - f - x0], [0.0, f, cy - f - y0]])
-        big = warp(region, matrix, (w + 2, h + 2))
-        window = big[1:-1, 1:-1]
-        # rows: the Jacobian's three columns (the window's change with the
-        # corner's y, x and the spacing), then the window less its mean
-        rows = np.empty((4,) + window.shape, np.float32)
-        np.subtract(big[2:, 1:-1], big[:-2, 1:-1], out=rows[0])
-        np.subtract(big[1:-1, 2:], big[1:-1, :-2], out=rows[1])
-        rows[:2] *= np.float32(0.5 / f)  # gradients per image pixel
-        np.multiply(rows[0], self.qy, out=rows[2])
-        rows[2] += rows[1] * self.qx
-        mean = float(window.mean(dtype=np.float64))
-        np.subtract(window, np.float32(mean), out=rows[3])
-        rows = rows.reshape(4, -1)
-        products = (rows @ rows.T).tolist()
-        var = products[3][3]  # n x the window's variance
-        if var <= FLAT_TOLERANCE**2 * (var + rows.shape[1] * mean * mean):
+        matrix = np.array([[f, 0.0, cx - x0], [0.0, f, cy - y0]])
+        # bilinear: a third of bicubic's cost, and as good a fit
+        # (docs/search_calibration.md)
+        window = warp(region, matrix, (w, h), cubic=False).reshape(-1)
+        mean, std = cv2.meanStdDev(window)
+        mean, var = float(mean[0, 0]), window.size * float(std[0, 0]) ** 2
+        # var: n x the window's variance
+        if var <= FLAT_TOLERANCE**2 * (var + window.size * mean * mean):
             return None
-        with_t = (rows @ self.t).tolist()
-        zncc = min(max(with_t[3] / math.sqrt(var), -1.0), 1.0)
-        sums = rows[:3].sum(axis=1, dtype=np.float64).tolist()
-        return zncc, _ecc_move(products, sums, with_t, rows.shape[1], f)
+        window -= np.float32(mean)
+        # the window's products with the Jacobian's columns and the template,
+        # per unit of its norm
+        with_window = (self.rows @ window * (1 / math.sqrt(var))).tolist()
+        zncc = min(max(with_window[3], -1.0), 1.0)
+        return _Sample(zncc, (cy, cx, f), with_window)
+
+    def move(self, sample: _Sample):
+        """The ECC step ``(dy, dx, df)`` from where ``sample`` was taken; None
+        where the linearised problem is singular.
+
+        ECC's closed-form step for the template (Evangelidis & Psarakis,
+        section 3, the roles of image and template exchanged): the change
+        ``d`` of the template's warp ``q -> d_c + (1 + d_f) q`` that maximises
+        its correlation with the window, composed inversely into the image's
+        warp, ``c -> c - f d_c / (1 + d_f)``, ``f -> f / (1 + d_f)``."""
+        if self.solve is None:
+            return None
+        cy, cx, f = sample.point
+        jw, tw = sample.with_window[:3], sample.with_window[3]
+        gw = _apply(self.solve, jw)
+        along = tw - _dot(jw, self.along_t)
+        reach = max(_dot(jw, gw), 1e-12)
+        if along > 0:
+            weight = self.residual / along
+        else:
+            weight = max(
+                math.sqrt(max(self.residual, 0.0) / reach),
+                (_dot(jw, self.along_t) - tw) / reach,
+            )
+        dy, dx, df = (weight * a - b for a, b in zip(gw, self.along_t))
+        if not 1 + df > 0.5:  # a step beyond the linearisation's reach
+            df = -0.5
+        shrink = 1 / (1 + df)
+        return _limited([-f * dy * shrink, -f * dx * shrink, f * shrink - f], f)
+
+    def step(self, cy: float, cx: float, f: float):
+        """``(zncc, move)`` at corner ``(cy, cx)`` and spacing ``f``: the ZNCC
+        there and the ECC step ``(dy, dx, df)`` (None where the linearised
+        problem is singular); None where the window is flat."""
+        sample = self.sample(cy, cx, f)
+        return None if sample is None else (sample.zncc, self.move(sample))
 
 
-def _ecc_move(products, sums, with_t, n, f):
-    """The ECC step (Evangelidis & Psarakis, section 3) from the products of
-    the Jacobian's columns and the centred window (``products``, 4 x 4, the
-    window last), the columns' sums and their products with the unit
-    zero-mean template (``with_t``, the window's last), limited to
-    _MOST_SHIFT and _MOST_SCALE; None where the columns are dependent."""
-    # the columns centred: J^T J less n times the products of their means
-    g = [[products[i][j] - sums[i] * sums[j] / n for j in range(3)] for i in range(3)]
-    jv = [products[i][3] for i in range(3)]
-    jt, tv, var = with_t[:3], with_t[3], products[3][3]
-    solved = _solve3(g, jv, jt)
-    if solved is None:
-        return None
-    gv, gt = solved
-    residual = var - _dot(jv, gv)  # what of the window the warp cannot explain
-    along = tv - _dot(jt, gv)
-    reach = max(_dot(jt, gt), 1e-12)
-    if along > 0:
-        weight = residual / along
-    else:
-        weight = max(math.sqrt(max(residual, 0.0) / reach), (_dot(jt, gv) - tv) / reach)
-    move = [weight * a - b for a, b in zip(gt, gv)]
+class _Sample(NamedTuple):
+    """The image sampled where :meth:`Fit.sample` was asked: the ZNCC there,
+    the point ``(cy, cx, f)``, and the window's products with the rows of
+    :attr:`Fit.rows` per unit of its norm."""
+
+    zncc: float
+    point: tuple[float, float, float]
+    with_window: list[float]
+
+
+def _gradient(a: np.ndarray, axis: int, out: np.ndarray) -> None:
+    """The derivative of ``a`` along ``axis`` (0 or 1) into ``out``: central
+    differences, one-sided at the first and last entries (as np.gradient, at
+    a fraction of its cost on small arrays)."""
+    a, out = (np.swapaxes(x, 0, axis) for x in (a, out))
+    np.subtract(a[2:], a[:-2], out=out[1:-1])
+    out[1:-1] *= np.float32(0.5)
+    np.subtract(a[1], a[0], out=out[0])
+    np.subtract(a[-1], a[-2], out=out[-1])
+
+
+def _limited(move, f):
+    """``move`` shortened to at most _MOST_SHIFT pixels and _MOST_SCALE of the
+    spacing ``f``."""
     longest = max(
         abs(move[0]) / _MOST_SHIFT,
         abs(move[1]) / _MOST_SHIFT,
@@ -176,10 +240,10 @@ def _dot(a, b) -> float:
     return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 
 
-def _solve3(g, *rhs):
-    """``g^-1 b`` for each ``b`` of ``rhs``, ``g`` a symmetric 3 x 3 (nested
-    lists), by its adjugate (numpy's solver costs more than the whole step at
-    this size); None where ``g`` is near singular."""
+def _inverse3(g):
+    """The inverse of ``g``, a symmetric 3 x 3 (nested lists), by its adjugate
+    (numpy's solver costs more than a whole step at this size); None where
+    ``g`` is near singular."""
     (a, b, c), (_, d, e), (_, _, k) = g
     adj = (
         (d * k - e * e, c * e - b * k, b * e - c * d),
@@ -189,7 +253,12 @@ def _solve3(g, *rhs):
     det = a * adj[0][0] + b * adj[0][1] + c * adj[0][2]
     if not det > 1e-12 * a * d * k:
         return None
-    return [[_dot(row, x) / det for row in adj] for x in rhs]
+    return [[v / det for v in row] for row in adj]
+
+
+def _apply(m, x) -> list[float]:
+    """The 3 x 3 ``m`` times the 3-vector ``x``."""
+    return [_dot(row, x) for row in m]
 
 
 def fit_all(fits, starts, *, least: int, margin: float, steps: int, tol: float):
@@ -203,13 +272,14 @@ def fit_all(fits, starts, *, least: int, margin: float, steps: int, tol: float):
     less than ``tol`` pixels. Returns ``(cy, cx, f, zncc)`` of each one's best
     point, None for those dropped or flat."""
     best = [None] * len(fits)
-    going = {}  # candidate -> (point, its next move, None when it has stopped)
+    # candidate -> (point, its sample there), the sample None once it has stopped
+    going = {}
     for i, (fit, start) in enumerate(zip(fits, starts)):
         point = fit.inside(*start)
-        got = None if fit.t is None else fit.step(*point)
-        if got is not None:
-            best[i] = (*point, got[0])
-            going[i] = (point, got[1])
+        sample = None if fit.t is None else fit.sample(*point)
+        if sample is not None:
+            best[i] = (*point, sample.zncc)
+            going[i] = (point, sample)
     alive = [i for i in range(len(fits)) if best[i] is not None]
     for round_ in range(steps + 1):
         alive.sort(key=lambda i: -best[i][3])
@@ -219,19 +289,19 @@ def fit_all(fits, starts, *, least: int, margin: float, steps: int, tol: float):
         if round_ == steps:
             break
         for i in alive:
-            point, move = going[i]
-            if move is None:
-                continue
+            point, sample = going[i]
             fit = fits[i]
-            point = fit.inside(*(p + d for p, d in zip(point, move)))
-            got = fit.step(*point)
-            if got is None:  # flat there: it keeps its best point
+            # the move is worked out only for those still followed
+            move = None if sample is None else fit.move(sample)
+            if move is None:  # stopped, or singular there: it keeps its best point
                 going[i] = (point, None)
                 continue
-            if got[0] > best[i][3]:
-                best[i] = (*point, got[0])
+            point = fit.inside(*(p + d for p, d in zip(point, move)))
+            sample = fit.sample(*point)
+            if sample is not None and sample.zncc > best[i][3]:
+                best[i] = (*point, sample.zncc)
             far = max(abs(move[0]), abs(move[1]), abs(move[2]) * max(fit.h, fit.w))
-            going[i] = (point, None if far < tol else got[1])
+            going[i] = (point, None if far < tol else sample)
     kept = set(alive)
     return [b if i in kept else None for i, b in enumerate(best)]
 

@@ -56,7 +56,7 @@ from napari_pyramids.core.search_engine import (
     image_levels,
     row_keys,
 )
-from napari_pyramids.core.subpixel import parabolas
+from napari_pyramids.core.subpixel import vertex
 from napari_pyramids.core.zncc import (
     _rough_variance,
     _Scorer,
@@ -275,9 +275,7 @@ def iter_scaled_search(
         # be followed: its map's maxima are not looked for
         floor = found[1][0] - FOLLOW if len(us) >= least else -np.inf
         for u, scores in zip(fresh, maps):
-            positions, values = _best_maxima(scores, search.most, count)
-            above = values >= floor
-            positions, values = positions[above], values[above]
+            positions, values = _best_maxima(scores, search.most, count, floor)
             new = (positions, values, np.full(len(values), -1))
             groups.append((new, np.full(len(values), u)))
         found, us = _merge_scaled(*groups)
@@ -360,7 +358,8 @@ class _Refiner:
     def __call__(self, k, starts, us, examined, least):
         """Candidates from octave ``k + 1`` (``starts`` already in octave-``k``
         pixels, ``us`` their log2 scales) refined at octave ``k``: ``(positions,
-        scores, parents), log2 scales``, best first."""
+        scores, parents), log2 scales``, best first (two that ended at the same
+        corner and scale are both there: the caller merges)."""
         level = self.search.levels[k]
         plane = level[0] if level.shape[-1] > 1 else level[0, :, :, 0]
         fits, points, units = [], [], []
@@ -372,14 +371,11 @@ class _Refiner:
             points.append((*corner, 2.0**u / unit))
             units.append(unit)
             examined.add(float(u))
-        done = fit_all(
-            fits,
-            points,
-            least=least,
-            margin=FOLLOW,
-            steps=_FIT_STEPS,
-            tol=_FIT_TOLERANCE if k == 0 else 2 * _FIT_TOLERANCE,
-        )
+        tol = _FIT_TOLERANCE if k == 0 else 2 * _FIT_TOLERANCE
+        options = dict(steps=_FIT_STEPS, tol=tol)
+        done = fit_all(fits, points, least=least, margin=FOLLOW, **options)
+        if k == 0:
+            self.regrid(plane, done, units, options)
         rows, values, kept, kept_us = [], [], [], []
         for parent, (got, unit) in enumerate(zip(done, units)):
             if got is None:
@@ -395,19 +391,53 @@ class _Refiner:
             kept_us.append(u)
         if not rows:
             return (np.zeros((0, 3), int), np.zeros(0), np.zeros(0, int)), np.zeros(0)
-        found = (np.array(rows), np.array(values), np.array(kept))
-        return _merge_scaled((found, np.array(kept_us)))
+        order = np.argsort(-np.array(values), kind="stable")
+        found = (np.array(rows)[order], np.array(values)[order], np.array(kept)[order])
+        return found, np.array(kept_us)[order]
+
+    def regrid(self, plane, done, units, options) -> None:
+        """Octave 0's fits (``done``, their templates' scales ``units``) that
+        ended nearer another grid scale than their template's go on from there
+        with that scale's template, up to _REGRIDS times: a template stretched
+        by several percent and the image blurred to match it score a little
+        differently from the template resampled to that scale, which is the
+        match's ZNCC. ``done`` and ``units`` are updated in place."""
+        for _ in range(_REGRIDS):
+            moved = [
+                i
+                for i, got in enumerate(done)
+                if got is not None
+                and self.on_grid(math.log2(got[2] * units[i]), 0)
+                != self.on_grid(math.log2(units[i]), 0)
+            ]
+            if not moved:
+                return
+            again = [
+                self.fit(plane, 0, math.log2(done[i][2] * units[i])) for i in moved
+            ]
+            starts = [
+                (done[i][0], done[i][1], done[i][2] * units[i] / unit)
+                for i, (_, unit) in zip(moved, again)
+            ]
+            fits = [fit for fit, _ in again]
+            redone = fit_all(fits, starts, least=len(moved), margin=math.inf, **options)
+            for i, (_, unit), got in zip(moved, again, redone):
+                if got is not None:
+                    done[i], units[i] = got, unit
 
     def place(self, k, position, u, scores):
         """Record the sub-pixel corner of the maximum at ``position`` of the
         start map ``scores`` (log2 scale ``u``, octave ``k``): the vertex of one
         parabola per axis through the map's scores around it."""
-        at = tuple(int(p) for p in position)
-        free = [ax for ax in (1, 2) if 0 < at[ax] < scores.shape[ax] - 1]
-        shift = np.zeros(3)
-        if free:
-            shift[free], _ = parabolas(scores, at, free)
-        self.corners[_key(k, at[1], at[2], u)] = (at[1] + shift[1], at[2] + shift[2])
+        _, y, x = (int(p) for p in position)
+        plane = scores[0]
+        h, w = plane.shape
+        cy, cx = float(y), float(x)
+        if 0 < y < h - 1:
+            cy += vertex(*(float(v) for v in plane[y - 1 : y + 2, x]))[0]
+        if 0 < x < w - 1:
+            cx += vertex(*(float(v) for v in plane[y, x - 1 : x + 2]))[0]
+        self.corners[_key(k, y, x, u)] = (cy, cx)
 
     def on_grid(self, u: float, k: int) -> float:
         """``u`` rounded to octave ``k``'s grid of trial scales, within bounds."""
@@ -439,6 +469,10 @@ def _key(k: int, y, x, u: float) -> tuple[int, int, int, int]:
 
 #: Most steps of one candidate's fit at one octave.
 _FIT_STEPS = 6
+
+#: Most times an octave-0 fit moves on to the template of the grid scale it
+#: ended nearest (:meth:`_Refiner.regrid`).
+_REGRIDS = 2
 
 #: A fit at octave 0 stops when a step moves the corner by less than this many
 #: pixels (twice as many at the coarser octaves, whose fits only start finer ones).

@@ -150,22 +150,63 @@ def _centre(corner, shape, scale) -> tuple[float, ...]:
     return tuple(float(p) + (s - 1) * scale / 2 for p, s in zip(corner, shape))
 
 
-def _local_maxima(scores: np.ndarray, count: int) -> np.ndarray:
-    """``(z, y, x)`` positions of the ``count`` best local maxima, best first.
+def _local_maxima(scores: np.ndarray, count: int, floor: float = -np.inf) -> np.ndarray:
+    """``(z, y, x)`` positions of the ``count`` best local maxima that score at
+    least ``floor``, best first.
 
     A local maximum is at least as high as its 3x3x3 neighbours; undefined (NaN,
     flat-window) scores never are.
     """
+    if scores.shape[0] == 1 and floor > -np.inf:
+        above = np.flatnonzero(scores >= floor)
+        if len(above) <= _FEW_ABOVE * scores.size:
+            return _maxima_among(scores[0], above, count)
     filled, grown = _grown(scores)
     flat_idx = np.flatnonzero(filled == grown)
     values = filled.flat[flat_idx]
-    defined = values > -np.inf  # an all-flat neighbourhood equals itself too
+    defined = (values > -np.inf) & (values >= floor)  # -inf: flat all round
     flat_idx, values = flat_idx[defined], values[defined]
+    return _best_first(flat_idx, values, count, scores.shape)
+
+
+def _maxima_among(plane: np.ndarray, flat_idx: np.ndarray, count: int) -> np.ndarray:
+    """:func:`_local_maxima` of a ``(h, w)`` map among the entries
+    ``flat_idx`` (flat indices) only, each compared with its eight neighbours
+    (NaN ones lose). A neighbour's index is clipped to the map, which can only
+    land on the entry itself or on another of its neighbours."""
+    h, w = plane.shape
+    y, x = np.divmod(flat_idx, w)
+    # np.minimum and np.maximum: np.clip's own overhead outweighs the work here
+    ny = np.minimum(np.maximum(y[:, None] + _AROUND[0], 0), h - 1)
+    nx = np.minimum(np.maximum(x[:, None] + _AROUND[1], 0), w - 1)
+    values = plane.flat[flat_idx]
+    peak = ~(plane[ny, nx] > values[:, None]).any(axis=1)
+    return _best_first(flat_idx[peak], values[peak], count, (1, h, w))
+
+
+#: (dy, dx) of the eight neighbours of a map entry
+_AROUND = np.array([(-1, -1, -1, 0, 0, 1, 1, 1), (-1, 0, 1, -1, 1, -1, 0, 1)])
+
+
+def _best_first(flat_idx, values, count: int, shape) -> np.ndarray:
+    """Positions (rows of indices into ``shape``) of the ``count`` best of the
+    entries ``flat_idx`` scoring ``values``, best first (ties in index order
+    where all are kept)."""
     if len(flat_idx) > count:
         keep = np.argpartition(-values, count - 1)[:count]
         flat_idx, values = flat_idx[keep], values[keep]
     order = np.argsort(-values, kind="stable")
-    return np.stack(np.unravel_index(flat_idx[order], scores.shape), axis=1)
+    flat_idx = flat_idx[order]
+    positions = np.empty((len(flat_idx), len(shape)), np.intp)
+    for axis in range(len(shape) - 1, -1, -1):  # the last axis varies fastest
+        flat_idx, positions[:, axis] = np.divmod(flat_idx, shape[axis])
+    return positions
+
+
+#: :func:`_local_maxima` compares the entries above its floor with their
+#: neighbours one by one where they are at most this fraction of the map
+#: (cheaper than a dilation of the whole map), and dilates otherwise.
+_FEW_ABOVE = 1 / 16
 
 
 def _suppress(positions, scores, extent, count):
@@ -399,11 +440,12 @@ class _Search:
         return sorted(out, key=lambda m: -m.score)
 
 
-def _best_maxima(scores, count, least):
+def _best_maxima(scores, count, least, floor=-np.inf):
     """Positions and scores of the best local maxima of a ZNCC map, best first,
     flat windows left out: all those within MARGIN of the best (at most
-    ``count``), and at least ``least`` of them."""
-    positions = _local_maxima(scores, count)
+    ``count``), and at least ``least`` of them; of those, the ones that score
+    at least ``floor``."""
+    positions = _local_maxima(scores, count, floor)
     values = scores[tuple(positions.T)].astype(np.float64)
     keep = _shortlist(values, least, len(values), MARGIN)
     return positions[:keep], values[:keep]

@@ -6,6 +6,7 @@ neighbourhood), or one parabola per axis where that quadratic has no maximum.
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
@@ -107,17 +108,29 @@ def _vertex(scores, centre, free):
 
 
 def parabolas(scores, centre, free):
-    """:func:`_vertex` one axis at a time: along each ``free`` axis, the vertex
-    of the parabola through the centre's score and its two neighbours (within
-    half a pixel; none where the three are not concave), and the rise there."""
+    """:func:`vertex` one axis at a time: along each ``free`` axis, the vertex
+    of the parabola through the centre's score and its two neighbours, and the
+    rise there."""
     shift, gain = np.zeros(len(free)), 0.0
     for i, ax in enumerate(free):
         before, after = list(centre), list(centre)
         before[ax] -= 1
         after[ax] += 1
-        a, b, c = scores[tuple(before)], scores[centre], scores[tuple(after)]
-        curve = a - 2 * b + c
-        if np.isfinite(curve) and curve < 0:
-            shift[i] = min(max((a - c) / (2 * curve), -0.5), 0.5)
-            gain += max(-curve * shift[i] ** 2 / 2, 0.0)
+        shift[i], rise = vertex(
+            float(scores[tuple(before)]),
+            float(scores[centre]),
+            float(scores[tuple(after)]),
+        )
+        gain += rise
     return shift, gain
+
+
+def vertex(before: float, at: float, after: float) -> tuple[float, float]:
+    """Offset (within half a pixel) of the vertex of the parabola through three
+    neighbouring scores, and its rise above the middle one; (0, 0) where the
+    three are not concave (or not all defined)."""
+    curve = before - 2 * at + after
+    if not (math.isfinite(curve) and curve < 0):
+        return 0.0, 0.0
+    shift = min(max((before - after) / (2 * curve), -0.5), 0.5)
+    return shift, max(-curve * shift**2 / 2, 0.0)
