@@ -375,7 +375,7 @@ class _Refiner:
         options = dict(steps=_FIT_STEPS, tol=tol)
         done = fit_all(fits, points, least=least, margin=FOLLOW, **options)
         if k == 0:
-            self.regrid(plane, done, units, options)
+            self.regrid(plane, fits, done, units, options)
         rows, values, kept, kept_us = [], [], [], []
         for parent, (got, unit) in enumerate(zip(done, units)):
             if got is None:
@@ -395,20 +395,20 @@ class _Refiner:
         found = (np.array(rows)[order], np.array(values)[order], np.array(kept)[order])
         return found, np.array(kept_us)[order]
 
-    def regrid(self, plane, done, units, options) -> None:
-        """Octave 0's fits (``done``, their templates' scales ``units``) that
-        ended nearer another grid scale than their template's go on from there
-        with that scale's template, up to _REGRIDS times: a template stretched
-        by several percent and the image blurred to match it score a little
+    def regrid(self, plane, fits, done, units, options) -> None:
+        """Octave 0's fits (:class:`Fit` ``fits``, results ``done``, their
+        templates' scales ``units``) that stretched their template by more than
+        _STRETCH pixels go on from there with the template of the grid scale
+        they ended nearest, up to _REGRIDS times: a template stretched by
+        several percent and the image blurred to match it score a little
         differently from the template resampled to that scale, which is the
-        match's ZNCC. ``done`` and ``units`` are updated in place."""
+        match's ZNCC. The lists are updated in place."""
         for _ in range(_REGRIDS):
             moved = [
                 i
                 for i, got in enumerate(done)
                 if got is not None
-                and self.on_grid(math.log2(got[2] * units[i]), 0)
-                != self.on_grid(math.log2(units[i]), 0)
+                and abs(got[2] - 1) * max(fits[i].h, fits[i].w) > _STRETCH
             ]
             if not moved:
                 return
@@ -419,11 +419,11 @@ class _Refiner:
                 (done[i][0], done[i][1], done[i][2] * units[i] / unit)
                 for i, (_, unit) in zip(moved, again)
             ]
-            fits = [fit for fit, _ in again]
-            redone = fit_all(fits, starts, least=len(moved), margin=math.inf, **options)
-            for i, (_, unit), got in zip(moved, again, redone):
+            new = [fit for fit, _ in again]
+            redone = fit_all(new, starts, least=len(moved), margin=math.inf, **options)
+            for i, fit, (_, unit), got in zip(moved, new, again, redone):
                 if got is not None:
-                    done[i], units[i] = got, unit
+                    fits[i], done[i], units[i] = fit, got, unit
 
     def place(self, k, position, u, scores):
         """Record the sub-pixel corner of the maximum at ``position`` of the
@@ -471,9 +471,11 @@ def _key(k: int, y, x, u: float) -> tuple[int, int, int, int]:
 _FIT_STEPS = 6
 
 #: Most times an octave-0 fit moves on to the template of the grid scale it
-#: ended nearest (:meth:`_Refiner.regrid`).
+#: ended nearest (:meth:`_Refiner.regrid`), and by how many pixels of its
+#: longer side it must have stretched its own template to do so.
 _REGRIDS = 2
+_STRETCH = 2.0
 
 #: A fit at octave 0 stops when a step moves the corner by less than this many
 #: pixels (twice as many at the coarser octaves, whose fits only start finer ones).
-_FIT_TOLERANCE = 0.05
+_FIT_TOLERANCE = 0.1
