@@ -372,7 +372,7 @@ class _Refiner:
             units.append(unit)
             examined.add(float(u))
         tol = _FIT_TOLERANCE if k == 0 else 2 * _FIT_TOLERANCE
-        options = dict(steps=_FIT_STEPS, tol=tol)
+        options = dict(steps=_FIT_STEPS if k == 0 else _COARSE_STEPS, tol=tol)
         done = fit_all(fits, points, least=least, margin=FOLLOW, **options)
         if k == 0:
             self.regrid(plane, fits, done, units, options)
@@ -467,8 +467,10 @@ def _key(k: int, y, x, u: float) -> tuple[int, int, int, int]:
     return (k, int(y), int(x), round(u * _SCALE_KEYS))
 
 
-#: Most steps of one candidate's fit at one octave.
+#: Most steps of one candidate's fit at octave 0, and at a coarser octave
+#: (whose fits only start finer ones).
 _FIT_STEPS = 6
+_COARSE_STEPS = 4
 
 #: Most times an octave-0 fit moves on to the template of the grid scale it
 #: ended nearest (:meth:`_Refiner.regrid`), and by how many pixels of its

@@ -180,7 +180,8 @@ class _Scorer:
 
     def __init__(self, template: np.ndarray, rough: bool = False, blur: float = 0):
         t = template.astype(np.float64)
-        mean = float(t.mean())
+        # numpy's mean, less its call overhead (a third of this scorer's set-up)
+        mean = float(np.add.reduce(t, axis=None)) / t.size
         t -= mean
         self.shape = template.shape[:3]
         self.size = t.size
