@@ -5,12 +5,15 @@ pixels. This module moves it off that grid: the corner ``c`` and the spacing
 ``f`` (image pixels per template pixel) that maximise the ZNCC between the
 template and the image sampled at ``c + f * q`` for every template pixel ``q``.
 It is the enhanced correlation coefficient (ECC) maximisation of Evangelidis
-and Psarakis [1]_ for a warp of translation and isotropic scale: each step
-linearises the sampled image in the three parameters (its gradients times
-``(1, 0, q_y)``, ``(0, 1, q_x)``) and takes the step that maximises the
-correlation of the linearised window with the template, which is closed-form.
-A start within a pixel or two and a few percent of scale converges in three to
-five steps, to a small fraction of a pixel.
+and Psarakis [1]_ for a warp of translation and isotropic scale, in its
+inverse-compositional form: each step linearises the template in the three
+parameters of a small warp of its own (its gradients times ``(1, 0, q_y)``,
+``(0, 1, q_x)``), takes the closed-form step that maximises the correlation of
+the linearised template with the sampled window, and composes that warp's
+inverse into the image's. The template's side is the same at every step, so
+it is worked out once per template; a step samples the image once. A start
+within a pixel or two and a few percent of scale converges in three to five
+steps, to a small fraction of a pixel.
 
 The image is sampled on the template's grid, so every step scores the same
 number of pixels whatever the scale; where ``f > 1`` (template pixels coarser
