@@ -87,9 +87,6 @@ _SCALE_KEYS = 2**20
 #: Fewest candidates followed from one octave to the next.
 _LEAST = 2
 
-#: Most steps of one candidate's hill climb over scales at one octave.
-_SCALE_CLIMBS = 3
-
 
 def check_scales(scales, template_shape, image_shape) -> tuple[float, float]:
     """``scales`` as ``(smallest, largest)`` floats, or a ValueError that says
